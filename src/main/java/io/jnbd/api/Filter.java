@@ -1,0 +1,33 @@
+package io.jnbd.api;
+
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * A layer between the server and the plugin. One instance per server, configured with the keys
+ * it claims (see {@link Configurable#config}); state shared by all connections (a cache, the
+ * readahead streams) lives in the instance, per-connection state in the {@link Export} that
+ * {@link #open} returns, usually a {@link FilterExport} around the export below.
+ *
+ * <p>Every method has a pass-through default, so a filter overrides only what it changes.
+ * Filters are found by name through {@link java.util.ServiceLoader} ({@code
+ * META-INF/services/io.jnbd.api.Filter}) or by class name.
+ */
+public interface Filter extends Configurable {
+  @Override
+  default boolean config(String key, String value) {
+    return false;
+  }
+
+  default Export open(Layer next, boolean readOnly, String exportName) throws IOException {
+    return next.open(readOnly, exportName);
+  }
+
+  default List<ExportDescription> listExports(Layer next, boolean readOnly) throws IOException {
+    return next.listExports(readOnly);
+  }
+
+  default String defaultExport(Layer next, boolean readOnly) throws IOException {
+    return next.defaultExport(readOnly);
+  }
+}

@@ -1,0 +1,71 @@
+package io.jnbd.api;
+
+import java.util.Locale;
+
+/** Parsers for configuration values, with the syntax nbdkit accepts, and one-line errors. */
+public final class Values {
+  private Values() {}
+
+  /**
+   * Parses a size: a non-negative integer with an optional binary suffix, as nbdkit does: {@code
+   * 512}, {@code 4k}, {@code 1M}, {@code 2G}, {@code 1T}, {@code 1P}, {@code 1E}, case
+   * insensitive, and the forms {@code 1KiB}/{@code 1KB}. A trailing {@code b} or {@code s}
+   * (bytes, 512-byte sectors) is accepted as in nbdkit.
+   *
+   * @param what the key, for the error message
+   */
+  public static long parseSize(String what, String text) {
+    String s = text.trim();
+    if (s.isEmpty()) {
+      throw new ConfigException(what + ": empty size");
+    }
+    int digits = 0;
+    while (digits < s.length() && Character.isDigit(s.charAt(digits))) {
+      digits++;
+    }
+    if (digits == 0) {
+      throw new ConfigException(what + ": not a size: '" + text + "'");
+    }
+    String suffix = s.substring(digits).trim().toLowerCase(Locale.ROOT);
+    long multiplier =
+        switch (suffix) {
+          case "", "b" -> 1L;
+          case "s" -> 512L;
+          case "k", "kb", "kib" -> 1L << 10;
+          case "m", "mb", "mib" -> 1L << 20;
+          case "g", "gb", "gib" -> 1L << 30;
+          case "t", "tb", "tib" -> 1L << 40;
+          case "p", "pb", "pib" -> 1L << 50;
+          case "e", "eb", "eib" -> 1L << 60;
+          default -> throw new ConfigException(what + ": unknown size suffix in '" + text + "'");
+        };
+    try {
+      long number = Long.parseLong(s.substring(0, digits));
+      return Math.multiplyExact(number, multiplier);
+    } catch (NumberFormatException | ArithmeticException e) {
+      throw new ConfigException(what + ": size too large: '" + text + "'");
+    }
+  }
+
+  /** Parses a boolean as nbdkit does: 1/true/yes/on and 0/false/no/off, case insensitive. */
+  public static boolean parseBool(String what, String text) {
+    return switch (text.trim().toLowerCase(Locale.ROOT)) {
+      case "1", "true", "yes", "on" -> true;
+      case "0", "false", "no", "off" -> false;
+      default -> throw new ConfigException(what + ": not a boolean: '" + text + "'");
+    };
+  }
+
+  /** Parses a non-negative int within [min, max]. */
+  public static int parseInt(String what, String text, int min, int max) {
+    try {
+      int value = Integer.parseInt(text.trim());
+      if (value < min || value > max) {
+        throw new ConfigException(what + ": must be between " + min + " and " + max + ": " + text);
+      }
+      return value;
+    } catch (NumberFormatException e) {
+      throw new ConfigException(what + ": not a number: '" + text + "'");
+    }
+  }
+}

@@ -1,0 +1,44 @@
+package io.jnbd.server;
+
+import java.time.Duration;
+
+/**
+ * Server-wide settings that do not belong to any plugin or filter.
+ *
+ * @param readOnly serve every export read-only ({@code -r}), whatever the plugin can do
+ * @param exportName the name that the server's default export is known by ({@code -e}); null
+ *     means the plugin's own default
+ * @param maxRequestsPerConnection requests processed at once on one connection ({@code -t});
+ *     further requests wait in the socket, which pushes back on the client
+ * @param verbose log every request ({@code -v})
+ * @param shutdownGrace how long in-flight requests may finish when the server stops
+ */
+public record ServerConfig(
+    boolean readOnly,
+    String exportName,
+    int maxRequestsPerConnection,
+    boolean verbose,
+    Duration shutdownGrace) {
+
+  public static final int DEFAULT_MAX_REQUESTS = 64;
+
+  public static ServerConfig defaults() {
+    return new ServerConfig(false, null, DEFAULT_MAX_REQUESTS, false, Duration.ofSeconds(5));
+  }
+
+  public ServerConfig withReadOnly(boolean value) {
+    return new ServerConfig(value, exportName, maxRequestsPerConnection, verbose, shutdownGrace);
+  }
+
+  public ServerConfig withExportName(String value) {
+    return new ServerConfig(readOnly, value, maxRequestsPerConnection, verbose, shutdownGrace);
+  }
+
+  public ServerConfig withMaxRequestsPerConnection(int value) {
+    return new ServerConfig(readOnly, exportName, value, verbose, shutdownGrace);
+  }
+
+  public ServerConfig withVerbose(boolean value) {
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, value, shutdownGrace);
+  }
+}
