@@ -1,0 +1,65 @@
+package io.jnbd.server;
+
+import java.nio.ByteBuffer;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Direct buffers for request payloads, in power-of-two size classes, reused across requests and
+ * connections. Socket I/O from a heap buffer copies through a temporary direct buffer; pooling
+ * direct buffers keeps the READ path at one copy (plugin into buffer, buffer onto the socket)
+ * without allocating a direct buffer per request. What the pool keeps is bounded in bytes;
+ * beyond that, returned buffers are left to the garbage collector.
+ */
+final class BufferPool {
+  private static final int MIN_SHIFT = 12;
+  private static final int MAX_SHIFT = 25;
+
+  private final ConcurrentLinkedDeque<ByteBuffer>[] free;
+  private final AtomicLong pooledBytes = new AtomicLong();
+  private final long maxPooledBytes;
+
+  @SuppressWarnings("unchecked")
+  BufferPool(long maxPooledBytes) {
+    this.maxPooledBytes = maxPooledBytes;
+    free = new ConcurrentLinkedDeque[MAX_SHIFT - MIN_SHIFT + 1];
+    for (int i = 0; i < free.length; i++) {
+      free[i] = new ConcurrentLinkedDeque<>();
+    }
+  }
+
+  /** The largest buffer the pool hands out. */
+  static int maxSize() {
+    return 1 << MAX_SHIFT;
+  }
+
+  /** A buffer with position 0 and limit {@code size} (at most {@link #maxSize()}). */
+  ByteBuffer take(int size) {
+    int shift = Math.max(MIN_SHIFT, 32 - Integer.numberOfLeadingZeros(Math.max(size, 1) - 1));
+    if (shift > MAX_SHIFT) {
+      throw new IllegalArgumentException("buffer of " + size + " bytes is over the pool's maximum");
+    }
+    ByteBuffer buffer = free[shift - MIN_SHIFT].pollFirst();
+    if (buffer == null) {
+      buffer = ByteBuffer.allocateDirect(1 << shift);
+    } else {
+      pooledBytes.addAndGet(-buffer.capacity());
+    }
+    return buffer.clear().limit(size);
+  }
+
+  void give(ByteBuffer buffer) {
+    if (buffer == null || !buffer.isDirect() || Integer.bitCount(buffer.capacity()) != 1) {
+      return;
+    }
+    int shift = Integer.numberOfTrailingZeros(buffer.capacity());
+    if (shift < MIN_SHIFT || shift > MAX_SHIFT) {
+      return;
+    }
+    if (pooledBytes.addAndGet(buffer.capacity()) > maxPooledBytes) {
+      pooledBytes.addAndGet(-buffer.capacity());
+      return;
+    }
+    free[shift - MIN_SHIFT].offerFirst(buffer);
+  }
+}

@@ -1,0 +1,250 @@
+package io.jnbd.server;
+
+import io.jnbd.api.Errno;
+import io.jnbd.api.Extents;
+import io.jnbd.api.NbdException;
+import io.jnbd.protocol.Nbd;
+import io.jnbd.protocol.Nbd.Cmd;
+import io.jnbd.protocol.Nbd.CmdFlag;
+import io.jnbd.protocol.Request;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client connection: the handshake, then the transmission loop. One thread reads and checks
+ * requests (reading WRITE payloads off the wire); each valid request then runs on a virtual
+ * thread of its own, at most {@link ServerConfig#maxRequestsPerConnection()} at once and within
+ * a byte budget, so a client that sends faster than the export answers is slowed by TCP, not by
+ * the server's memory. Replies go out in completion order.
+ */
+final class Connection {
+  private static final Logger log = LoggerFactory.getLogger(Connection.class);
+  /** Payload bytes one connection may have in flight; a 32 MiB request always fits. */
+  private static final int BYTE_BUDGET = 64 << 20;
+
+  private final Wire wire;
+  private final Stack stack;
+  private final ServerConfig config;
+  private final BufferPool pool;
+  private final Lock allRequestsLock;
+  private final String peer;
+  private volatile boolean stopping;
+
+  Connection(Wire wire, Stack stack, ServerConfig config, BufferPool pool, Lock allRequestsLock, String peer) {
+    this.wire = wire;
+    this.stack = stack;
+    this.config = config;
+    this.pool = pool;
+    this.allRequestsLock = allRequestsLock;
+    this.peer = peer;
+  }
+
+  /** Serves the client until it disconnects, breaks the protocol, or {@link #stop} is called. */
+  void serve() {
+    try (wire) {
+      Negotiation.Result negotiated = new Negotiation(wire, stack, config, peer).run();
+      if (negotiated == null) {
+        return;
+      }
+      try (ServedExport export = negotiated.export()) {
+        if (config.verbose()) {
+          log.debug("{}: serving '{}' size={} flags=0x{}", peer, export.name, export.size,
+              Integer.toHexString(export.transmissionFlags(negotiated.structuredReplies())));
+        }
+        transmit(export, negotiated);
+      }
+    } catch (EOFException e) {
+      log.debug("{}: client disconnected", peer);
+    } catch (IOException e) {
+      if (!stopping) {
+        log.info("{}: connection closed: {}", peer, e.getMessage());
+      }
+    } catch (RuntimeException e) {
+      log.warn("{}: connection failed", peer, e);
+    }
+  }
+
+  /** Stops reading requests; in-flight ones still get their replies. */
+  void stop() {
+    stopping = true;
+    wire.shutdownInput();
+  }
+
+  private void transmit(ServedExport export, Negotiation.Result negotiated) throws IOException {
+    ReplyWriter replies = new ReplyWriter(wire, negotiated.structuredReplies());
+    Semaphore requestSlots = new Semaphore(Math.max(1, config.maxRequestsPerConnection()));
+    Semaphore byteBudget = new Semaphore(BYTE_BUDGET);
+    Lock requestLock = switch (stack.threadModel()) {
+      case PARALLEL -> null;
+      case SERIALIZE_REQUESTS, SERIALIZE_CONNECTIONS -> new ReentrantLock();
+      case SERIALIZE_ALL_REQUESTS -> allRequestsLock;
+    };
+    ExecutorService workers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("nbd-request-", 0).factory());
+    ByteBuffer header = ByteBuffer.allocate(Nbd.REQUEST_SIZE);
+    try {
+      while (true) {
+        wire.readFully(header.clear());
+        Request request = Request.decode(header.flip());
+        if (request == null) {
+          log.info("{}: dropped: bad request magic", peer);
+          return;
+        }
+        if (request.type() == Cmd.DISC) {
+          log.debug("{}: client sent DISC", peer);
+          return;
+        }
+        ByteBuffer payload = null;
+        if (request.type() == Cmd.WRITE) {
+          if (request.length() > export.maxPayload()) {
+            // Reading the payload off keeps the stream in step, so the client can go on.
+            wire.skip(request.length());
+            reject(replies, request, Errno.EINVAL, "write of " + request.length() + " bytes is over the maximum of " + export.maxPayload());
+            continue;
+          }
+          payload = pool.take((int) request.length());
+          wire.readFully(payload);
+          payload.flip();
+        }
+        Validation.Rejection rejection = Validation.check(request, export, negotiated);
+        if (rejection != null) {
+          pool.give(payload);
+          reject(replies, request, rejection.errno(), rejection.message());
+          continue;
+        }
+        int cost = (int) Math.min(request.length(), export.maxPayload());
+        boolean dataCommand = request.type() == Cmd.READ || request.type() == Cmd.WRITE;
+        requestSlots.acquireUninterruptibly();
+        if (dataCommand) {
+          byteBudget.acquireUninterruptibly(cost);
+        }
+        ByteBuffer body = payload;
+        workers.execute(() -> {
+          try {
+            process(request, body, export, negotiated, replies, requestLock);
+          } finally {
+            pool.give(body);
+            if (dataCommand) {
+              byteBudget.release(cost);
+            }
+            requestSlots.release();
+          }
+        });
+      }
+    } finally {
+      workers.shutdown();
+      awaitInFlight(workers);
+    }
+  }
+
+  private void awaitInFlight(ExecutorService workers) {
+    try {
+      if (!workers.awaitTermination(config.shutdownGrace().toMillis(), TimeUnit.MILLISECONDS)) {
+        log.warn("{}: requests still running after {}; interrupting them", peer, config.shutdownGrace());
+        workers.shutdownNow();
+        workers.awaitTermination(1, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      workers.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void reject(ReplyWriter replies, Request request, Errno errno, String problem) throws IOException {
+    log.debug("{}: {} rejected: {}", peer, request, problem);
+    replies.error(request.cookie(), errno, problem);
+  }
+
+  private void process(Request request, ByteBuffer payload, ServedExport export, Negotiation.Result negotiated,
+      ReplyWriter replies, Lock requestLock) {
+    long started = config.verbose() ? System.nanoTime() : 0;
+    ByteBuffer readBuffer = null;
+    try {
+      if (requestLock != null) {
+        requestLock.lock();
+      }
+      try {
+        readBuffer = execute(request, payload, export, negotiated, replies);
+      } finally {
+        if (requestLock != null) {
+          requestLock.unlock();
+        }
+      }
+      if (config.verbose()) {
+        log.debug("{}: {} ok in {} us", peer, request, (System.nanoTime() - started) / 1000);
+      }
+    } catch (IOException | RuntimeException failure) {
+      Errno errno = NbdException.errnoOf(failure);
+      String message = failure instanceof NbdException ? failure.getMessage() : failure.toString();
+      if (failure instanceof NbdException) {
+        log.debug("{}: {} failed: {} {}", peer, request, errno, message);
+      } else {
+        log.warn("{}: {} failed: {}", peer, request, message);
+      }
+      try {
+        replies.error(request.cookie(), errno, message);
+      } catch (IOException e) {
+        log.debug("{}: cannot send error reply: {}", peer, e.getMessage());
+      }
+    } finally {
+      pool.give(readBuffer);
+    }
+  }
+
+  /** Runs one valid request and sends its reply; returns a buffer to give back to the pool. */
+  private ByteBuffer execute(Request request, ByteBuffer payload, ServedExport export,
+      Negotiation.Result negotiated, ReplyWriter replies) throws IOException {
+    long offset = request.offset();
+    long length = request.length();
+    boolean fua = request.has(CmdFlag.FUA);
+    switch (request.type()) {
+      case Cmd.READ -> {
+        ByteBuffer data = pool.take((int) length);
+        if (length > 0) {
+          export.pread(data, offset);
+        }
+        replies.readData(request, data.flip());
+        return data;
+      }
+      case Cmd.WRITE -> {
+        if (length > 0) {
+          export.pwrite(payload, offset, fua);
+        }
+      }
+      case Cmd.FLUSH -> export.flush();
+      case Cmd.TRIM -> {
+        if (length > 0) {
+          export.trim(offset, length, fua);
+        }
+      }
+      case Cmd.WRITE_ZEROES -> {
+        if (length > 0) {
+          export.zero(offset, length, fua, !request.has(CmdFlag.NO_HOLE), request.has(CmdFlag.FAST_ZERO));
+        }
+      }
+      case Cmd.CACHE -> export.cache(offset, length, pool);
+      case Cmd.BLOCK_STATUS -> {
+        Extents extents = new Extents(offset, offset + length);
+        export.extents(offset, length, request.has(CmdFlag.REQ_ONE), extents);
+        if (request.has(CmdFlag.REQ_ONE) && extents.count() > 1) {
+          Extents first = new Extents(offset, offset + extents.length(0));
+          first.add(offset, extents.length(0), extents.type(0));
+          extents = first;
+        }
+        replies.blockStatus(request, Negotiation.BASE_ALLOCATION_ID, extents);
+        return null;
+      }
+      default -> throw new NbdException(Errno.EINVAL, "unknown command " + request.type());
+    }
+    replies.ok(request.cookie());
+    return null;
+  }
+}

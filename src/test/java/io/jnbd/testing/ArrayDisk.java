@@ -1,0 +1,175 @@
+package io.jnbd.testing;
+
+import io.jnbd.api.Errno;
+import io.jnbd.api.Export;
+import io.jnbd.api.Extents;
+import io.jnbd.api.Flags;
+import io.jnbd.api.NbdException;
+import io.jnbd.api.Plugin;
+import io.jnbd.api.Support;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A small disk in a byte array for server tests: every capability can be switched, and what
+ * reached it (flushes, FUA writes, native zeroes) is counted, so tests can check that the server
+ * honours and emulates capabilities as advertised. Extents report runs of zero bytes as holes.
+ */
+public final class ArrayDisk implements Plugin {
+  public final byte[] data;
+  public boolean writable = true;
+  public boolean flush = true;
+  public Support fua = Support.NATIVE;
+  public boolean trim = true;
+  public Support zero = Support.NATIVE;
+  public boolean fastZero = true;
+  public boolean extents = true;
+  public Support cache = Support.NATIVE;
+  public boolean multiConn = true;
+  public final AtomicInteger flushes = new AtomicInteger();
+  public final AtomicInteger fuaWrites = new AtomicInteger();
+  public final AtomicInteger nativeZeroes = new AtomicInteger();
+  public final AtomicInteger caches = new AtomicInteger();
+
+  public ArrayDisk(int size) {
+    data = new byte[size];
+  }
+
+  @Override
+  public String name() {
+    return "arraydisk";
+  }
+
+  @Override
+  public String description() {
+    return "test disk in a byte array";
+  }
+
+  @Override
+  public boolean config(String key, String value) {
+    return false;
+  }
+
+  @Override
+  public Export open(boolean readOnly, String exportName) throws NbdException {
+    if (exportName.equals("missing")) {
+      throw new NbdException(Errno.EINVAL, "no export called 'missing'");
+    }
+    return new Export() {
+      @Override
+      public long size() {
+        return data.length;
+      }
+
+      @Override
+      public void pread(ByteBuffer buffer, long offset) {
+        synchronized (data) {
+          buffer.put(data, (int) offset, buffer.remaining());
+        }
+      }
+
+      @Override
+      public void pwrite(ByteBuffer buffer, long offset, int flags) {
+        if (Flags.has(flags, Flags.FUA)) {
+          fuaWrites.incrementAndGet();
+        }
+        synchronized (data) {
+          buffer.get(data, (int) offset, buffer.remaining());
+        }
+      }
+
+      @Override
+      public void flush() {
+        flushes.incrementAndGet();
+      }
+
+      @Override
+      public void trim(long offset, long length, int flags) {
+        fill(offset, length);
+      }
+
+      @Override
+      public void zero(long offset, long length, int flags) throws NbdException {
+        if (zero != Support.NATIVE) {
+          throw new NbdException(Errno.ENOTSUP, "no native zero");
+        }
+        nativeZeroes.incrementAndGet();
+        fill(offset, length);
+      }
+
+      @Override
+      public void extents(long offset, long length, int flags, Extents out) {
+        long end = offset + length;
+        long at = offset;
+        synchronized (data) {
+          while (at < end && !out.isFull()) {
+            boolean isZero = data[(int) at] == 0;
+            long runEnd = at;
+            while (runEnd < end && (data[(int) runEnd] == 0) == isZero) {
+              runEnd++;
+            }
+            out.add(at, runEnd - at, isZero ? Extents.HOLE_ZERO : Extents.DATA);
+            at = runEnd;
+          }
+        }
+      }
+
+      @Override
+      public void cache(long offset, long length) {
+        caches.incrementAndGet();
+      }
+
+      @Override
+      public boolean canWrite() {
+        return writable && !readOnly;
+      }
+
+      @Override
+      public boolean canFlush() {
+        return flush;
+      }
+
+      @Override
+      public Support canFua() {
+        return fua;
+      }
+
+      @Override
+      public boolean canTrim() {
+        return trim;
+      }
+
+      @Override
+      public Support canZero() {
+        return zero;
+      }
+
+      @Override
+      public boolean canFastZero() {
+        return fastZero;
+      }
+
+      @Override
+      public boolean canExtents() {
+        return extents;
+      }
+
+      @Override
+      public Support canCache() {
+        return cache;
+      }
+
+      @Override
+      public boolean canMultiConn() {
+        return multiConn;
+      }
+    };
+  }
+
+  private void fill(long offset, long length) {
+    synchronized (data) {
+      Arrays.fill(data, (int) offset, (int) (offset + length), (byte) 0);
+    }
+  }
+}

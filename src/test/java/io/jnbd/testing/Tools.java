@@ -1,0 +1,86 @@
+package io.jnbd.testing;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/** Runs the real NBD clients (nbdinfo, nbdcopy, nbdsh, qemu-img) with a time limit. */
+public final class Tools {
+  private Tools() {}
+
+  /** What a finished command printed and returned. */
+  public record Result(int exitCode, String stdout, String stderr) {
+    public Result assertSuccess() {
+      if (exitCode != 0) {
+        throw new AssertionError("command failed with " + exitCode + ":\n" + stderr + stdout);
+      }
+      return this;
+    }
+  }
+
+  /** True when every named program is on the PATH (tests assume() this). */
+  public static boolean installed(String... programs) {
+    for (String program : programs) {
+      boolean found = false;
+      for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin").split(":")) {
+        if (Files.isExecutable(Path.of(dir, program))) {
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  public static Result run(String... command) {
+    return run(List.of(command), Map.of(), 120);
+  }
+
+  /**
+   * Runs a command with /usr/bin first on PATH, so nbdsh finds Debian's python3 with the libnbd
+   * module rather than another python3 earlier on PATH.
+   */
+  public static Result run(List<String> command, Map<String, String> env, int timeoutSeconds) {
+    try {
+      ProcessBuilder builder = new ProcessBuilder(new ArrayList<>(command));
+      builder.environment().put("PATH", "/usr/bin:/bin:" + System.getenv().getOrDefault("PATH", ""));
+      builder.environment().putAll(env);
+      builder.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+      Path out = Files.createTempFile("jnbd-tool", ".out");
+      Path err = Files.createTempFile("jnbd-tool", ".err");
+      try {
+        builder.redirectOutput(out.toFile()).redirectError(err.toFile());
+        Process process = builder.start();
+        if (!process.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+          process.destroyForcibly().waitFor();
+          throw new AssertionError("timed out after " + timeoutSeconds + " s: " + command
+              + "\n" + Files.readString(err) + Files.readString(out));
+        }
+        return new Result(process.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+            Files.readString(err, StandardCharsets.UTF_8));
+      } finally {
+        Files.deleteIfExists(out);
+        Files.deleteIfExists(err);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError("interrupted", e);
+    }
+  }
+
+  /** Runs a Python script under nbdsh with the export connected as {@code h}. */
+  public static Result nbdsh(String uri, String script) {
+    return run(List.of("nbdsh", "-u", uri, "-c", script), Map.of(), 120);
+  }
+}
