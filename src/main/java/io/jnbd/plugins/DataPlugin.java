@@ -54,7 +54,7 @@ public final class DataPlugin implements Plugin {
       case "raw" -> setContent(literal(value.getBytes(StandardCharsets.UTF_8)));
       case "base64" -> {
         try {
-          setContent(literal(Base64.getMimeDecoder().decode(value)));
+          setContent(literal(Base64.getDecoder().decode(value.replaceAll("\\s", ""))));
         } catch (IllegalArgumentException e) {
           throw new ConfigException("data: base64: not valid base64: " + e.getMessage());
         }
