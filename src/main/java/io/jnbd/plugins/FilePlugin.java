@@ -35,6 +35,7 @@ public final class FilePlugin implements Plugin {
   private static final Logger LOG = LoggerFactory.getLogger(FilePlugin.class);
   private static final List<String> FADVISE_VALUES = List.of("normal", "random", "sequential");
 
+  private final boolean useNative;
   private Path file;
   private FileChannel channel;
   private boolean writable;
@@ -42,6 +43,15 @@ public final class FilePlugin implements Plugin {
   /** Cleared for good when the file system says it cannot punch holes or zero ranges. */
   private final AtomicBoolean punchHoleWorks = new AtomicBoolean(true);
   private final AtomicBoolean zeroRangeWorks = new AtomicBoolean(true);
+
+  public FilePlugin() {
+    this(NativeFileOps.available());
+  }
+
+  /** With {@code useNative} false, behaves as where native file calls are unavailable (tests). */
+  FilePlugin(boolean useNative) {
+    this.useNative = useNative;
+  }
 
   @Override
   public String name() {
@@ -109,7 +119,7 @@ public final class FilePlugin implements Plugin {
     } catch (IOException e) {
       throw new ConfigException("file: cannot open " + file + ": " + e.getMessage(), e);
     }
-    if (NativeFileOps.available()) {
+    if (useNative) {
       try {
         nativeFile = NativeFileOps.open(file, writable);
       } catch (IOException e) {
@@ -122,7 +132,7 @@ public final class FilePlugin implements Plugin {
 
   @Override
   public List<String> dumpLines() {
-    return List.of("file_native_ops=" + (NativeFileOps.available() ? "yes" : "no"));
+    return List.of("file_native_ops=" + (useNative ? "yes" : "no"));
   }
 
   @Override
@@ -205,7 +215,7 @@ public final class FilePlugin implements Plugin {
       if (Flags.has(flags, Flags.MAY_TRIM) && punchHole(offset, length)) {
         return;
       }
-      if (zeroRangeWorks.get()) {
+      if (nativeFile != null && zeroRangeWorks.get()) {
         NativeFileOps.Result result = nativeFile.zeroRange(offset, length);
         if (!result.failed()) {
           return;
@@ -218,6 +228,10 @@ public final class FilePlugin implements Plugin {
 
     @Override
     public void extents(long offset, long length, int flags, Extents extents) {
+      if (nativeFile == null) {
+        extents.add(offset, length, Extents.DATA);
+        return;
+      }
       long end = Math.min(offset + length, size);
       long at = offset;
       while (at < end && !extents.isFull()) {
@@ -244,6 +258,9 @@ public final class FilePlugin implements Plugin {
 
     @Override
     public void cache(long offset, long length) {
+      if (nativeFile == null) {
+        return;
+      }
       int error = nativeFile.willNeed(offset, length);
       if (error != 0) {
         LOG.debug("file: posix_fadvise(WILLNEED) failed with errno {}", error);
