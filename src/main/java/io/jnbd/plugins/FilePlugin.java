@@ -12,7 +12,6 @@ import io.jnbd.api.Support;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -110,10 +109,9 @@ public final class FilePlugin implements Plugin {
       try {
         channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
         writable = true;
-      } catch (AccessDeniedException e) {
-        channel = FileChannel.open(file, StandardOpenOption.READ);
       } catch (FileSystemException e) {
-        // A read-only file system also refuses writing; anything else fails the read-only open too.
+        // No permission or a read-only file system: serve read-only. Any other cause (the file
+        // vanished, ...) fails the read-only open too and is reported from there.
         channel = FileChannel.open(file, StandardOpenOption.READ);
       }
     } catch (IOException e) {

@@ -15,6 +15,7 @@ import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.Support;
+import io.jnbd.testing.Tools;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -140,14 +141,25 @@ class FilePluginTest {
   }
 
   @Test
-  void aReadOnlyFileIsServedReadOnly() throws Exception {
-    assumeTrue(!"root".equals(System.getProperty("user.name")), "root can write anything");
+  void aFileThatCannotBeWrittenIsServedReadOnly() throws Exception {
     Path file = fileWithData(4096);
-    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("r--r--r--"));
-    plugin = configured("file", "file=" + file);
-    try (Export export = plugin.open(false, "")) {
-      assertThat(export.canWrite()).isFalse();
-      assertThat(read(export, 0, 16)).isEqualTo(Arrays.copyOf(Files.readAllBytes(file), 16));
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (root) {
+      // Root ignores permissions, but not the immutable attribute (where the file system has it).
+      assumeTrue(Tools.run("chattr", "+i", file.toString()).exitCode() == 0, "chattr +i not available");
+    } else {
+      Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("r--r--r--"));
+    }
+    try {
+      plugin = configured("file", "file=" + file);
+      try (Export export = plugin.open(false, "")) {
+        assertThat(export.canWrite()).isFalse();
+        assertThat(read(export, 0, 16)).isEqualTo(Arrays.copyOf(Files.readAllBytes(file), 16));
+      }
+    } finally {
+      if (root) {
+        Tools.run("chattr", "-i", file.toString()).assertSuccess();
+      }
     }
   }
 
@@ -175,14 +187,8 @@ class FilePluginTest {
     plugin = configured("file", "file=" + fileWithData(512), "fadvise=random");
   }
 
-  private static long allocatedBlocks(Path file) throws Exception {
-    return Long.parseLong(Tools512.stat(file));
-  }
-
   /** Allocated 512-byte blocks as stat(1) reports them. */
-  private static final class Tools512 {
-    static String stat(Path file) {
-      return io.jnbd.testing.Tools.run("stat", "-c", "%b", file.toString()).assertSuccess().stdout().trim();
-    }
+  private static long allocatedBlocks(Path file) {
+    return Long.parseLong(Tools.run("stat", "-c", "%b", file.toString()).assertSuccess().stdout().trim());
   }
 }
