@@ -34,7 +34,7 @@ public final class FilePlugin implements Plugin {
   private static final Logger LOG = LoggerFactory.getLogger(FilePlugin.class);
   private static final List<String> FADVISE_VALUES = List.of("normal", "random", "sequential");
 
-  private final boolean useNative;
+  private final boolean nativeAllowed;
   private Path file;
   private FileChannel channel;
   private boolean writable;
@@ -44,12 +44,14 @@ public final class FilePlugin implements Plugin {
   private final AtomicBoolean zeroRangeWorks = new AtomicBoolean(true);
 
   public FilePlugin() {
-    this(NativeFileOps.available());
+    // Native calls are bound only when a file is served: the catalog instantiates every plugin,
+    // and binding prints the JVM's native-access warning.
+    this(true);
   }
 
-  /** With {@code useNative} false, behaves as where native file calls are unavailable (tests). */
-  FilePlugin(boolean useNative) {
-    this.useNative = useNative;
+  /** With {@code nativeAllowed} false, behaves as where native file calls are unavailable (tests). */
+  FilePlugin(boolean nativeAllowed) {
+    this.nativeAllowed = nativeAllowed;
   }
 
   @Override
@@ -117,20 +119,20 @@ public final class FilePlugin implements Plugin {
     } catch (IOException e) {
       throw new ConfigException("file: cannot open " + file + ": " + e.getMessage(), e);
     }
-    if (useNative) {
+    if (nativeAllowed && NativeFileOps.available()) {
       try {
         nativeFile = NativeFileOps.open(file, writable);
       } catch (IOException e) {
         LOG.warn("file: {}: no hole punching or extents: {}", file, e.getMessage());
       }
-    } else {
+    } else if (nativeAllowed) {
       LOG.debug("file: native file operations unavailable: {}", NativeFileOps.unavailableReason());
     }
   }
 
   @Override
   public List<String> dumpLines() {
-    return List.of("file_native_ops=" + (useNative ? "yes" : "no"));
+    return List.of("file_native_ops=" + (nativeAllowed && NativeFileOps.available() ? "yes" : "no"));
   }
 
   @Override

@@ -123,6 +123,32 @@ class PluginsRealClientsTest {
   }
 
   @Test
+  void withoutNativeCallsTheServerWritesZeroesForTheFilePlugin() throws Exception {
+    assumeTrue(Tools.installed("nbdsh"));
+    Path file = dir.resolve("plain.img");
+    byte[] ones = new byte[64 * 1024];
+    java.util.Arrays.fill(ones, (byte) 1);
+    Files.write(file, ones);
+    FilePlugin plugin = new FilePlugin(false);
+    plugin.config("file", file.toString());
+    plugin.configComplete();
+    try (TestServer server = new TestServer(plugin)) {
+      Tools.nbdsh(server.uri(), String.join("\n",
+          "assert not h.can_trim()",
+          "assert h.can_zero() and not h.can_fast_zero()",
+          "h.zero(4096, 8192)",
+          "assert h.pread(4096, 8192) == bytearray(4096)",
+          "assert h.pread(1, 8191) == b'\\x01'")).assertSuccess();
+      byte[] after = Files.readAllBytes(file);
+      assertThat(java.util.Arrays.copyOfRange(after, 8192, 12288)).containsOnly(0);
+      assertThat(after[8191]).isEqualTo((byte) 1);
+      assertThat(after[12288]).isEqualTo((byte) 1);
+    } finally {
+      plugin.unload();
+    }
+  }
+
+  @Test
   void nbdcopyIntoAMemoryDiskAndBackRoundTrips() throws Exception {
     assumeTrue(Tools.installed("nbdcopy"));
     byte[] bytes = new byte[4 * MIB];
