@@ -1,0 +1,186 @@
+package io.jnbd.plugins;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.jnbd.api.Extents;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Combinators;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import org.junit.jupiter.api.Test;
+
+class SparseStoreTest {
+  private static final int SPACE = 2048;
+  private static final int PAGE = 64;
+
+  /** One operation on the store and on a plain byte-array model of it. */
+  record Op(boolean write, int offset, int length, byte fill, long seed) {
+    void apply(SparseStore store, byte[] model) throws Exception {
+      if (write) {
+        byte[] bytes = new byte[length];
+        // A mix of zero runs and data, so writes of zeroes to absent pages are exercised too.
+        java.util.Random random = new java.util.Random(seed);
+        for (int i = 0; i < length; i++) {
+          bytes[i] = random.nextInt(3) == 0 ? 0 : fill;
+        }
+        store.write(ByteBuffer.wrap(bytes), offset);
+        System.arraycopy(bytes, 0, model, offset, length);
+      } else {
+        store.zero(offset, length);
+        Arrays.fill(model, offset, offset + length, (byte) 0);
+      }
+    }
+  }
+
+  @Provide
+  Arbitrary<List<Op>> operations() {
+    Arbitrary<Op> op = Combinators.combine(
+            Arbitraries.of(true, false),
+            Arbitraries.integers().between(0, SPACE - 1),
+            Arbitraries.integers().between(1, 300),
+            Arbitraries.bytes(),
+            Arbitraries.longs())
+        .as((write, offset, length, fill, seed) ->
+            new Op(write, offset, Math.min(length, SPACE - offset), fill, seed));
+    return op.list().ofMaxSize(40);
+  }
+
+  @Property(tries = 300)
+  void readsMatchAByteArrayModel(@ForAll("operations") List<Op> ops) throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    byte[] model = new byte[SPACE];
+    for (Op op : ops) {
+      op.apply(store, model);
+    }
+    byte[] whole = new byte[SPACE];
+    store.read(ByteBuffer.wrap(whole), 0);
+    assertThat(whole).isEqualTo(model);
+    // Unaligned reads into a direct buffer see the same bytes.
+    ByteBuffer direct = ByteBuffer.allocateDirect(333);
+    store.read(direct, 77);
+    assertThat(bytes(direct.flip())).isEqualTo(Arrays.copyOfRange(model, 77, 77 + 333));
+    // Holes read as zeroes, and a page that holds only zeroes is not kept.
+    Extents map = new Extents(0, SPACE);
+    store.extents(0, SPACE, map);
+    long at = 0;
+    for (int i = 0; i < map.count(); i++) {
+      boolean allZero = isZero(model, (int) at, (int) (at + map.length(i)));
+      if (map.type(i) == Extents.HOLE_ZERO) {
+        assertThat(allZero).as("hole at %d", at).isTrue();
+      }
+      at += map.length(i);
+    }
+    assertThat(at).isEqualTo(SPACE);
+    long pagesWithData = 0;
+    for (int page = 0; page < SPACE / PAGE; page++) {
+      if (!isZero(model, page * PAGE, (page + 1) * PAGE)) {
+        pagesWithData++;
+      }
+    }
+    assertThat(store.allocatedBytes()).isLessThanOrEqualTo(SPACE).isGreaterThanOrEqualTo(pagesWithData * PAGE);
+  }
+
+  @Test
+  void aTerabyteAddressSpaceCostsOnlyTheWrittenPages() throws Exception {
+    SparseStore store = new SparseStore();
+    long far = (1L << 40) - 3;
+    store.write(ByteBuffer.wrap(new byte[] {1, 2, 3}), far);
+    store.write(ByteBuffer.wrap(new byte[] {9}), 12345);
+    assertThat(store.allocatedBytes()).isEqualTo(2L * SparseStore.DEFAULT_PAGE_SIZE);
+    ByteBuffer back = ByteBuffer.allocate(5);
+    store.read(back, far - 1);
+    assertThat(back.array()).containsExactly(0, 1, 2, 3, 0);
+    store.zero(0, 1L << 41);
+    assertThat(store.allocatedBytes()).isZero();
+  }
+
+  @Test
+  void zeroWritesToAbsentPagesAllocateNothingAndReadsNeverAllocate() throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    store.write(ByteBuffer.allocate(PAGE * 4), 10);
+    store.read(ByteBuffer.allocate(PAGE * 4), 0);
+    assertThat(store.allocatedBytes()).isZero();
+  }
+
+  @Test
+  void partialZeroFreesAPageOnlyWhenItBecomesAllZero() throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    store.write(ByteBuffer.wrap(new byte[] {1, 1}), 10);
+    store.zero(10, 1);
+    assertThat(store.allocatedBytes()).isEqualTo(PAGE);
+    store.zero(11, 1);
+    assertThat(store.allocatedBytes()).isZero();
+  }
+
+  @Test
+  void extentsAreReportedPerPage() throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    store.write(ByteBuffer.wrap(new byte[] {7}), PAGE * 2 + 5);
+    Extents map = new Extents(10, PAGE * 4);
+    store.extents(10, PAGE * 4 - 10, map);
+    assertThat(map.count()).isEqualTo(3);
+    assertThat(List.of(map.type(0), map.type(1), map.type(2)))
+        .containsExactly(Extents.HOLE_ZERO, Extents.DATA, Extents.HOLE_ZERO);
+    assertThat(List.of(map.length(0), map.length(1), map.length(2)))
+        .containsExactly((long) PAGE * 2 - 10, (long) PAGE, (long) PAGE);
+  }
+
+  @Test
+  void concurrentWritersOfDisjointRangesDoNotLoseData() throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    int threads = 8;
+    int chunk = 40; // not page aligned: neighbours share pages
+    List<Thread> workers = new ArrayList<>();
+    for (int t = 0; t < threads; t++) {
+      int id = t;
+      workers.add(Thread.ofVirtual().start(() -> {
+        for (int round = 0; round < 200; round++) {
+          for (int slot = id; slot < 64; slot += threads) {
+            byte[] bytes = new byte[chunk];
+            Arrays.fill(bytes, (byte) (slot + 1));
+            try {
+              if (ThreadLocalRandom.current().nextBoolean()) {
+                store.zero((long) slot * chunk, chunk);
+              }
+              store.write(ByteBuffer.wrap(bytes), (long) slot * chunk);
+            } catch (Exception e) {
+              throw new AssertionError(e);
+            }
+          }
+        }
+      }));
+    }
+    for (Thread worker : workers) {
+      worker.join();
+    }
+    byte[] all = new byte[64 * chunk];
+    store.read(ByteBuffer.wrap(all), 0);
+    for (int slot = 0; slot < 64; slot++) {
+      for (int i = 0; i < chunk; i++) {
+        assertThat(all[slot * chunk + i]).as("slot %d", slot).isEqualTo((byte) (slot + 1));
+      }
+    }
+  }
+
+  static byte[] bytes(ByteBuffer buffer) {
+    byte[] out = new byte[buffer.remaining()];
+    buffer.get(out);
+    return out;
+  }
+
+  private static boolean isZero(byte[] bytes, int from, int to) {
+    for (int i = from; i < to; i++) {
+      if (bytes[i] != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+}
