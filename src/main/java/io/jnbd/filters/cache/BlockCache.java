@@ -32,10 +32,10 @@ import java.util.concurrent.locks.ReentrantLock;
  *       the map as FILLING, grouped into contiguous runs of up to {@link #MAX_RUN} bytes, and each
  *       run is ONE read below. Anyone else wanting a FILLING block waits for its future, so a
  *       block is fetched once however many requests want it.
- *   <li><b>No stale data.</b> Writes, trims and zeroes run one at a time under the write lock and
- *       bump a mutation counter on entry and exit; fills are not started while one runs, and a
- *       fill that overlapped one in time is discarded instead of stored. Reads that miss go
- *       straight below, so nothing older than the layer below is ever served.
+ *   <li><b>No stale data.</b> Writes, trims and zeroes run one at a time under the write lock;
+ *       each first waits for the fills in its range (which then read the old data and are
+ *       overwritten or dropped by it), and no fill starts while one runs, since it could read
+ *       below what the write is replacing. Reads that miss go straight below.
  * </ul>
  */
 public final class BlockCache implements AutoCloseable {
@@ -73,13 +73,6 @@ public final class BlockCache implements AutoCloseable {
   private static final class Run {
     final List<Block> blocks = new ArrayList<>();
     final CompletableFuture<Void> done = new CompletableFuture<>();
-    final long epoch;
-    final boolean trusted;
-
-    Run(long epoch, boolean trusted) {
-      this.epoch = epoch;
-      this.trusted = trusted;
-    }
   }
 
   private final CacheSettings settings;
@@ -97,7 +90,7 @@ public final class BlockCache implements AutoCloseable {
   private int[] freeSlots = new int[64];
   private int freeCount;
   private int nextFresh;
-  private long mutations;
+  /** A write, trim or zero is running: no fill may start, it could read what the write replaces. */
   private boolean mutating;
   /** Serializes writes, trims, zeroes, flushes and write-backs. */
   private final ReentrantLock writeLock = new ReentrantLock();
@@ -290,7 +283,7 @@ public final class BlockCache implements AutoCloseable {
         return;
       }
       if (run == null) {
-        run = new Run(mutations, false);
+        run = new Run();
         runs.add(run);
       }
       Block claimed = new Block(i, slot, State.FILLING, run.done);
@@ -328,9 +321,8 @@ public final class BlockCache implements AutoCloseable {
   private void finish(Run run, boolean stored) {
     lock.lock();
     try {
-      boolean keep = stored && (run.trusted || run.epoch == mutations);
       for (Block b : run.blocks) {
-        if (keep) {
+        if (stored) {
           b.state = State.CLEAN;
           b.filled = null;
         } else {
@@ -411,7 +403,7 @@ public final class BlockCache implements AutoCloseable {
         }
         int slot = allocateSlot();
         if (slot >= 0) {
-          run = new Run(mutations, true);
+          run = new Run();
           b = new Block(i, slot, State.FILLING, run.done);
           b.pins = 1;
           blocks.put(i, b);
@@ -683,7 +675,6 @@ public final class BlockCache implements AutoCloseable {
     lock.lock();
     try {
       mutating = true;
-      mutations++;
     } finally {
       lock.unlock();
     }
@@ -693,7 +684,6 @@ public final class BlockCache implements AutoCloseable {
     lock.lock();
     try {
       mutating = false;
-      mutations++;
     } finally {
       lock.unlock();
     }
