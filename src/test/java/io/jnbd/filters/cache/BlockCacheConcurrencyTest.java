@@ -161,8 +161,9 @@ class BlockCacheConcurrencyTest {
                 default -> {
                   ByteBuffer buffer = ByteBuffer.allocate(length);
                   cache.read(below, buffer, base + offset);
-                  assertThat(buffer.array()).as("worker at %d, read %d+%d", base, offset, length)
-                      .isEqualTo(Arrays.copyOfRange(model, offset, offset + length));
+                  assertThat(Arrays.mismatch(buffer.array(), Arrays.copyOfRange(model, offset, offset + length)))
+                      .as("first wrong byte of worker %d's read %d+%d", base, offset, length)
+                      .isEqualTo(-1);
                 }
               }
             }
