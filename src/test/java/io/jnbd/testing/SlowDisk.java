@@ -8,7 +8,7 @@ import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.LongPredicate;
+import java.util.function.BiPredicate;
 
 /**
  * A read-only disk of seeded random bytes that behaves like a remote image: every pread costs a
@@ -22,8 +22,8 @@ public final class SlowDisk implements Plugin {
   public final AtomicLong preads = new AtomicLong();
   public final AtomicLong bytes = new AtomicLong();
   public final AtomicLong largestRead = new AtomicLong();
-  /** Preads whose offset matches fail with EIO (none by default). */
-  public volatile LongPredicate failing = offset -> false;
+  /** Preads for which this returns true (given offset and length) fail with EIO; none by default. */
+  public volatile BiPredicate<Long, Integer> failing = (offset, length) -> false;
 
   public SlowDisk(int size, long delayMillis, long seed) {
     this.data = new byte[size];
@@ -68,7 +68,7 @@ public final class SlowDisk implements Plugin {
             throw new InterruptedIOException("interrupted");
           }
         }
-        if (failing.test(offset)) {
+        if (failing.test(offset, length)) {
           throw new NbdException(Errno.EIO, "injected failure at " + offset);
         }
         buffer.put(data, (int) offset, length);
