@@ -21,9 +21,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * CacheSettings#blockSize()} bytes kept in the slots of a {@link SlotStore}.
  *
  * <ul>
- *   <li><b>Block map and LRU.</b> An access-ordered map from block number to {@link Block} (slot,
- *       state, pins) is both the index and the LRU list; the lock guarding it is held only for
- *       bookkeeping, never during I/O.
+ *   <li><b>Block map and LRU.</b> A linked map from block number to {@link Block} (slot, state,
+ *       pins) is both the index and the LRU list: writes and repeated reads move a block to the
+ *       recent end, while the first read of a filled block does not, so blocks a sequential
+ *       reader has passed leave before prefetched blocks it has yet to reach. The lock guarding
+ *       the map is held only for bookkeeping, never during I/O.
  *   <li><b>Slots.</b> A bounded cache has {@code maxSize / blockSize} slots. When an allocation
  *       finds the high threshold reached, clean unpinned blocks are evicted, least recently used
  *       first, down to the low threshold. Dirty blocks are written below only by writers and
@@ -60,6 +62,8 @@ public final class BlockCache implements AutoCloseable {
     int pins;
     /** Removed from the map while pinned: the slot is freed by the last unpin. */
     boolean dropped;
+    /** Read by a client since it was filled; only later reads count as uses for the LRU. */
+    boolean read;
 
     Block(long index, int slot, State state, CompletableFuture<Void> filled) {
       this.index = index;
@@ -86,7 +90,8 @@ public final class BlockCache implements AutoCloseable {
   private final FillBuffers buffers = new FillBuffers(64L << 20);
   private final CacheStats stats = new CacheStats();
   private final ReentrantLock lock = new ReentrantLock();
-  private final LinkedHashMap<Long, Block> blocks = new LinkedHashMap<>(64, 0.75f, true);
+  /** In LRU order, least recently used first; see {@link #touch}. */
+  private final LinkedHashMap<Long, Block> blocks = new LinkedHashMap<>();
   private int[] freeSlots = new int[64];
   private int freeCount;
   private int nextFresh;
@@ -164,6 +169,7 @@ public final class BlockCache implements AutoCloseable {
           } else {
             b.pins++;
             found[i] = b;
+            touchByRead(b);
           }
         }
       } finally {
@@ -399,6 +405,7 @@ public final class BlockCache implements AutoCloseable {
         Block b = blocks.get(i);
         if (b != null) {
           b.pins++;
+          touch(b);
           return b;
         }
         int slot = allocateSlot();
@@ -646,7 +653,7 @@ public final class BlockCache implements AutoCloseable {
     }
   }
 
-  /** Cached and filling blocks in a range (touching them counts as a use); lock held. */
+  /** Cached and filling blocks in a range; lock held. */
   private List<Block> blocksIn(long offset, long length) {
     List<Block> found = new ArrayList<>();
     if (length <= 0) {
@@ -711,6 +718,27 @@ public final class BlockCache implements AutoCloseable {
         freeSlot(b.slot);
         stats.evictions.increment();
       }
+    }
+  }
+
+  /**
+   * Marks a block as just used: moves it to the most recently used end. Lock held.
+   */
+  private void touch(Block b) {
+    blocks.remove(b.index);
+    blocks.put(b.index, b);
+  }
+
+  /**
+   * A client read of a block. The first read after a fill does not count as a use: a sequential
+   * reader reads each prefetched block once and never again, so those blocks should leave in
+   * fill order, ahead of blocks prefetched but not read yet. A second read is a real reuse.
+   */
+  private void touchByRead(Block b) {
+    if (b.read) {
+      touch(b);
+    } else {
+      b.read = true;
     }
   }
 

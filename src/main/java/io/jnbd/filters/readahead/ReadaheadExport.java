@@ -4,8 +4,11 @@ import io.jnbd.api.Export;
 import io.jnbd.api.FilterExport;
 import io.jnbd.filters.readahead.StreamTable.Prefetch;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -15,7 +18,8 @@ import org.slf4j.LoggerFactory;
 /**
  * One connection through readahead: each read is shown to the export's {@link StreamTable}, and
  * the prefetches it makes due are sent below as cache requests on virtual threads, through this
- * connection's export. A prefetch that fails is only logged; the client's read takes its own
+ * connection's export. A read that overlaps a prefetch in flight waits for it, so no byte is
+ * fetched twice however the layer below schedules the two. A prefetch that fails is only logged; the client's read takes its own
  * path. Closing waits for this connection's prefetches, which use its export below.
  */
 final class ReadaheadExport extends FilterExport {
@@ -35,7 +39,18 @@ final class ReadaheadExport extends FilterExport {
 
   @Override
   public void pread(ByteBuffer buffer, long offset) throws IOException {
-    launch(table.onRead(offset, buffer.remaining()));
+    int length = buffer.remaining();
+    launch(table.onRead(offset, length));
+    for (CompletableFuture<Void> prefetch : table.overlapping(offset, length)) {
+      try {
+        prefetch.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted while waiting for a prefetch");
+      } catch (ExecutionException e) {
+        // Prefetches complete normally even when they fail; nothing to report.
+      }
+    }
     next.pread(buffer, offset);
   }
 

@@ -47,7 +47,7 @@ public final class ReadaheadFilter implements Filter {
   public List<Parameter> parameters() {
     return List.of(
         new Parameter("readahead-window", "SIZE", "Prefetch window when a stream is confirmed; it doubles with each sequential read (default 1M)."),
-        new Parameter("readahead-max-window", "SIZE", "Ceiling of the window; below it the window is bounded by twice the measured bandwidth-delay product of the layer below (default 64M)."),
+        new Parameter("readahead-max-window", "SIZE", "Ceiling of the window; below it the window is bounded by twice the measured bandwidth-delay product of the layer below (default 32M). Keep it at most half of cache-max-size."),
         new Parameter("readahead-chunk", "SIZE", "Size of each prefetch request sent below (default 4M)."),
         new Parameter("readahead-max-in-flight", "N", "Prefetch requests outstanding at once per export (default 8)."),
         new Parameter("readahead-confirm", "N", "Sequential reads before a stream is prefetched for (default 2)."),

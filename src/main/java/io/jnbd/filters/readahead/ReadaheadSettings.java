@@ -15,7 +15,7 @@ record ReadaheadSettings(
     long window, long maxWindow, long chunk, int maxInFlight, int confirm, int streams, long cacheSize) {
 
   static ReadaheadSettings defaults() {
-    return new ReadaheadSettings(1L << 20, 64L << 20, 4L << 20, 8, 2, 8, 64L << 20);
+    return new ReadaheadSettings(1L << 20, 32L << 20, 4L << 20, 8, 2, 8, 64L << 20);
   }
 
   ReadaheadSettings withMaxWindow(long value) {

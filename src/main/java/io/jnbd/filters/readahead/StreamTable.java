@@ -2,6 +2,7 @@ package io.jnbd.filters.readahead;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -31,8 +32,16 @@ final class StreamTable {
   private static final long MIN_TOLERANCE = 64 * 1024;
   private static final int TOLERANCE_READS = 16;
 
-  /** One prefetch to send below: {@code cache(offset, length)}. */
-  record Prefetch(Stream stream, long offset, long length) {}
+  /** One prefetch to send below: {@code cache(offset, length)}; done when it finished. */
+  record Prefetch(Stream stream, long offset, long length, CompletableFuture<Void> done) {
+    Prefetch(Stream stream, long offset, long length) {
+      this(stream, offset, length, new CompletableFuture<>());
+    }
+
+    boolean overlaps(long from, long to) {
+      return offset < to && from < offset + length;
+    }
+  }
 
   static final class Stream {
     long next;
@@ -57,7 +66,7 @@ final class StreamTable {
   private final FetchEstimator estimator = new FetchEstimator();
   private final ReadaheadStats stats = new ReadaheadStats();
   private long clock;
-  private int inFlight;
+  private final List<Prefetch> inFlight = new ArrayList<>();
   private long allowance;
   private long consumedSinceWaste;
 
@@ -107,13 +116,33 @@ final class StreamTable {
   List<Prefetch> completed(Prefetch prefetch, long durationNanos, boolean succeeded, boolean wantMore) {
     lock.lock();
     try {
-      inFlight--;
+      inFlight.remove(prefetch);
+      prefetch.done().complete(null);
       if (succeeded) {
         estimator.sample(prefetch.length(), durationNanos, System.nanoTime());
       } else {
         stats.errors.increment();
       }
       return wantMore && !prefetch.stream().retired ? issue(prefetch.stream()) : List.of();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * The prefetches in flight that overlap a read. The reader waits for them rather than read the
+   * same bytes below a second time: the prefetch may not even have reached the cache yet.
+   */
+  List<CompletableFuture<Void>> overlapping(long offset, long length) {
+    lock.lock();
+    try {
+      List<CompletableFuture<Void>> found = new ArrayList<>();
+      for (Prefetch p : inFlight) {
+        if (p.overlaps(offset, offset + length)) {
+          found.add(p.done());
+        }
+      }
+      return found;
     } finally {
       lock.unlock();
     }
@@ -218,15 +247,16 @@ final class StreamTable {
     long target = Math.min(size, s.next + s.window);
     long piece = Math.min(settings.chunk(), s.window);
     List<Prefetch> due = new ArrayList<>();
-    while (inFlight < settings.maxInFlight()) {
+    while (inFlight.size() < settings.maxInFlight()) {
       long length = Math.min(piece, target - s.prefetchedTo);
       // Wait for a full piece unless the export ends first: few large requests beat many small.
       if (length <= 0 || (length < piece && target < size)) {
         break;
       }
-      due.add(new Prefetch(s, s.prefetchedTo, length));
+      Prefetch prefetch = new Prefetch(s, s.prefetchedTo, length);
+      due.add(prefetch);
+      inFlight.add(prefetch);
       s.prefetchedTo += length;
-      inFlight++;
       stats.prefetches.increment();
       stats.prefetchedBytes.add(length);
     }

@@ -51,7 +51,7 @@ class ReadaheadOverSlowDiskTest {
   @CsvSource({"true, 262144", "true, 65536", "false, 262144", "false, 65536"})
   void serialReadsBecomeFewLargeReadsBelow(boolean withCacheFilter, int requestSize) throws Exception {
     SlowDisk disk = new SlowDisk(SIZE, 5, 11);
-    Stack stack = withCacheFilter ? stack(disk, true, "cache-max-size=16M") : stack(disk, false);
+    Stack stack = withCacheFilter ? stack(disk, true, "cache-max-size=16M", "readahead-max-window=8M") : stack(disk, false);
     try (Export export = stack.open(true, "")) {
       byte[] copy = readAll(export, requestSize);
       assertThat(Arrays.mismatch(copy, disk.data)).as("first wrong byte").isEqualTo(-1);
