@@ -87,7 +87,7 @@ public final class BlockCache implements AutoCloseable {
   private final int highWater;
   private final int lowWater;
   private final SlotStore store;
-  private final FillBuffers buffers = new FillBuffers(64L << 20);
+  private final FillBuffers buffers = new FillBuffers(32L << 20);
   private final CacheStats stats = new CacheStats();
   private final ReentrantLock lock = new ReentrantLock();
   /** In LRU order, least recently used first; see {@link #touch}. */

@@ -81,7 +81,12 @@ final class ReadaheadExport extends FilterExport {
       next.cache(prefetch.offset(), prefetch.length());
       succeeded = true;
     } catch (IOException | RuntimeException e) {
-      log.debug("readahead: prefetch of {} bytes at {} failed: {}", prefetch.length(), prefetch.offset(), e.toString());
+      if (table.stats().errors.sum() == 0) {
+        log.warn("readahead: prefetch of {} bytes at {} failed (reads fall back to the normal path; further failures at debug level): {}",
+            prefetch.length(), prefetch.offset(), e.toString());
+      } else {
+        log.debug("readahead: prefetch of {} bytes at {} failed: {}", prefetch.length(), prefetch.offset(), e.toString());
+      }
     } finally {
       boolean wantMore;
       lock.lock();
