@@ -18,7 +18,8 @@ import java.util.concurrent.locks.ReentrantLock;
  *   <li><b>Confirmation.</b> Only reads that advance the high-water mark count; a stream
  *       prefetches after {@code confirm} of them, so random and backwards reads never do.
  *   <li><b>Window.</b> Starts at {@code window} and doubles with each advancing read, up to the
- *       smallest of: {@code max-window}; an allowance that halves whenever prefetched bytes go
+ *       smallest of: {@code max-window} shared by the streams read recently (the cache below
+ *       must hold all their prefetched bytes); an allowance that halves whenever prefetched bytes go
  *       unused (left ahead of a stream that was abandoned) and doubles back as
  *       prefetched bytes are consumed; and twice the measured bandwidth-delay product of the
  *       layer below (at least two chunks), so the window stops growing once more bytes in flight
@@ -31,6 +32,8 @@ import java.util.concurrent.locks.ReentrantLock;
 final class StreamTable {
   private static final long MIN_TOLERANCE = 64 * 1024;
   private static final int TOLERANCE_READS = 16;
+  /** A stream not read from in this many reads of the export no longer counts as active. */
+  private static final int ACTIVE_READS = 256;
 
   /** One prefetch to send below: {@code cache(offset, length)}; done when it finished. */
   record Prefetch(Stream stream, long offset, long length, CompletableFuture<Void> done) {
@@ -229,10 +232,25 @@ final class StreamTable {
     }
   }
 
-  /** The largest window allowed now. */
+  /** The largest window allowed now for one stream. */
   private long bound() {
     long measured = Math.max(2 * settings.chunk(), 2 * estimator.bandwidthDelayProduct());
-    return Math.max(settings.window(), Math.min(Math.min(settings.maxWindow(), allowance), measured));
+    long shared = Math.min(settings.maxWindow(), allowance) / activeStreams();
+    return Math.max(settings.window(), Math.min(shared, measured));
+  }
+
+  /**
+   * Confirmed streams read from recently. They share the window budget: the cache below must
+   * hold every stream's prefetched bytes until they are read.
+   */
+  private int activeStreams() {
+    int active = 0;
+    for (Stream s : streams) {
+      if (s.advances >= settings.confirm() && s.lastUsed >= clock - ACTIVE_READS) {
+        active++;
+      }
+    }
+    return Math.max(1, active);
   }
 
   private List<Prefetch> issue(Stream s) {

@@ -81,6 +81,14 @@ class StreamTableTest {
       assertThat(issued).as("stream %d", stream).anyMatch(p -> p.offset() >= from && p.offset() < from + 128 * MIB);
     }
     assertThat(table.stats().hits.sum()).isGreaterThan(4 * 30);
+    // The streams share the window budget, so the cache below can hold all they prefetch.
+    long windows = 0;
+    for (int stream = 0; stream < 4; stream++) {
+      long window = table.windowAt(stream * 128 * MIB + 40 * 256 * 1024);
+      assertThat(window).isPositive();
+      windows += window;
+    }
+    assertThat(windows).isLessThanOrEqualTo(ReadaheadSettings.defaults().maxWindow());
   }
 
   @Test
