@@ -6,6 +6,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
 
 /**
  * Fixed-size slots that hold cached blocks, numbered from 0. Java cannot punch holes into a
@@ -108,7 +109,7 @@ abstract sealed class SlotStore implements AutoCloseable {
 
     @Override
     public void close() {
-      java.util.Arrays.fill(slots, null);
+      Arrays.fill(slots, null);
     }
   }
 }
