@@ -69,7 +69,7 @@ final class ReadaheadExport extends FilterExport {
       if (wanted) {
         Thread.ofVirtual().name("readahead").start(() -> prefetch(prefetch));
       } else {
-        table.completed(prefetch, 0, true, false);
+        table.cancelled(prefetch);
       }
     }
   }

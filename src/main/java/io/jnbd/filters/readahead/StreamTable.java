@@ -115,6 +115,17 @@ final class StreamTable {
     }
   }
 
+  /** Forgets a prefetch that was never sent (its connection closed first). */
+  void cancelled(Prefetch prefetch) {
+    lock.lock();
+    try {
+      inFlight.remove(prefetch);
+      prefetch.done().complete(null);
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** Accounts a finished prefetch and returns what the stream may issue next (if wanted). */
   List<Prefetch> completed(Prefetch prefetch, long durationNanos, boolean succeeded, boolean wantMore) {
     lock.lock();
