@@ -169,7 +169,6 @@ public final class BlockCache implements AutoCloseable {
           } else {
             b.pins++;
             found[i] = b;
-            touchByRead(b);
           }
         }
       } finally {
@@ -177,7 +176,7 @@ public final class BlockCache implements AutoCloseable {
       }
       boolean complete = !missing && inFlight.isEmpty();
       if (!complete && attempt < MAX_ATTEMPTS && (!inFlight.isEmpty() || settings.cacheOnRead())) {
-        unpinAll(found);
+        unpinAll(found, false);
         if (!inFlight.isEmpty()) {
           awaitAll(inFlight);
           waited = true;
@@ -193,7 +192,7 @@ public final class BlockCache implements AutoCloseable {
       try {
         serve(below, dst, offset, first, found);
       } finally {
-        unpinAll(found);
+        unpinAll(found, true);
       }
       (complete ? (waited ? stats.waits : stats.hits) : stats.misses).increment();
       return;
@@ -759,11 +758,14 @@ public final class BlockCache implements AutoCloseable {
     }
   }
 
-  private void unpinAll(Block[] found) {
+  private void unpinAll(Block[] found, boolean served) {
     lock.lock();
     try {
       for (int i = 0; i < found.length; i++) {
         if (found[i] != null) {
+          if (served && !found[i].dropped) {
+            touchByRead(found[i]);
+          }
           unpin(found[i]);
           found[i] = null;
         }
