@@ -1,0 +1,802 @@
+package io.jnbd.filters.cache;
+
+import io.jnbd.api.ConfigException;
+import io.jnbd.api.Export;
+import io.jnbd.api.Flags;
+import io.jnbd.api.Support;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One export's cache, shared by every connection to it: blocks of {@link
+ * CacheSettings#blockSize()} bytes kept in the slots of a {@link SlotStore}.
+ *
+ * <ul>
+ *   <li><b>Block map and LRU.</b> A linked map from block number to {@link Block} (slot, state,
+ *       pins) is both the index and the LRU list: writes and repeated reads move a block to the
+ *       recent end, while the first read of a filled block does not, so blocks a sequential
+ *       reader has passed leave before prefetched blocks it has yet to reach. The lock guarding
+ *       the map is held only for bookkeeping, never during I/O.
+ *   <li><b>Slots.</b> A bounded cache has {@code maxSize / blockSize} slots. When an allocation
+ *       finds the high threshold reached, clean unpinned blocks are evicted, least recently used
+ *       first, down to the low threshold. Dirty blocks are written below only by writers and
+ *       flush, which hold the write lock, so a reader never waits behind a write-back.
+ *   <li><b>Fills.</b> Missing blocks of a cache request (or a cache-on-read read) are claimed in
+ *       the map as FILLING, grouped into contiguous runs of up to {@link #MAX_RUN} bytes, and each
+ *       run is ONE read below. Anyone else wanting a FILLING block waits for its future, so a
+ *       block is fetched once however many requests want it.
+ *   <li><b>No stale data.</b> Writes, trims and zeroes run one at a time under the write lock;
+ *       each first waits for the fills in its range (which then read the old data and are
+ *       overwritten or dropped by it), and no fill starts while one runs, since it could read
+ *       below what the write is replacing. Reads that miss go straight below.
+ * </ul>
+ */
+public final class BlockCache implements AutoCloseable {
+  /** The largest single read below for a fill, and the largest write-back run. */
+  static final int MAX_RUN = FillBuffers.maxSize();
+  /** How often a read waits for other fills before reading what is still missing itself. */
+  private static final int MAX_ATTEMPTS = 3;
+
+  private enum State {
+    FILLING,
+    CLEAN,
+    DIRTY
+  }
+
+  private static final class Block {
+    final long index;
+    final int slot;
+    State state;
+    /** Completed when a FILLING block is stored or abandoned. */
+    CompletableFuture<Void> filled;
+    /** Readers and writers copying the slot right now; a pinned block is never evicted. */
+    int pins;
+    /** Removed from the map while pinned: the slot is freed by the last unpin. */
+    boolean dropped;
+    /** Read by a client since it was filled; only later reads count as uses for the LRU. */
+    boolean read;
+
+    Block(long index, int slot, State state, CompletableFuture<Void> filled) {
+      this.index = index;
+      this.slot = slot;
+      this.state = state;
+      this.filled = filled;
+    }
+  }
+
+  /** Consecutive blocks filled by one read below. */
+  private static final class Run {
+    final List<Block> blocks = new ArrayList<>();
+    final CompletableFuture<Void> done = new CompletableFuture<>();
+  }
+
+  private final CacheSettings settings;
+  private final long size;
+  private final int blockSize;
+  private final int shift;
+  private final int capacity;
+  private final int highWater;
+  private final int lowWater;
+  private final SlotStore store;
+  private final FillBuffers buffers = new FillBuffers(32L << 20);
+  private final CacheStats stats = new CacheStats();
+  private final ReentrantLock lock = new ReentrantLock();
+  /** In LRU order, least recently used first; see {@link #touch}. */
+  private final LinkedHashMap<Long, Block> blocks = new LinkedHashMap<>();
+  private int[] freeSlots = new int[64];
+  private int freeCount;
+  private int nextFresh;
+  /** A write, trim or zero is running: no fill may start, it could read what the write replaces. */
+  private boolean mutating;
+  /** Serializes writes, trims, zeroes, flushes and write-backs. */
+  private final ReentrantLock writeLock = new ReentrantLock();
+
+  public BlockCache(CacheSettings settings, long exportSize) throws IOException {
+    this.settings = settings;
+    this.size = exportSize;
+    this.blockSize = settings.blockSize();
+    this.shift = Integer.numberOfTrailingZeros(blockSize);
+    long exportBlocks = Math.max(1, (exportSize + blockSize - 1) >>> shift);
+    long slots = settings.maxSize() > 0 ? Math.max(1, settings.maxSize() >>> shift) : exportBlocks;
+    slots = Math.min(slots, exportBlocks);
+    if (slots > Integer.MAX_VALUE - 8) {
+      throw new ConfigException("cache: too many blocks; raise cache-min-block-size or set cache-max-size");
+    }
+    this.capacity = (int) slots;
+    if (settings.maxSize() > 0) {
+      this.highWater = Math.max(1, (int) ((long) capacity * settings.highThreshold() / 100));
+      this.lowWater = Math.min(highWater - 1, (int) ((long) capacity * settings.lowThreshold() / 100));
+    } else {
+      this.highWater = Integer.MAX_VALUE;
+      this.lowWater = Integer.MAX_VALUE;
+    }
+    this.store = SlotStore.create(settings.inMemory(), blockSize, capacity);
+  }
+
+  public CacheSettings settings() {
+    return settings;
+  }
+
+  public CacheStats stats() {
+    return stats;
+  }
+
+  /** Slots in use (cached or being filled), for tests and the debug log. */
+  public int usedSlots() {
+    lock.lock();
+    try {
+      return nextFresh - freeCount;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  public int capacity() {
+    return capacity;
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  /** Fills {@code dst} with the bytes at {@code offset}: cached blocks from slots, the rest from below. */
+  public void read(Export below, ByteBuffer dst, long offset) throws IOException {
+    int length = dst.remaining();
+    if (length == 0) {
+      return;
+    }
+    long first = offset >>> shift;
+    Block[] found = new Block[(int) (((offset + length - 1) >>> shift) - first + 1)];
+    boolean waited = false;
+    for (int attempt = 0; ; attempt++) {
+      List<CompletableFuture<Void>> inFlight = new ArrayList<>();
+      boolean missing = false;
+      lock.lock();
+      try {
+        for (int i = 0; i < found.length; i++) {
+          Block b = blocks.get(first + i);
+          if (b == null) {
+            missing = true;
+          } else if (b.state == State.FILLING) {
+            inFlight.add(b.filled);
+          } else {
+            b.pins++;
+            found[i] = b;
+          }
+        }
+      } finally {
+        lock.unlock();
+      }
+      boolean complete = !missing && inFlight.isEmpty();
+      if (!complete && attempt < MAX_ATTEMPTS && (!inFlight.isEmpty() || settings.cacheOnRead())) {
+        unpinAll(found, false);
+        if (!inFlight.isEmpty()) {
+          awaitAll(inFlight);
+          waited = true;
+        } else {
+          try {
+            fill(below, offset, length);
+          } catch (IOException e) {
+            // The read below reports its own error, if it is still there.
+          }
+        }
+        continue;
+      }
+      try {
+        serve(below, dst, offset, first, found);
+      } finally {
+        unpinAll(found, true);
+      }
+      (complete ? (waited ? stats.waits : stats.hits) : stats.misses).increment();
+      return;
+    }
+  }
+
+  /** Copies pinned blocks from their slots and reads each run of the others below at once. */
+  private void serve(Export below, ByteBuffer dst, long offset, long first, Block[] found) throws IOException {
+    long end = offset + dst.remaining();
+    int base = dst.position();
+    int i = 0;
+    while (i < found.length) {
+      long blockStart = (first + i) << shift;
+      long from = Math.max(offset, blockStart);
+      if (found[i] != null) {
+        long to = Math.min(end, blockStart + blockSize);
+        store.read(found[i].slot, (int) (from - blockStart), dst.slice(base + (int) (from - offset), (int) (to - from)));
+        i++;
+      } else {
+        int j = i;
+        while (j < found.length && found[j] == null) {
+          j++;
+        }
+        long to = Math.min(end, (first + j) << shift);
+        readBelow(below, dst.slice(base + (int) (from - offset), (int) (to - from)), from);
+        i = j;
+      }
+    }
+    dst.position(dst.limit());
+  }
+
+  private void readBelow(Export below, ByteBuffer buffer, long offset) throws IOException {
+    int length = buffer.remaining();
+    below.pread(buffer, offset);
+    stats.originReads.increment();
+    stats.originBytes.add(length);
+  }
+
+  // ---- fills -------------------------------------------------------------------------------
+
+  /**
+   * Makes the range cached (NBD_CMD_CACHE): missing blocks are read below in contiguous runs,
+   * blocks others are filling are waited for. A full cache or a write in progress leaves the rest
+   * uncached: this is a hint.
+   */
+  public void fill(Export below, long offset, long length) throws IOException {
+    if (length <= 0) {
+      return;
+    }
+    List<CompletableFuture<Void>> others = new ArrayList<>();
+    List<Run> runs = new ArrayList<>();
+    lock.lock();
+    try {
+      if (!mutating) {
+        plan(offset >>> shift, (offset + length - 1) >>> shift, runs, others);
+      }
+    } finally {
+      lock.unlock();
+    }
+    IOException failure = null;
+    for (Run run : runs) {
+      try {
+        fetch(below, run, true);
+      } catch (IOException e) {
+        if (failure == null) {
+          failure = e;
+        }
+      }
+    }
+    awaitAll(others);
+    if (failure != null) {
+      throw failure;
+    }
+  }
+
+  /** Claims the missing blocks of [first, last] as FILLING runs; called with the lock held. */
+  private void plan(long first, long last, List<Run> runs, List<CompletableFuture<Void>> others) {
+    Run run = null;
+    for (long i = first; i <= last; i++) {
+      Block b = blocks.get(i);
+      if (b != null) {
+        if (b.state == State.FILLING) {
+          others.add(b.filled);
+        }
+        run = null;
+        continue;
+      }
+      if (run != null && (long) (run.blocks.size() + 1) * blockSize > MAX_RUN) {
+        run = null;
+      }
+      int slot = allocateSlot();
+      if (slot < 0) {
+        return;
+      }
+      if (run == null) {
+        run = new Run();
+        runs.add(run);
+      }
+      Block claimed = new Block(i, slot, State.FILLING, run.done);
+      blocks.put(i, claimed);
+      run.blocks.add(claimed);
+    }
+  }
+
+  /** Reads a run below (or not, when a writer covers it fully) and stores it into its slots. */
+  private void fetch(Export below, Run run, boolean readBelow) throws IOException {
+    long start = run.blocks.get(0).index << shift;
+    long end = Math.min(size, (run.blocks.get(run.blocks.size() - 1).index + 1) << shift);
+    int length = (int) (end - start);
+    boolean stored = false;
+    try {
+      if (readBelow) {
+        ByteBuffer buffer = buffers.take(length);
+        try {
+          readBelow(below, buffer, start);
+          for (int k = 0; k < run.blocks.size(); k++) {
+            int from = k << shift;
+            store.write(run.blocks.get(k).slot, 0, buffer.slice(from, Math.min(length - from, blockSize)));
+          }
+        } finally {
+          buffers.give(buffer);
+        }
+        stats.filledBytes.add(length);
+      }
+      stored = true;
+    } finally {
+      finish(run, stored);
+    }
+  }
+
+  private void finish(Run run, boolean stored) {
+    lock.lock();
+    try {
+      for (Block b : run.blocks) {
+        if (stored) {
+          b.state = State.CLEAN;
+          b.filled = null;
+        } else {
+          drop(b);
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+    run.done.complete(null);
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  public void write(Export below, ByteBuffer src, long offset, int flags) throws IOException {
+    writeLock.lock();
+    beginMutation();
+    try {
+      awaitFills(offset, src.remaining());
+      if (settings.mode() == CacheMode.WRITETHROUGH) {
+        below.pwrite(src.duplicate(), offset, fuaBelow(below, flags));
+        flushIfFuaEmulated(below, flags);
+        updateCached(offset, src.remaining(), src);
+      } else {
+        writeIntoCache(below, src.duplicate(), offset);
+        if (Flags.has(flags, Flags.FUA)) {
+          writeBack(below, dirtyIn(offset, src.remaining()));
+          if (below.canFlush()) {
+            below.flush();
+          }
+        }
+      }
+      src.position(src.limit());
+    } finally {
+      endMutation();
+      writeLock.unlock();
+    }
+  }
+
+  private void writeIntoCache(Export below, ByteBuffer src, long offset) throws IOException {
+    long end = offset + src.remaining();
+    for (long i = offset >>> shift; i <= (end - 1) >>> shift; i++) {
+      long blockStart = i << shift;
+      long from = Math.max(offset, blockStart);
+      long to = Math.min(end, blockStart + blockSize);
+      ByteBuffer piece = src.slice((int) (from - offset), (int) (to - from));
+      boolean whole = from == blockStart && to == Math.min(size, blockStart + blockSize);
+      Block b = claimForWrite(below, i, !whole);
+      if (b == null) {
+        // Nothing evictable: this piece goes straight below, and no cached copy can be stale.
+        below.pwrite(piece, from, 0);
+        continue;
+      }
+      try {
+        store.write(b.slot, (int) (from - blockStart), piece);
+      } finally {
+        lock.lock();
+        try {
+          b.state = State.DIRTY;
+          unpin(b);
+        } finally {
+          lock.unlock();
+        }
+      }
+    }
+  }
+
+  /** The pinned, readable block i, read from below first if it was missing; null if no slot is free. */
+  private Block claimForWrite(Export below, long i, boolean readOld) throws IOException {
+    for (boolean madeRoom = false; ; madeRoom = true) {
+      Run run;
+      lock.lock();
+      try {
+        Block b = blocks.get(i);
+        if (b != null) {
+          b.pins++;
+          touch(b);
+          return b;
+        }
+        int slot = allocateSlot();
+        if (slot >= 0) {
+          run = new Run();
+          b = new Block(i, slot, State.FILLING, run.done);
+          b.pins = 1;
+          blocks.put(i, b);
+          run.blocks.add(b);
+        } else if (madeRoom) {
+          return null;
+        } else {
+          run = null;
+        }
+      } finally {
+        lock.unlock();
+      }
+      if (run == null) {
+        writeBack(below, oldestDirty());
+        continue;
+      }
+      Block b = run.blocks.get(0);
+      try {
+        // A block wholly overwritten need not be read; a partly written one needs its other bytes.
+        fetch(below, run, readOld);
+      } catch (IOException | RuntimeException e) {
+        lock.lock();
+        try {
+          unpin(b);
+        } finally {
+          lock.unlock();
+        }
+        throw e;
+      }
+      return b;
+    }
+  }
+
+  /** Copies new data into blocks that are cached (write-through: the data is already below). */
+  private void updateCached(long offset, long length, ByteBuffer data) throws IOException {
+    for (Block b : pinPresent(offset, length)) {
+      try {
+        long blockStart = b.index << shift;
+        long from = Math.max(offset, blockStart);
+        long to = Math.min(offset + length, blockStart + blockSize);
+        ByteBuffer piece =
+            data == null
+                ? ByteBuffer.allocate((int) (to - from))
+                : data.slice(data.position() + (int) (from - offset), (int) (to - from));
+        store.write(b.slot, (int) (from - blockStart), piece);
+      } finally {
+        lock.lock();
+        try {
+          unpin(b);
+        } finally {
+          lock.unlock();
+        }
+      }
+    }
+  }
+
+  public void zero(Export below, long offset, long length, int flags) throws IOException {
+    writeLock.lock();
+    beginMutation();
+    try {
+      awaitFills(offset, length);
+      below.zero(offset, length, fuaBelow(below, flags));
+      flushIfFuaEmulated(below, flags);
+      dropCovered(offset, length);
+      updateCached(offset, length, null);
+    } finally {
+      endMutation();
+      writeLock.unlock();
+    }
+  }
+
+  public void trim(Export below, long offset, long length, int flags) throws IOException {
+    writeLock.lock();
+    beginMutation();
+    try {
+      awaitFills(offset, length);
+      below.trim(offset, length, fuaBelow(below, flags));
+      flushIfFuaEmulated(below, flags);
+      // Partly trimmed blocks keep their data: a trimmed range may read back as anything.
+      dropCovered(offset, length);
+    } finally {
+      endMutation();
+      writeLock.unlock();
+    }
+  }
+
+  /** Writes dirty blocks below and flushes it (writeback), or only flushes (writethrough). */
+  public void flush(Export below) throws IOException {
+    switch (settings.mode()) {
+      case UNSAFE -> {}
+      case WRITETHROUGH -> below.flush();
+      case WRITEBACK -> {
+        writeLock.lock();
+        try {
+          writeBack(below, dirtyIn(0, size));
+          if (below.canFlush()) {
+            below.flush();
+          }
+        } finally {
+          writeLock.unlock();
+        }
+      }
+    }
+  }
+
+  private int fuaBelow(Export below, int flags) throws IOException {
+    return Flags.has(flags, Flags.FUA) && below.canFua() != Support.NATIVE ? flags & ~Flags.FUA : flags;
+  }
+
+  private void flushIfFuaEmulated(Export below, int flags) throws IOException {
+    if (Flags.has(flags, Flags.FUA) && below.canFua() != Support.NATIVE && below.canFlush()) {
+      below.flush();
+    }
+  }
+
+  /** Writes pinned dirty blocks below in contiguous runs, marks them clean and unpins them. */
+  private void writeBack(Export below, List<Block> dirty) throws IOException {
+    dirty.sort(Comparator.comparingLong(b -> b.index));
+    try {
+      int i = 0;
+      while (i < dirty.size()) {
+        int j = i + 1;
+        while (j < dirty.size() && dirty.get(j).index == dirty.get(j - 1).index + 1 && (long) (j - i + 1) * blockSize <= MAX_RUN) {
+          j++;
+        }
+        long start = dirty.get(i).index << shift;
+        int length = (int) (Math.min(size, (dirty.get(j - 1).index + 1) << shift) - start);
+        ByteBuffer buffer = buffers.take(length);
+        try {
+          for (int k = i; k < j; k++) {
+            int from = (k - i) << shift;
+            store.read(dirty.get(k).slot, 0, buffer.slice(from, Math.min(length - from, blockSize)));
+          }
+          below.pwrite(buffer, start, 0);
+        } finally {
+          buffers.give(buffer);
+        }
+        lock.lock();
+        try {
+          for (int k = i; k < j; k++) {
+            dirty.get(k).state = State.CLEAN;
+          }
+        } finally {
+          lock.unlock();
+        }
+        stats.writebacks.add(j - i);
+        i = j;
+      }
+    } finally {
+      lock.lock();
+      try {
+        dirty.forEach(this::unpin);
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  /** The dirty blocks in a range, pinned. */
+  private List<Block> dirtyIn(long offset, long length) {
+    List<Block> dirty = new ArrayList<>();
+    lock.lock();
+    try {
+      for (Block b : blocksIn(offset, length)) {
+        if (b.state == State.DIRTY) {
+          b.pins++;
+          dirty.add(b);
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+    return dirty;
+  }
+
+  /** Enough of the least recently used dirty blocks, pinned, to bring usage to the low threshold. */
+  private List<Block> oldestDirty() {
+    List<Block> dirty = new ArrayList<>();
+    lock.lock();
+    try {
+      int wanted = Math.max(1, (nextFresh - freeCount) - Math.min(lowWater, capacity - 1));
+      for (Block b : blocks.values()) {
+        if (dirty.size() >= wanted) {
+          break;
+        }
+        if (b.state == State.DIRTY && b.pins == 0) {
+          b.pins++;
+          dirty.add(b);
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+    return dirty;
+  }
+
+  private List<Block> pinPresent(long offset, long length) {
+    lock.lock();
+    try {
+      List<Block> present = blocksIn(offset, length);
+      present.forEach(b -> b.pins++);
+      return present;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Forgets blocks wholly inside the range; called under the write lock, after the layer below changed. */
+  private void dropCovered(long offset, long length) {
+    lock.lock();
+    try {
+      for (Block b : blocksIn(offset, length)) {
+        long blockStart = b.index << shift;
+        if (blockStart >= offset && Math.min(size, blockStart + blockSize) <= offset + length) {
+          drop(b);
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void awaitFills(long offset, long length) throws IOException {
+    while (true) {
+      List<CompletableFuture<Void>> inFlight = new ArrayList<>();
+      lock.lock();
+      try {
+        for (Block b : blocksIn(offset, length)) {
+          if (b.state == State.FILLING) {
+            inFlight.add(b.filled);
+          }
+        }
+      } finally {
+        lock.unlock();
+      }
+      if (inFlight.isEmpty()) {
+        return;
+      }
+      awaitAll(inFlight);
+    }
+  }
+
+  /** Cached and filling blocks in a range; lock held. */
+  private List<Block> blocksIn(long offset, long length) {
+    List<Block> found = new ArrayList<>();
+    if (length <= 0) {
+      return found;
+    }
+    long first = offset >>> shift;
+    long last = (offset + length - 1) >>> shift;
+    if (last - first + 1 > blocks.size()) {
+      for (Block b : blocks.values()) {
+        if (b.index >= first && b.index <= last) {
+          found.add(b);
+        }
+      }
+    } else {
+      for (long i = first; i <= last; i++) {
+        Block b = blocks.get(i);
+        if (b != null) {
+          found.add(b);
+        }
+      }
+    }
+    return found;
+  }
+
+  private void beginMutation() {
+    lock.lock();
+    try {
+      mutating = true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void endMutation() {
+    lock.lock();
+    try {
+      mutating = false;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  // ---- slots -------------------------------------------------------------------------------
+
+  /** A free slot, evicting clean blocks at the high threshold; -1 if none. Lock held. */
+  private int allocateSlot() {
+    if (nextFresh - freeCount >= highWater) {
+      reclaim();
+    }
+    if (freeCount > 0) {
+      return freeSlots[--freeCount];
+    }
+    return nextFresh < capacity ? nextFresh++ : -1;
+  }
+
+  private void reclaim() {
+    var it = blocks.values().iterator();
+    while (nextFresh - freeCount > lowWater && it.hasNext()) {
+      Block b = it.next();
+      if (b.state == State.CLEAN && b.pins == 0) {
+        it.remove();
+        freeSlot(b.slot);
+        stats.evictions.increment();
+      }
+    }
+  }
+
+  /**
+   * Marks a block as just used: moves it to the most recently used end. Lock held.
+   */
+  private void touch(Block b) {
+    blocks.remove(b.index);
+    blocks.put(b.index, b);
+  }
+
+  /**
+   * A client read of a block. The first read after a fill does not count as a use: a sequential
+   * reader reads each prefetched block once and never again, so those blocks should leave in
+   * fill order, ahead of blocks prefetched but not read yet. A second read is a real reuse.
+   */
+  private void touchByRead(Block b) {
+    if (b.read) {
+      touch(b);
+    } else {
+      b.read = true;
+    }
+  }
+
+  /** Removes a block from the map; its slot is free once nobody copies from it. Lock held. */
+  private void drop(Block b) {
+    if (blocks.get(b.index) == b) {
+      blocks.remove(b.index);
+    }
+    b.dropped = true;
+    if (b.pins == 0) {
+      freeSlot(b.slot);
+    }
+  }
+
+  private void unpin(Block b) {
+    if (--b.pins == 0 && b.dropped) {
+      freeSlot(b.slot);
+    }
+  }
+
+  private void unpinAll(Block[] found, boolean served) {
+    lock.lock();
+    try {
+      for (int i = 0; i < found.length; i++) {
+        if (found[i] != null) {
+          if (served && !found[i].dropped) {
+            touchByRead(found[i]);
+          }
+          unpin(found[i]);
+          found[i] = null;
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void freeSlot(int slot) {
+    if (freeCount == freeSlots.length) {
+      freeSlots = Arrays.copyOf(freeSlots, freeCount * 2);
+    }
+    freeSlots[freeCount++] = slot;
+  }
+
+  private static void awaitAll(List<CompletableFuture<Void>> futures) throws IOException {
+    for (CompletableFuture<Void> future : futures) {
+      try {
+        future.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted while waiting for a cache fill");
+      } catch (ExecutionException e) {
+        // The filler failed; whoever waited reads for itself.
+      }
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    store.close();
+  }
+}

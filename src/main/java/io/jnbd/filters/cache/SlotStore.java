@@ -1,0 +1,115 @@
+package io.jnbd.filters.cache;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+
+/**
+ * Fixed-size slots that hold cached blocks, numbered from 0. Java cannot punch holes into a
+ * file, so a bounded cache reuses slots instead of freeing file ranges; slot i lives at byte
+ * {@code i * blockSize} of a sparse temporary file, or in a direct buffer allocated on first use.
+ * Callers guarantee that no two threads write one slot at once.
+ */
+abstract sealed class SlotStore implements AutoCloseable {
+  final int blockSize;
+
+  SlotStore(int blockSize) {
+    this.blockSize = blockSize;
+  }
+
+  /** Copies {@code dst.remaining()} bytes from the slot, starting {@code at} bytes into it. */
+  abstract void read(int slot, int at, ByteBuffer dst) throws IOException;
+
+  /** Copies the remaining bytes of {@code src} into the slot, starting {@code at} bytes into it. */
+  abstract void write(int slot, int at, ByteBuffer src) throws IOException;
+
+  @Override
+  public abstract void close() throws IOException;
+
+  static SlotStore create(boolean inMemory, int blockSize, int slots) throws IOException {
+    return inMemory ? new Memory(blockSize, slots) : new TempFile(blockSize);
+  }
+
+  static final class TempFile extends SlotStore {
+    private final FileChannel channel;
+
+    TempFile(int blockSize) throws IOException {
+      super(blockSize);
+      Path path = Files.createTempFile("jnbd-cache", ".blocks");
+      try {
+        channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+      } finally {
+        // Unlinked at once: the blocks vanish with the process however it ends.
+        Files.deleteIfExists(path);
+      }
+    }
+
+    @Override
+    void read(int slot, int at, ByteBuffer dst) throws IOException {
+      long position = (long) slot * blockSize + at;
+      while (dst.hasRemaining()) {
+        int n = channel.read(dst, position);
+        if (n < 0) {
+          // Never-written tail of the sparse file: it holds zeroes.
+          while (dst.hasRemaining()) {
+            dst.put((byte) 0);
+          }
+          return;
+        }
+        position += n;
+      }
+    }
+
+    @Override
+    void write(int slot, int at, ByteBuffer src) throws IOException {
+      long position = (long) slot * blockSize + at;
+      while (src.hasRemaining()) {
+        position += channel.write(src, position);
+      }
+    }
+
+    @Override
+    public void close() throws IOException {
+      channel.close();
+    }
+  }
+
+  static final class Memory extends SlotStore {
+    private final ByteBuffer[] slots;
+
+    Memory(int blockSize, int slots) {
+      super(blockSize);
+      this.slots = new ByteBuffer[slots];
+    }
+
+    private ByteBuffer slot(int slot) {
+      ByteBuffer buffer = slots[slot];
+      if (buffer == null) {
+        // Racing first uses are impossible: a slot is handed to one owner before it is written.
+        buffer = ByteBuffer.allocateDirect(blockSize);
+        slots[slot] = buffer;
+      }
+      return buffer;
+    }
+
+    @Override
+    void read(int slot, int at, ByteBuffer dst) {
+      dst.put(slot(slot).slice(at, dst.remaining()));
+    }
+
+    @Override
+    void write(int slot, int at, ByteBuffer src) {
+      slot(slot).put(at, src, src.position(), src.remaining());
+      src.position(src.limit());
+    }
+
+    @Override
+    public void close() {
+      Arrays.fill(slots, null);
+    }
+  }
+}

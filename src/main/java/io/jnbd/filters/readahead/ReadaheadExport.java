@@ -1,0 +1,133 @@
+package io.jnbd.filters.readahead;
+
+import io.jnbd.api.Export;
+import io.jnbd.api.FilterExport;
+import io.jnbd.filters.readahead.StreamTable.Prefetch;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One connection through readahead: each read is shown to the export's {@link StreamTable}, and
+ * the prefetches it makes due are sent below as cache requests on virtual threads, through this
+ * connection's export. A read that overlaps a prefetch in flight waits for it, so no byte is
+ * fetched twice however the layer below schedules the two. A prefetch that fails is only logged; the client's read takes its own
+ * path. Closing waits for this connection's prefetches, which use its export below.
+ */
+final class ReadaheadExport extends FilterExport {
+  private static final Logger log = LoggerFactory.getLogger(ReadaheadExport.class);
+  private static final long CLOSE_WAIT_SECONDS = 60;
+
+  private final StreamTable table;
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition idle = lock.newCondition();
+  private int running;
+  private boolean closed;
+
+  ReadaheadExport(Export next, StreamTable table) {
+    super(next);
+    this.table = table;
+  }
+
+  @Override
+  public void pread(ByteBuffer buffer, long offset) throws IOException {
+    int length = buffer.remaining();
+    launch(table.onRead(offset, length));
+    for (CompletableFuture<Void> prefetch : table.overlapping(offset, length)) {
+      try {
+        prefetch.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted while waiting for a prefetch");
+      } catch (ExecutionException e) {
+        // Prefetches complete normally even when they fail; nothing to report.
+      }
+    }
+    next.pread(buffer, offset);
+  }
+
+  private void launch(List<Prefetch> prefetches) {
+    for (Prefetch prefetch : prefetches) {
+      boolean wanted;
+      lock.lock();
+      try {
+        wanted = !closed;
+        if (wanted) {
+          running++;
+        }
+      } finally {
+        lock.unlock();
+      }
+      if (wanted) {
+        Thread.ofVirtual().name("readahead").start(() -> prefetch(prefetch));
+      } else {
+        table.cancelled(prefetch);
+      }
+    }
+  }
+
+  private void prefetch(Prefetch prefetch) {
+    long started = System.nanoTime();
+    boolean succeeded = false;
+    try {
+      next.cache(prefetch.offset(), prefetch.length());
+      succeeded = true;
+    } catch (IOException | RuntimeException e) {
+      if (table.stats().errors.sum() == 0) {
+        log.warn("readahead: prefetch of {} bytes at {} failed (reads fall back to the normal path; further failures at debug level): {}",
+            prefetch.length(), prefetch.offset(), e.toString());
+      } else {
+        log.debug("readahead: prefetch of {} bytes at {} failed: {}", prefetch.length(), prefetch.offset(), e.toString());
+      }
+    } finally {
+      boolean wantMore;
+      lock.lock();
+      try {
+        wantMore = !closed;
+      } finally {
+        lock.unlock();
+      }
+      List<Prefetch> more = table.completed(prefetch, System.nanoTime() - started, succeeded, wantMore);
+      launch(more);
+      lock.lock();
+      try {
+        if (--running == 0) {
+          idle.signalAll();
+        }
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    lock.lock();
+    try {
+      closed = true;
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(CLOSE_WAIT_SECONDS);
+      while (running > 0) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          log.warn("readahead: {} prefetches still running at close", running);
+          break;
+        }
+        idle.awaitNanos(left);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      lock.unlock();
+    }
+    log.debug("readahead: connection closed; {}", table.stats());
+    next.close();
+  }
+}

@@ -1,0 +1,83 @@
+package io.jnbd.filters.readahead;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.jnbd.api.Export;
+import io.jnbd.api.Filter;
+import io.jnbd.filters.cache.CacheFilter;
+import io.jnbd.server.Stack;
+import io.jnbd.testing.SlowDisk;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * A serial reader over a disk that charges a delay per request: with readahead (over the cache
+ * filter, or over its own cache) the disk must see few large reads and each byte about once.
+ * Counts only; how long it takes is measured elsewhere.
+ */
+class ReadaheadOverSlowDiskTest {
+  private static final int SIZE = 32 << 20;
+
+  private static byte[] readAll(Export export, int requestSize) throws Exception {
+    byte[] copy = new byte[SIZE];
+    for (int offset = 0; offset < SIZE; offset += requestSize) {
+      ByteBuffer buffer = ByteBuffer.wrap(copy, offset, requestSize).slice();
+      export.pread(buffer, offset);
+      assertThat(buffer.hasRemaining()).isFalse();
+    }
+    return copy;
+  }
+
+  private static Stack stack(SlowDisk disk, boolean withCacheFilter, String... cacheConfig) {
+    List<Filter> filters = new ArrayList<>();
+    filters.add(new ReadaheadFilter());
+    if (withCacheFilter) {
+      filters.add(new CacheFilter());
+    }
+    Stack stack = new Stack(filters, disk);
+    for (String kv : cacheConfig) {
+      String[] parts = kv.split("=", 2);
+      stack.config(parts[0], parts[1]);
+    }
+    stack.configComplete();
+    return stack;
+  }
+
+  @ParameterizedTest
+  @CsvSource({"true, 262144", "true, 65536", "false, 262144", "false, 65536"})
+  void serialReadsBecomeFewLargeReadsBelow(boolean withCacheFilter, int requestSize) throws Exception {
+    SlowDisk disk = new SlowDisk(SIZE, 5, 11);
+    Stack stack = withCacheFilter ? stack(disk, true, "cache-max-size=16M", "readahead-max-window=8M") : stack(disk, false);
+    try (Export export = stack.open(true, "")) {
+      byte[] copy = readAll(export, requestSize);
+      assertThat(Arrays.mismatch(copy, disk.data)).as("first wrong byte").isEqualTo(-1);
+    } finally {
+      stack.unload();
+    }
+    long reads = SIZE / requestSize;
+    assertThat(disk.preads.get()).as("reads below for %d client reads", reads).isLessThan(reads / 4).isLessThan(40);
+    assertThat(disk.bytes.get()).as("bytes read below").isLessThanOrEqualTo((long) (SIZE * 1.10));
+    assertThat(disk.largestRead.get()).isGreaterThanOrEqualTo(4 << 20);
+  }
+
+  @ParameterizedTest
+  @CsvSource({"true", "false"})
+  void failingPrefetchesNeverFailReads(boolean withCacheFilter) throws Exception {
+    SlowDisk disk = new SlowDisk(SIZE, 0, 12);
+    // Only prefetches read more than a client request at once.
+    disk.failing = (offset, length) -> length > 256 * 1024;
+    Stack stack = stack(disk, withCacheFilter);
+    ReadaheadFilter readahead = (ReadaheadFilter) stack.filters().get(0);
+    try (Export export = stack.open(true, "")) {
+      byte[] copy = readAll(export, 256 * 1024);
+      assertThat(Arrays.mismatch(copy, disk.data)).as("first wrong byte").isEqualTo(-1);
+      assertThat(readahead.tableOf("").stats().errors.sum()).isGreaterThan(0);
+    } finally {
+      stack.unload();
+    }
+  }
+}

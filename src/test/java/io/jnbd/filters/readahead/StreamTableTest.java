@@ -1,0 +1,153 @@
+package io.jnbd.filters.readahead;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.jnbd.filters.readahead.StreamTable.Prefetch;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** Stream detection and window policy, driven directly with reads (no threads, no I/O). */
+class StreamTableTest {
+  private static final long MIB = 1 << 20;
+  private static final long SIZE = 1024 * MIB;
+
+  private final StreamTable table = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+  private final List<Prefetch> issued = new ArrayList<>();
+
+  /** Reads, and completes every prefetch at once (as if the layer below were instant). */
+  private void read(long offset, long length) {
+    List<Prefetch> due = new ArrayList<>(table.onRead(offset, length));
+    while (!due.isEmpty()) {
+      Prefetch p = due.remove(0);
+      issued.add(p);
+      due.addAll(table.completed(p, 1_000_000, true, true));
+    }
+  }
+
+  private long prefetchedBytes() {
+    return table.stats().prefetchedBytes.sum();
+  }
+
+  @Test
+  void sequentialReadsArePrefetchedAheadAfterConfirmation() {
+    read(0, 256 * 1024);
+    read(256 * 1024, 256 * 1024);
+    assertThat(issued).as("one advancing read is not yet a stream").isEmpty();
+    read(512 * 1024, 256 * 1024);
+    assertThat(issued).isNotEmpty();
+    assertThat(issued.get(0).offset()).isEqualTo(768 * 1024);
+    for (long offset = 768 * 1024; offset < 64 * MIB; offset += 256 * 1024) {
+      read(offset, 256 * 1024);
+    }
+    // Almost every read after the first few was covered by an earlier prefetch.
+    assertThat(table.stats().hits.sum()).isGreaterThan(240);
+    assertThat(table.stats().misses.sum()).isLessThan(5);
+    // Prefetches are large: the window grew past the chunk size.
+    assertThat(issued.stream().mapToLong(Prefetch::length).max().orElse(0)).isEqualTo(4 * MIB);
+    // Each byte was prefetched once.
+    long total = issued.stream().mapToLong(Prefetch::length).sum();
+    assertThat(total).isEqualTo(issued.get(issued.size() - 1).offset() + issued.get(issued.size() - 1).length() - 768 * 1024);
+  }
+
+  @Test
+  void reverseReadsAreNotPrefetched() {
+    for (long offset = 100 * MIB; offset > 90 * MIB; offset -= 256 * 1024) {
+      read(offset, 256 * 1024);
+    }
+    assertThat(issued).isEmpty();
+  }
+
+  @Test
+  void randomSmallReadsAreNotPrefetched() {
+    Random random = new Random(7);
+    for (int i = 0; i < 2000; i++) {
+      read((random.nextLong(SIZE / 4096)) * 4096, 4096);
+    }
+    assertThat(issued).isEmpty();
+  }
+
+  @Test
+  void fourInterleavedStreamsAreEachPrefetched() {
+    for (long step = 0; step < 40; step++) {
+      for (int stream = 0; stream < 4; stream++) {
+        read(stream * 128 * MIB + step * 256 * 1024, 256 * 1024);
+      }
+    }
+    for (int stream = 0; stream < 4; stream++) {
+      long from = stream * 128 * MIB;
+      assertThat(issued).as("stream %d", stream).anyMatch(p -> p.offset() >= from && p.offset() < from + 128 * MIB);
+    }
+    assertThat(table.stats().hits.sum()).isGreaterThan(4 * 30);
+    // The streams share the window budget, so the cache below can hold all they prefetch.
+    long windows = 0;
+    for (int stream = 0; stream < 4; stream++) {
+      long window = table.windowAt(stream * 128 * MIB + 40 * 256 * 1024);
+      assertThat(window).isPositive();
+      windows += window;
+    }
+    assertThat(windows).isLessThanOrEqualTo(ReadaheadSettings.defaults().maxWindow());
+  }
+
+  @Test
+  void outOfOrderReadsWithinAWindowStayOneStream() {
+    // qemu-img: eight 2 MiB reads in flight, arriving shuffled within each group of eight.
+    Random random = new Random(3);
+    for (long group = 0; group < 8; group++) {
+      List<Long> offsets = new ArrayList<>();
+      for (long i = 0; i < 8; i++) {
+        offsets.add((group * 8 + i) * 2 * MIB);
+      }
+      Collections.shuffle(offsets, random);
+      offsets.forEach(offset -> read(offset, 2 * MIB));
+    }
+    assertThat(issued).isNotEmpty();
+    // No prefetch went backwards or twice over the same bytes.
+    for (int i = 1; i < issued.size(); i++) {
+      assertThat(issued.get(i).offset()).isGreaterThanOrEqualTo(issued.get(i - 1).offset() + issued.get(i - 1).length());
+    }
+    assertThat(table.stats().hits.sum()).isGreaterThan(32);
+  }
+
+  @Test
+  void unusedPrefetchesShrinkTheWindow() {
+    long before = table.allowance();
+    // Short sequential bursts in many places, each abandoned with prefetched data ahead of it.
+    for (int burst = 0; burst < 12; burst++) {
+      long base = burst * 64 * MIB;
+      for (int i = 0; i < 6; i++) {
+        read(base + i * 256 * 1024L, 256 * 1024);
+      }
+    }
+    assertThat(table.stats().unusedBytes.sum()).isGreaterThan(0);
+    assertThat(table.allowance()).isLessThan(before);
+    // A new stream now gets no further ahead than the reduced allowance.
+    long base = 900 * MIB;
+    for (int i = 0; i < 20; i++) {
+      read(base + i * 256 * 1024L, 256 * 1024);
+    }
+    long end = base + 20 * 256 * 1024L;
+    assertThat(table.windowAt(end)).isLessThanOrEqualTo(Math.max(table.allowance(), ReadaheadSettings.defaults().window()));
+  }
+
+  @Test
+  void failedPrefetchesAreCountedAndReleaseTheirSlot() {
+    List<Prefetch> due = new ArrayList<>();
+    for (long offset = 0; offset < 4 * MIB; offset += 256 * 1024) {
+      due.addAll(table.onRead(offset, 256 * 1024));
+    }
+    assertThat(due).isNotEmpty();
+    for (Prefetch p : due) {
+      table.completed(p, 1000, false, false);
+    }
+    assertThat(table.stats().errors.sum()).isEqualTo(due.size());
+    // The in-flight budget came back: the stream keeps prefetching.
+    List<Prefetch> later = new ArrayList<>();
+    for (long offset = 4 * MIB; offset < 16 * MIB; offset += 256 * 1024) {
+      later.addAll(table.onRead(offset, 256 * 1024));
+    }
+    assertThat(later).isNotEmpty();
+  }
+}
