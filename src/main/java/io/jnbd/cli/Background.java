@@ -42,8 +42,9 @@ final class Background {
       // Startup messages reach the user through us; later ones are dropped (see signalReady).
       builder.redirectErrorStream(true);
     }
-    // The launcher already turned these into JVM options, which childCommand() copies.
+    // The JVM already turned these into input arguments, which childCommand() copies.
     builder.environment().remove("JDK_JAVA_OPTIONS");
+    builder.environment().remove("JAVA_TOOL_OPTIONS");
     Process child = builder.start();
     CompletableFuture<Boolean> ready = new CompletableFuture<>();
     Thread.ofVirtual().name("jnbd-child-output").start(() -> relay(child, err, ready));

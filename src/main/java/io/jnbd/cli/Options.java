@@ -21,8 +21,8 @@ import picocli.CommandLine.Parameters;
     name = "jnbd",
     customSynopsis = {
       "jnbd [OPTIONS] [--filter=FILTER]... PLUGIN [[KEY=]VALUE]...",
-      "jnbd PLUGIN --help | --dump-plugin",
-      "jnbd --help | --version | --dump-config"
+      "       jnbd [--filter=FILTER]... PLUGIN --help | --dump-plugin",
+      "       jnbd --help | --version | --dump-config"
     },
     sortOptions = false)
 final class Options {
@@ -114,7 +114,7 @@ final class Options {
   @Option(names = BACKGROUND_CHILD, hidden = true)
   boolean backgroundChild;
 
-  @Parameters(paramLabel = "PLUGIN [[KEY=]VALUE]...")
+  @Parameters(hidden = true) // shown by the synopsis
   List<String> words = new ArrayList<>();
 
   /** One plugin or filter parameter from the command line; key null means a bare value. */
