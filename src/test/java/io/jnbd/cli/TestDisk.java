@@ -10,9 +10,14 @@ import java.io.IOException;
 import java.util.List;
 
 /** A command-line test plugin: an {@link ArrayDisk} of size=SIZE (the magic key), required. */
-public final class TestDisk implements Plugin {
+public class TestDisk implements Plugin {
   private int size = -1;
   private ArrayDisk disk;
+
+  /** The configured size, for tests that check key routing. */
+  int size() {
+    return size;
+  }
 
   @Override
   public String name() {
