@@ -46,10 +46,14 @@ final class Background {
     builder.environment().remove("JDK_JAVA_OPTIONS");
     builder.environment().remove("JAVA_TOOL_OPTIONS");
     Process child = builder.start();
+    // Interrupting the start (Ctrl-C) must not leave a server behind in its own session.
+    Thread abandon = new Thread(child::destroy, "jnbd-abandon-start");
+    Runtime.getRuntime().addShutdownHook(abandon);
     CompletableFuture<Boolean> ready = new CompletableFuture<>();
     Thread.ofVirtual().name("jnbd-child-output").start(() -> relay(child, err, ready));
     try {
       if (ready.get(START_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+        Runtime.getRuntime().removeShutdownHook(abandon);
         return 0;
       }
       int status = child.waitFor();

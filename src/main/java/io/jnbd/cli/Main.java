@@ -29,18 +29,20 @@ public final class Main {
       Options options = Options.parse(args);
       configureLogging(options);
       return run(args, options, out, err);
-    } catch (ConfigException e) {
-      err.println("jnbd: " + e.getMessage());
-    } catch (IOException e) {
-      err.println("jnbd: " + e.getMessage());
+    } catch (ConfigException | IOException e) {
+      fail(err, e.getMessage());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      err.println("jnbd: interrupted");
+      fail(err, "interrupted");
     } catch (RuntimeException e) {
       // A plugin failing in an unexpected way: still one line, with the type for a bug report.
-      err.println("jnbd: " + e);
+      fail(err, e.toString());
     }
     return 1;
+  }
+
+  private static void fail(PrintStream err, String message) {
+    err.println("jnbd: " + String.valueOf(message).strip().replaceAll("\\s*\\R\\s*", "; "));
   }
 
   private static int run(String[] args, Options options, PrintStream out, PrintStream err)
