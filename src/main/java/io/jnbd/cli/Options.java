@@ -201,12 +201,8 @@ final class Options {
 
   /** True when the server listens on a private socket in a temporary directory. */
   boolean privateSocket() {
-    return (unix != null && unix.toString().equals("-")) || (run != null && unix == null && port == null);
-  }
-
-  /** True for the plain TCP listener: no Unix socket and not -s. */
-  boolean tcp() {
-    return !single && !privateSocket() && unix == null;
+    return (unix != null && unix.toString().equals("-"))
+        || (run != null && unix == null && port == null && ipaddr == null);
   }
 
   ServerConfig serverConfig() {

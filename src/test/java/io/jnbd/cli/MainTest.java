@@ -69,16 +69,16 @@ class MainTest {
   void dumpConfigPrintsTheVersion() {
     Result r = jnbd("--dump-config");
     assertThat(r.status()).isZero();
-    assertThat(r.out().lines().toList()).contains("name=jnbd", "version=" + Help.version(), "plugins=testdisk",
-        "filters=shrink");
+    assertThat(r.out().lines().toList()).contains("name=jnbd", "version=" + Help.version());
+    assertThat(r.out()).containsPattern("(?m)^plugins=(.*,)?testdisk(,|$)").containsPattern("(?m)^filters=(.*,)?shrink(,|$)");
     assertThat(r.out().lines()).allMatch(line -> line.matches("[a-z_]+=.*"));
   }
 
   @Test
   void everyStartupFailureIsOneLineAndStatusOne() {
     Map<String, String> expected = Map.of(
-        "-f nosuch", "jnbd: unknown plugin 'nosuch' (known: testdisk)",
-        "-f --filter=nope testdisk 1M", "jnbd: unknown filter 'nope' (known: shrink)",
+        "-f nosuch", "jnbd: unknown plugin 'nosuch' (known: ",
+        "-f --filter=nope testdisk 1M", "jnbd: unknown filter 'nope' (known: ",
         "-f testdisk", "jnbd: testdisk: the size parameter is required",
         "-f testdisk 1M colour=red", "jnbd: testdisk: unknown parameter 'colour'",
         "-f testdisk 1Q", "jnbd: testdisk: size: unknown size suffix in '1Q'",

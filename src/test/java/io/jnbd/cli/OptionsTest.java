@@ -22,7 +22,7 @@ class OptionsTest {
     assertThat(o.detaches()).isFalse();
     assertThat(o.pidfile).isEqualTo(Path.of("/tmp/p"));
     assertThat(o.unix).isEqualTo(Path.of("/tmp/s"));
-    assertThat(o.tcp()).isFalse();
+    assertThat(o.privateSocket()).isFalse();
     assertThat(o.debugFlags).containsExactly("nbdkit.backend.datapath=0");
     assertThat(o.filters).containsExactly("cow", "retry");
     assertThat(o.plugin()).isEqualTo("curl");
@@ -60,11 +60,12 @@ class OptionsTest {
 
   @Test
   void listensWhereAsked() {
-    assertThat(Options.parse(new String[] {"memory"}).tcp()).isTrue();
+    assertThat(Options.parse(new String[] {"memory"}).privateSocket()).isFalse();
     assertThat(Options.parse(new String[] {"memory"}).detaches()).isTrue();
     assertThat(Options.parse(new String[] {"--run", "x", "memory"}).privateSocket()).isTrue();
     assertThat(Options.parse(new String[] {"--run", "x", "-p", "0", "memory"}).privateSocket()).isFalse();
-    assertThat(Options.parse(new String[] {"-s", "memory"}).tcp()).isFalse();
+    assertThat(Options.parse(new String[] {"--run", "x", "-i", "::1", "memory"}).privateSocket()).isFalse();
+    assertThat(Options.parse(new String[] {"-s", "memory"}).detaches()).isFalse();
     assertThat(Options.parse(new String[] {"-t", "0", "memory"}).maxRequests())
         .isEqualTo(ServerConfig.DEFAULT_MAX_REQUESTS);
     assertThat(Options.parse(new String[] {"-n", "--log=null", "--tls=off", "memory"}).log).isEqualTo("null");

@@ -94,4 +94,33 @@ class ProcessIT {
   private static String shellQuote(String word) {
     return "'" + word.replace("'", "'\\''") + "'";
   }
+
+  @Test
+  void launcherRunsTheJarFromAnyDirectory() throws Exception {
+    String jar = System.getProperty("jnbd.jar");
+    assumeTrue(jar != null && Files.exists(Path.of(jar)), "needs the packaged jar (mvn verify)");
+    Path root = Path.of(jar).toAbsolutePath().getParent().getParent();
+    Path launcher = root.resolve("jnbd");
+    // A stale jar would make the launcher run Maven inside this very build: leave that alone.
+    long built = Files.getLastModifiedTime(Path.of(jar)).toMillis();
+    try (var files = Files.walk(root.resolve("src"))) {
+      assumeTrue(files.allMatch(f -> modified(f) <= built) && modified(root.resolve("pom.xml")) <= built,
+          "sources are newer than the jar");
+    }
+    Process process = new ProcessBuilder(launcher.toString(), "--version")
+        .directory(dir.toFile())
+        .redirectError(ProcessBuilder.Redirect.DISCARD)
+        .start();
+    String out = new String(process.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    assertThat(process.waitFor()).isZero();
+    assertThat(out).matches("jnbd \\S+\\n");
+  }
+
+  private static long modified(Path file) {
+    try {
+      return Files.getLastModifiedTime(file).toMillis();
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
 }
