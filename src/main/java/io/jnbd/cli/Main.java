@@ -29,20 +29,19 @@ public final class Main {
       Options options = Options.parse(args);
       configureLogging(options);
       return run(args, options, out, err);
-    } catch (ConfigException | IOException e) {
-      fail(err, e.getMessage());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       fail(err, "interrupted");
-    } catch (RuntimeException e) {
-      // A plugin failing in an unexpected way: still one line, with the type for a bug report.
-      fail(err, e.toString());
+    } catch (IOException | RuntimeException e) {
+      boolean expected = e instanceof IOException || e instanceof ConfigException;
+      // Anything else is a layer failing unexpectedly: still one line, with the type for a bug report.
+      fail(err, expected && e.getMessage() != null ? e.getMessage() : e.toString());
     }
     return 1;
   }
 
   private static void fail(PrintStream err, String message) {
-    err.println("jnbd: " + String.valueOf(message).strip().replaceAll("\\s*\\R\\s*", "; "));
+    err.println("jnbd: " + message.strip().replaceAll("\\s*\\R\\s*", "; "));
   }
 
   private static int run(String[] args, Options options, PrintStream out, PrintStream err)

@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.testing.Tools;
 import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -111,7 +114,7 @@ class ProcessIT {
         .directory(dir.toFile())
         .redirectError(ProcessBuilder.Redirect.DISCARD)
         .start();
-    String out = new String(process.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertThat(process.waitFor()).isZero();
     assertThat(out).matches("jnbd \\S+\\n");
   }
@@ -119,8 +122,8 @@ class ProcessIT {
   private static long modified(Path file) {
     try {
       return Files.getLastModifiedTime(file).toMillis();
-    } catch (java.io.IOException e) {
-      throw new java.io.UncheckedIOException(e);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 }
