@@ -1,0 +1,128 @@
+package io.jnbd.cli;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * The default, nbdkit-like start: return to the shell once the server accepts connections and
+ * keep serving in the background. A JVM cannot fork, so the parent re-executes the same JVM
+ * (same java binary, JVM options and class path) as a foreground server with a hidden option,
+ * relays what the child prints until the child writes a readiness line on its stdout, and then
+ * exits 0. If the child exits first, the parent exits with the child's status.
+ */
+final class Background {
+  /** The line the child prints on stdout once it listens and the pidfile is written. */
+  static final String READY = "jnbd-ready";
+  /** How long a plugin may take to start (an HTTP plugin may probe a slow server). */
+  private static final long START_TIMEOUT_SECONDS = 120;
+
+  private Background() {}
+
+  /** Parent side: starts the server in a child JVM and waits until it is ready. */
+  static int launch(String[] args, Options options, PrintStream err) throws IOException, InterruptedException {
+    ProcessBuilder builder = new ProcessBuilder(childCommand(args));
+    builder.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    if (logsToStderr(options)) {
+      builder.redirectError(ProcessBuilder.Redirect.INHERIT);
+    } else {
+      // Startup messages reach the user through us; later ones are dropped (see signalReady).
+      builder.redirectErrorStream(true);
+    }
+    // The JVM already turned these into input arguments, which childCommand() copies.
+    builder.environment().remove("JDK_JAVA_OPTIONS");
+    builder.environment().remove("JAVA_TOOL_OPTIONS");
+    Process child = builder.start();
+    // Interrupting the start (Ctrl-C) must not leave a server behind in its own session.
+    Thread abandon = new Thread(child::destroy, "jnbd-abandon-start");
+    Runtime.getRuntime().addShutdownHook(abandon);
+    CompletableFuture<Boolean> ready = new CompletableFuture<>();
+    Thread.ofVirtual().name("jnbd-child-output").start(() -> relay(child, err, ready));
+    try {
+      if (ready.get(START_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+        Runtime.getRuntime().removeShutdownHook(abandon);
+        return 0;
+      }
+      int status = child.waitFor();
+      return status == 0 ? 1 : status; // exiting before it was ready is a failure
+    } catch (TimeoutException e) {
+      child.destroyForcibly();
+      err.println("jnbd: the server did not start within " + START_TIMEOUT_SECONDS + " s");
+      return 1;
+    } catch (ExecutionException e) {
+      child.destroyForcibly();
+      err.println("jnbd: lost contact with the server process: " + e.getCause());
+      return 1;
+    }
+  }
+
+  private static void relay(Process child, PrintStream err, CompletableFuture<Boolean> ready) {
+    try (BufferedReader lines = new BufferedReader(
+        new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
+      for (String line = lines.readLine(); line != null; line = lines.readLine()) {
+        if (line.equals(READY)) {
+          ready.complete(true);
+          return;
+        }
+        err.println(line);
+      }
+      ready.complete(false);
+    } catch (IOException e) {
+      ready.completeExceptionally(e);
+    }
+  }
+
+  /** The command that runs this program again in the same way, as the background server. */
+  private static List<String> childCommand(String[] args) {
+    List<String> command = new ArrayList<>();
+    // setsid gives the server a session of its own, so that closing the terminal does not
+    // hang it up, as nbdkit does after its fork. It execs in place: the child pid is the JVM's.
+    for (String setsid : List.of("/usr/bin/setsid", "/bin/setsid")) {
+      if (Files.isExecutable(Path.of(setsid))) {
+        command.add(setsid);
+        break;
+      }
+    }
+    command.add(ProcessHandle.current().info().command()
+        .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+    command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(Main.class.getName());
+    command.add(Options.BACKGROUND_CHILD);
+    command.addAll(List.of(args));
+    return command;
+  }
+
+  private static boolean logsToStderr(Options options) {
+    return "stderr".equals(options.log);
+  }
+
+  /**
+   * Child side: tells the parent that the server is ready, then stops writing to the pipe that
+   * the parent is about to abandon. Without --log=stderr, later messages are discarded, as
+   * nbdkit sends them to syslog once it is in the background; use -f to see them.
+   */
+  static void signalReady(Options options) {
+    System.out.println(READY);
+    System.out.flush();
+    PrintStream nowhere = new PrintStream(OutputStream.nullOutputStream());
+    System.setOut(nowhere);
+    if (!logsToStderr(options)) {
+      System.setErr(nowhere);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+package io.jnbd.cli;
+
+import io.jnbd.api.ConfigException;
+import io.jnbd.api.Filter;
+import io.jnbd.api.Plugin;
+import io.jnbd.server.Catalog;
+import io.jnbd.server.Stack;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The jnbd command: {@code jnbd [OPTIONS] [--filter=FILTER]... PLUGIN [[KEY=]VALUE]...}. Every
+ * failure to start is one line on stderr ({@code jnbd: message}) and exit status 1.
+ *
+ * <p>No logger here on purpose: -v must set the log level before the first logger exists.
+ */
+public final class Main {
+  private Main() {}
+
+  public static void main(String[] args) {
+    System.exit(run(args, System.out, System.err));
+  }
+
+  /** Runs the command and returns its exit status; serving modes return when the server stops. */
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    try {
+      Options options = Options.parse(args);
+      configureLogging(options);
+      return run(args, options, out, err);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      fail(err, "interrupted");
+    } catch (IOException | RuntimeException e) {
+      boolean expected = e instanceof IOException || e instanceof ConfigException;
+      // Anything else is a layer failing unexpectedly: still one line, with the type for a bug report.
+      fail(err, expected && e.getMessage() != null ? e.getMessage() : e.toString());
+    }
+    return 1;
+  }
+
+  private static void fail(PrintStream err, String message) {
+    err.println("jnbd: " + message.strip().replaceAll("\\s*\\R\\s*", "; "));
+  }
+
+  private static int run(String[] args, Options options, PrintStream out, PrintStream err)
+      throws IOException, InterruptedException {
+    if (options.version) {
+      Help.version(out);
+      return 0;
+    }
+    if (options.dumpConfig) {
+      Help.dumpConfig(out);
+      return 0;
+    }
+    if (options.plugin() == null) {
+      if (options.help) {
+        Help.usage(out);
+        return 0;
+      }
+      throw new ConfigException("no plugin given (try 'jnbd --help')");
+    }
+    List<Filter> filters = new ArrayList<>();
+    for (String name : options.filters) {
+      filters.add(Catalog.filter(name));
+    }
+    Plugin plugin = Catalog.plugin(options.plugin());
+    if (options.help) {
+      Help.layers(out, plugin, filters);
+      return 0;
+    }
+    if (options.dumpPlugin) {
+      Help.dumpPlugin(out, plugin);
+      return 0;
+    }
+    if (options.detaches()) {
+      return Background.launch(args, options, err);
+    }
+    Stack stack = configure(plugin, filters, options);
+    if (options.single) {
+      // Stdout carries the protocol now: nothing else may write to it.
+      System.setOut(System.err);
+    }
+    try (Session session = Session.start(stack, options)) {
+      if (options.run != null) {
+        return Captive.run(options.run, session.environment());
+      }
+      if (options.single) {
+        session.server().serveOne(new StdioChannel());
+        return 0;
+      }
+      if (options.backgroundChild) {
+        Background.signalReady(options);
+      }
+      session.awaitTermination();
+      return 0;
+    }
+  }
+
+  /** Hands every key=value to the stack in command-line order, then completes configuration. */
+  static Stack configure(Plugin plugin, List<Filter> filters, Options options) {
+    Stack stack = new Stack(filters, plugin);
+    for (Options.Param param : options.params()) {
+      String key = param.key();
+      if (key == null) {
+        key = plugin.magicConfigKey();
+        if (key == null) {
+          throw new ConfigException(plugin.name() + ": '" + param.value()
+              + "' is not key=value, and this plugin takes no bare value");
+        }
+      }
+      stack.config(key, param.value());
+    }
+    stack.configComplete();
+    return stack;
+  }
+
+  /** Sets the slf4j-simple level from -v and --log=null; otherwise its default (info) holds. */
+  private static void configureLogging(Options options) {
+    String property = "org.slf4j.simpleLogger.defaultLogLevel";
+    if ("null".equals(options.log)) {
+      System.setProperty(property, "off");
+    } else if (options.verbose) {
+      System.setProperty(property, "debug");
+    }
+  }
+}

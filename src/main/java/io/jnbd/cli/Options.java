@@ -1,0 +1,215 @@
+package io.jnbd.cli;
+
+import io.jnbd.api.ConfigException;
+import io.jnbd.api.Values;
+import io.jnbd.server.ServerConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * The command line, parsed the nbdkit way: options may come before or after the plugin name
+ * (as GNU getopt permutes them for nbdkit), {@code --} ends the options, and every word after
+ * the plugin name is a {@code key=value} or a bare value for the plugin's magic key. The option
+ * descriptions here are the {@code --help} text.
+ */
+@Command(
+    name = "jnbd",
+    customSynopsis = {
+      "jnbd [OPTIONS] [--filter=FILTER]... PLUGIN [[KEY=]VALUE]...",
+      "       jnbd [--filter=FILTER]... PLUGIN --help | --dump-plugin",
+      "       jnbd --help | --version | --dump-config"
+    },
+    sortOptions = false)
+final class Options {
+  /** The default NBD port, as in nbdkit. */
+  static final int NBD_PORT = 10809;
+
+  /** Internal: this process is the re-executed server of a background start (see Background). */
+  static final String BACKGROUND_CHILD = "--jnbd-background-child";
+
+  @Option(names = {"-U", "--unix"}, paramLabel = "SOCKET",
+      description = "Listen on a Unix socket; '-' creates a private one in a temporary directory.")
+  Path unix;
+
+  @Option(names = {"-p", "--port"}, paramLabel = "PORT",
+      description = "Listen on this TCP port (default 10809 when -U is not given; 0 picks a free one).")
+  Integer port;
+
+  @Option(names = {"-i", "--ipaddr"}, paramLabel = "IPADDR",
+      description = "Listen on this address only (default: all addresses).")
+  String ipaddr;
+
+  @Option(names = {"-f", "--foreground"}, description = "Stay in the foreground.")
+  boolean foreground;
+
+  @Option(names = {"-r", "--readonly"}, description = "Serve the export read-only.")
+  boolean readOnly;
+
+  @Option(names = {"-e", "--exportname"}, paramLabel = "EXPORTNAME",
+      description = "The name of the default export.")
+  String exportName;
+
+  @Option(names = "--filter", paramLabel = "FILTER",
+      description = "Add a filter; repeatable, the first named is the outermost.")
+  List<String> filters = new ArrayList<>();
+
+  @Option(names = "--run", paramLabel = "CMD",
+      description = "Captive mode: serve while 'sh -c CMD' runs, then exit with its status.")
+  String run;
+
+  @Option(names = "--exit-with-parent",
+      description = "Exit when the parent process exits (implies --foreground).")
+  boolean exitWithParent;
+
+  @Option(names = {"-P", "--pidfile"}, paramLabel = "PIDFILE",
+      description = "Write the server's process id here once it accepts connections.")
+  Path pidfile;
+
+  @Option(names = {"-t", "--threads"}, paramLabel = "THREADS",
+      description = "Requests served at once on each connection (default "
+          + ServerConfig.DEFAULT_MAX_REQUESTS + ").")
+  String threads;
+
+  @Option(names = {"-s", "--single"},
+      description = "Serve one client on stdin/stdout, then exit.")
+  boolean single;
+
+  @Option(names = {"-v", "--verbose"}, description = "Log debug messages and every request.")
+  boolean verbose;
+
+  @Option(names = {"-D", "--debug"}, paramLabel = "NAME=VALUE",
+      description = "Accepted for nbdkit compatibility and ignored.")
+  List<String> debugFlags = new ArrayList<>();
+
+  @Option(names = "--log", paramLabel = "stderr|syslog|null",
+      description = "Where messages go: stderr (default; syslog is taken as stderr) or null.")
+  String log;
+
+  @Option(names = {"-n", "--newstyle"},
+      description = "Accepted for nbdkit compatibility: the protocol is always fixed newstyle.")
+  boolean newstyle;
+
+  @Option(names = "--tls", paramLabel = "off",
+      description = "Only 'off' is accepted: TLS is not supported yet.")
+  String tls;
+
+  @Option(names = {"-V", "--version"}, description = "Print the version and exit.")
+  boolean version;
+
+  @Option(names = "--dump-config", description = "Print the build configuration and exit.")
+  boolean dumpConfig;
+
+  @Option(names = "--dump-plugin", description = "Print the plugin's properties and exit.")
+  boolean dumpPlugin;
+
+  @Option(names = {"-h", "--help"},
+      description = "Print this help; after a plugin name, the plugin's and filters' parameters.")
+  boolean help;
+
+  @Option(names = BACKGROUND_CHILD, hidden = true)
+  boolean backgroundChild;
+
+  @Parameters(hidden = true) // shown by the synopsis
+  List<String> words = new ArrayList<>();
+
+  /** One plugin or filter parameter from the command line; key null means a bare value. */
+  record Param(String key, String value) {}
+
+  static CommandLine commandLine(Options options) {
+    CommandLine line = new CommandLine(options);
+    line.setExpandAtFiles(false); // "@..." is a plugin value like any other
+    line.setOverwrittenOptionsAllowed(true); // as with getopt, the last one wins
+    line.setUsageHelpWidth(100);
+    return line;
+  }
+
+  /** Parses the arguments, turning picocli's complaints into one-line ConfigExceptions. */
+  static Options parse(String[] args) {
+    Options options = new Options();
+    try {
+      commandLine(options).parseArgs(args);
+    } catch (CommandLine.ParameterException e) {
+      throw new ConfigException(e.getMessage());
+    }
+    options.check();
+    return options;
+  }
+
+  private void check() {
+    if (port != null && (port < 0 || port > 65535)) {
+      throw new ConfigException("-p: not a port number: " + port);
+    }
+    if (threads != null) {
+      maxRequests(); // fails early on a bad number
+    }
+    if (log != null && !List.of("stderr", "syslog", "null").contains(log)) {
+      throw new ConfigException("--log: must be stderr, syslog or null, not '" + log + "'");
+    }
+    if (tls != null && !tls.equals("off")) {
+      throw new ConfigException("--tls=" + tls + ": TLS is not supported yet (only --tls=off)");
+    }
+    if (unix != null && (port != null || ipaddr != null)) {
+      throw new ConfigException("-U cannot be combined with -p or -i");
+    }
+    if (single && (unix != null || port != null || ipaddr != null || run != null)) {
+      throw new ConfigException("-s cannot be combined with -U, -p, -i or --run");
+    }
+  }
+
+  /** The plugin name, or null when none was given. */
+  String plugin() {
+    return words.isEmpty() ? null : words.get(0);
+  }
+
+  /** The words after the plugin name, split at the first '=' when what precedes it is a key. */
+  List<Param> params() {
+    List<Param> params = new ArrayList<>();
+    for (String word : words.subList(Math.min(1, words.size()), words.size())) {
+      int eq = word.indexOf('=');
+      if (eq > 0 && isKey(word.substring(0, eq))) {
+        params.add(new Param(word.substring(0, eq), word.substring(eq + 1)));
+      } else {
+        params.add(new Param(null, word));
+      }
+    }
+    return params;
+  }
+
+  /** What nbdkit takes for a key: a letter, then letters, digits, '_', '-' or '.'. */
+  static boolean isKey(String text) {
+    if (text.isEmpty() || !Character.isLetter(text.charAt(0))) {
+      return false;
+    }
+    return text.chars().allMatch(c -> c < 128 && (Character.isLetterOrDigit(c) || c == '_' || c == '-' || c == '.'));
+  }
+
+  /** -t, where 0 (as in nbdkit) and absence mean the default. */
+  int maxRequests() {
+    int value = threads == null ? 0 : Values.parseInt("-t", threads, 0, 1 << 16);
+    return value == 0 ? ServerConfig.DEFAULT_MAX_REQUESTS : value;
+  }
+
+  /** True when the server should detach into the background, as nbdkit does by default. */
+  boolean detaches() {
+    return !foreground && !exitWithParent && run == null && !single && !backgroundChild;
+  }
+
+  /** True when the server listens on a private socket in a temporary directory. */
+  boolean privateSocket() {
+    return (unix != null && unix.toString().equals("-"))
+        || (run != null && unix == null && port == null && ipaddr == null);
+  }
+
+  ServerConfig serverConfig() {
+    return ServerConfig.defaults()
+        .withReadOnly(readOnly)
+        .withExportName(exportName)
+        .withMaxRequestsPerConnection(maxRequests())
+        .withVerbose(verbose);
+  }
+}

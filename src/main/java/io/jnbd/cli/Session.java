@@ -1,0 +1,171 @@
+package io.jnbd.cli;
+
+import io.jnbd.server.NbdServer;
+import io.jnbd.server.Stack;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.Inet6Address;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One running server started from the command line and everything that must go when it stops:
+ * the listener, a private socket directory, the pidfile. It stops once, whichever comes first:
+ * the caller closing it, SIGINT/SIGTERM (a shutdown hook), or the parent exiting
+ * (--exit-with-parent).
+ */
+final class Session implements AutoCloseable {
+  private final NbdServer server;
+  private final Options options;
+  private final Lock closeLock = new ReentrantLock();
+  private final Thread shutdownHook = new Thread(this::close, "jnbd-shutdown");
+  private Path privateDirectory;
+  private Path socket;
+  private InetSocketAddress tcp;
+  private boolean pidfileWritten;
+  private boolean closed;
+
+  private Session(NbdServer server, Options options) {
+    this.server = server;
+    this.options = options;
+  }
+
+  /** Starts listening as the options say and writes the pidfile once clients can connect. */
+  static Session start(Stack stack, Options options) throws IOException {
+    Session session = new Session(new NbdServer(stack, options.serverConfig()), options);
+    Runtime.getRuntime().addShutdownHook(session.shutdownHook);
+    try {
+      session.listen();
+      if (options.exitWithParent) {
+        ProcessHandle.current().parent().ifPresent(parent -> parent.onExit().thenRun(session::close));
+      }
+    } catch (IOException | RuntimeException e) {
+      session.close();
+      throw e;
+    }
+    return session;
+  }
+
+  private void listen() throws IOException {
+    if (options.single) {
+      return;
+    }
+    if (options.privateSocket()) {
+      privateDirectory = Files.createTempDirectory("jnbd");
+      socket = privateDirectory.resolve("socket");
+    } else if (options.unix != null) {
+      socket = options.unix.toAbsolutePath();
+    }
+    if (socket != null) {
+      server.listenUnix(socket);
+    } else {
+      int port = options.port != null ? options.port : Options.NBD_PORT;
+      InetSocketAddress address = options.ipaddr == null
+          ? new InetSocketAddress(port)
+          : new InetSocketAddress(InetAddress.getByName(options.ipaddr), port);
+      tcp = server.listenTcp(address);
+    }
+    writePidfile();
+  }
+
+  private void writePidfile() throws IOException {
+    if (options.pidfile == null) {
+      return;
+    }
+    Path target = options.pidfile.toAbsolutePath();
+    Path partial = target.resolveSibling("." + target.getFileName() + ".partial");
+    Files.writeString(partial, ProcessHandle.current().pid() + "\n", StandardCharsets.US_ASCII);
+    // Whoever polls for the pidfile must never read it half written.
+    Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    pidfileWritten = true;
+  }
+
+  NbdServer server() {
+    return server;
+  }
+
+  /** The NBD URI that reaches the default export, as nbdkit gives it to --run. */
+  String uri() {
+    String export = escape(options.exportName == null ? "" : options.exportName);
+    if (socket != null) {
+      return "nbd+unix:///" + export + "?socket=" + escape(socket.toString());
+    }
+    String host;
+    if (options.ipaddr == null) {
+      host = "localhost";
+    } else {
+      InetAddress address = tcp.getAddress();
+      host = address instanceof Inet6Address ? "[" + address.getHostAddress() + "]" : address.getHostAddress();
+    }
+    return "nbd://" + host + ":" + tcp.getPort() + (export.isEmpty() ? "" : "/" + export);
+  }
+
+  /** The variables that nbdkit sets for the --run command. */
+  Map<String, String> environment() {
+    Map<String, String> env = new LinkedHashMap<>();
+    env.put("uri", uri());
+    env.put("nbd", uri());
+    env.put("unixsocket", socket == null ? "" : socket.toString());
+    env.put("port", tcp == null ? "" : Integer.toString(tcp.getPort()));
+    env.put("exportname", options.exportName == null ? "" : options.exportName);
+    return env;
+  }
+
+  /** Blocks until the server stops (a signal, or the parent exiting). */
+  void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  /** Stops the server, unloads the stack, removes the pidfile and any private socket. */
+  @Override
+  public void close() {
+    closeLock.lock(); // a second caller waits until the first has cleaned up
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      server.close();
+      if (pidfileWritten) {
+        Files.deleteIfExists(options.pidfile.toAbsolutePath());
+      }
+      if (privateDirectory != null) {
+        Files.deleteIfExists(socket);
+        Files.deleteIfExists(privateDirectory);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } finally {
+      closeLock.unlock();
+      if (Thread.currentThread() != shutdownHook) {
+        try {
+          Runtime.getRuntime().removeShutdownHook(shutdownHook);
+        } catch (IllegalStateException alreadyExiting) {
+          // The hook is running or about to; it will find the session closed.
+        }
+      }
+    }
+  }
+
+  /** Percent-encodes all but unreserved characters and '/', for a path or query in a URI. */
+  static String escape(String text) {
+    StringBuilder out = new StringBuilder();
+    for (byte b : text.getBytes(StandardCharsets.UTF_8)) {
+      char c = (char) (b & 0xff);
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || "-._~/".indexOf(c) >= 0) {
+        out.append(c);
+      } else {
+        out.append('%').append(String.format("%02X", (int) c));
+      }
+    }
+    return out.toString();
+  }
+}

@@ -1,0 +1,129 @@
+package io.jnbd.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.jnbd.testing.Tools;
+import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The command as its own JVM (the shaded jar plus the test plugin): background start, exit with
+ * the parent, serving stdin/stdout. Failsafe passes the jar's path as the property jnbd.jar.
+ */
+@Tag("slow")
+class ProcessIT {
+  @TempDir Path dir;
+
+  /** The java command line that runs jnbd from the packaged jar, with the test plugin. */
+  static List<String> jnbd(String... args) throws Exception {
+    String jar = System.getProperty("jnbd.jar");
+    assumeTrue(jar != null && Files.exists(Path.of(jar)), "needs the packaged jar (mvn verify)");
+    Path testClasses = Path.of(TestDisk.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    List<String> command = new ArrayList<>(List.of(
+        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-cp", jar + File.pathSeparator + testClasses, Main.class.getName()));
+    command.addAll(List.of(args));
+    return command;
+  }
+
+  @Test
+  void backgroundStartReturnsOnceServingAndStopsOnSigterm() throws Exception {
+    assumeTrue(Tools.installed("nbdinfo"));
+    Path socket = dir.resolve("nbd.sock");
+    Path pidfile = dir.resolve("jnbd.pid");
+    Tools.Result start = Tools.run(jnbd("-U", socket.toString(), "-P", pidfile.toString(), "testdisk", "1M"),
+        Map.of(), 120);
+    assertThat(start.exitCode()).as(start.stderr()).isZero();
+    assertThat(start.stdout()).isEmpty();
+    long pid = Long.parseLong(Files.readString(pidfile).trim());
+    ProcessHandle server = ProcessHandle.of(pid).orElseThrow();
+    try {
+      assertThat(pid).isNotEqualTo(ProcessHandle.current().pid());
+      assertThat(Tools.run("nbdinfo", "--size", "nbd+unix:///?socket=" + socket).assertSuccess().stdout().trim())
+          .isEqualTo("1048576");
+    } finally {
+      server.destroy(); // SIGTERM
+    }
+    server.onExit().get(60, TimeUnit.SECONDS);
+    assertThat(pidfile).doesNotExist();
+    assertThat(socket).doesNotExist();
+  }
+
+  @Test
+  void backgroundStartFailureIsReportedByTheParent() throws Exception {
+    Tools.Result start = Tools.run(jnbd("-U", dir.resolve("s").toString(), "testdisk", "1M", "colour=red"),
+        Map.of(), 120);
+    assertThat(start.exitCode()).isEqualTo(1);
+    assertThat(start.stderr()).isEqualTo("jnbd: testdisk: unknown parameter 'colour'\n");
+  }
+
+  @Test
+  void exitWithParentStopsTheServerWhenItsParentExits() throws Exception {
+    Path pidfile = dir.resolve("jnbd.pid");
+    String server = String.join(" ", jnbd("--exit-with-parent", "-U", dir.resolve("s").toString(),
+        "-P", pidfile.toString(), "testdisk", "1M").stream().map(ProcessIT::shellQuote).toList());
+    // The shell starts the server, waits until it serves, prints its pid and exits.
+    String script = server + " >/dev/null 2>&1 & while [ ! -s " + pidfile + " ]; do sleep 0.1; done; cat " + pidfile;
+    Tools.Result shell = Tools.run(List.of("sh", "-c", script), Map.of(), 120).assertSuccess();
+    long pid = Long.parseLong(shell.stdout().trim());
+    ProcessHandle.of(pid).ifPresent(handle -> handle.onExit().join());
+    assertThat(ProcessHandle.of(pid).map(ProcessHandle::isAlive)).isNotEqualTo(Optional.of(true));
+    assertThat(pidfile).doesNotExist();
+  }
+
+  @Test
+  void singleModeServesOneClientOnStdinAndStdout() throws Exception {
+    assumeTrue(Tools.installed("nbdsh"));
+    String argv = String.join(", ", jnbd("-s", "--filter=shrink", "testdisk", "1M", "shrink=1k").stream()
+        .map(word -> "'" + word + "'").toList());
+    String script = "h.connect_command([" + argv + "]); h.pwrite(b'jnbd' * 128, 0); print(h.get_size(), h.pread(4, 508))";
+    Tools.Result r = Tools.run(List.of("nbdsh", "-c", script), Map.of(), 120).assertSuccess();
+    assertThat(r.stdout().trim()).isEqualTo("1047552 bytearray(b'jnbd')");
+  }
+
+  private static String shellQuote(String word) {
+    return "'" + word.replace("'", "'\\''") + "'";
+  }
+
+  @Test
+  void launcherRunsTheJarFromAnyDirectory() throws Exception {
+    String jar = System.getProperty("jnbd.jar");
+    assumeTrue(jar != null && Files.exists(Path.of(jar)), "needs the packaged jar (mvn verify)");
+    Path root = Path.of(jar).toAbsolutePath().getParent().getParent();
+    Path launcher = root.resolve("jnbd");
+    // A stale jar would make the launcher run Maven inside this very build: leave that alone.
+    long built = Files.getLastModifiedTime(Path.of(jar)).toMillis();
+    try (var files = Files.walk(root.resolve("src"))) {
+      assumeTrue(files.allMatch(f -> modified(f) <= built) && modified(root.resolve("pom.xml")) <= built,
+          "sources are newer than the jar");
+    }
+    Process process = new ProcessBuilder(launcher.toString(), "--version")
+        .directory(dir.toFile())
+        .redirectError(ProcessBuilder.Redirect.DISCARD)
+        .start();
+    String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(process.waitFor()).isZero();
+    assertThat(out).matches("jnbd \\S+\\n");
+  }
+
+  private static long modified(Path file) {
+    try {
+      return Files.getLastModifiedTime(file).toMillis();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}
