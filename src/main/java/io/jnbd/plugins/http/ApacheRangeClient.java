@@ -74,6 +74,7 @@ final class ApacheRangeClient implements RangeClient {
   private static final int COPY_CHUNK = 64 * 1024;
   /** With timeout=T a read may take T per started MiB, so large reads on a slow link survive. */
   private static final long TIMEOUT_SCALE_BYTES = 1 << 20;
+  private static final Timeout UNBOUNDED_LEASE = Timeout.ofDays(1);
 
   private final URI uri;
   private final String safeUrl;
@@ -152,7 +153,10 @@ final class ApacheRangeClient implements RangeClient {
         .build());
     RequestConfig.Builder requestConfig = RequestConfig.custom()
         .setResponseTimeout(idle)
-        .setConnectionRequestTimeout(idle)
+        // A wait for a pooled connection is a wait for our own earlier requests: bound it by
+        // timeout too. Without timeout, a day: the pool takes 0 as "do not wait" and fails
+        // Timeout.INFINITE at once (5.6.5), so neither can mean "no limit" here.
+        .setConnectionRequestTimeout(timeout == null ? UNBOUNDED_LEASE : Timeout.of(timeout))
         .setMaxRedirects(20);
     if (settings.unixSocketPath != null) {
       requestConfig.setUnixDomainSocket(settings.unixSocketPath);
@@ -213,7 +217,7 @@ final class ApacheRangeClient implements RangeClient {
     } catch (NbdException e) {
       throw e;
     } catch (IOException e) {
-      throw failure("size probe", 0, 1, describe(e));
+      throw failure("size probe", 0, 1, e);
     }
   }
 
@@ -246,7 +250,7 @@ final class ApacheRangeClient implements RangeClient {
       throw e;
     } catch (IOException e) {
       dst.position(start);
-      throw failure("read", offset, length, describe(e));
+      throw failure("read", offset, length, e);
     }
   }
 
@@ -393,10 +397,13 @@ final class ApacheRangeClient implements RangeClient {
         + " from " + safeUrl + " failed: " + reason);
   }
 
-  private static String describe(IOException e) {
-    String message = e.getMessage();
-    String kind = e.getClass().getSimpleName();
-    return message == null ? kind : kind + ": " + message;
+  /** A transport failure (timeout, reset, TLS): its kind and message, never a request header. */
+  private NbdException failure(String what, long offset, long length, IOException cause) {
+    String message = cause.getMessage();
+    String kind = cause.getClass().getSimpleName();
+    NbdException failure = failure(what, offset, length, message == null ? kind : kind + ": " + message);
+    failure.initCause(cause);
+    return failure;
   }
 
   private static DefaultClientTlsStrategy tlsStrategy(HttpSettings settings) {
