@@ -58,6 +58,8 @@ import org.apache.hc.core5.io.CloseMode;
 import org.apache.hc.core5.ssl.SSLContextBuilder;
 import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * {@link RangeClient} on Apache HttpClient 5 (classic, blocking API), called from the server's
@@ -70,6 +72,7 @@ import org.apache.hc.core5.util.Timeout;
  * EIO and the connection is discarded rather than returned to the pool.
  */
 final class ApacheRangeClient implements RangeClient {
+  private static final Logger log = LoggerFactory.getLogger(ApacheRangeClient.class);
   private static final Pattern CONTENT_RANGE = Pattern.compile("bytes\\s+(\\d+)-(\\d+)/(\\d+|\\*)", Pattern.CASE_INSENSITIVE);
   private static final int COPY_CHUNK = 64 * 1024;
   /** With timeout=T a read may take T per started MiB, so large reads on a slow link survive. */
@@ -215,9 +218,9 @@ final class ApacheRangeClient implements RangeClient {
       readExactly(probe, new byte[1], 0, 1, 0, deadlineFor(1), "size probe");
       return total >= 0 ? total : fromHead;
     } catch (NbdException e) {
-      throw e;
+      throw logged(e);
     } catch (IOException e) {
-      throw failure("size probe", 0, 1, e);
+      throw logged(failure("size probe", 0, 1, e));
     }
   }
 
@@ -247,10 +250,10 @@ final class ApacheRangeClient implements RangeClient {
       }
     } catch (NbdException e) {
       dst.position(start);
-      throw e;
+      throw logged(e);
     } catch (IOException e) {
       dst.position(start);
-      throw failure("read", offset, length, e);
+      throw logged(failure("read", offset, length, e));
     }
   }
 
@@ -395,6 +398,12 @@ final class ApacheRangeClient implements RangeClient {
   private NbdException failure(String what, long offset, long length, String reason) {
     return new NbdException(Errno.EIO, "http: " + what + " of bytes " + offset + "-" + (offset + length - 1)
         + " from " + safeUrl + " failed: " + reason);
+  }
+
+  /** The server logs request errors only at debug level; a failing origin deserves a warning. */
+  private static NbdException logged(NbdException failure) {
+    log.warn(failure.getMessage());
+    return failure;
   }
 
   /** A transport failure (timeout, reset, TLS): its kind and message, never a request header. */
