@@ -20,10 +20,11 @@ import java.util.List;
  */
 public class HttpPlugin implements Plugin {
   /**
-   * Preferred request size: nbdcopy and qemu never read less than their own request size, so
-   * this only matters for clients that honour it; see docs/plugins/http.md.
+   * Every read costs an HTTP round trip, so fewer, larger reads win: nbdcopy raises its request
+   * size to this, and copied 3x faster at 1 MiB than at 64 KiB against a 20 ms origin (see
+   * docs/plugins/http.md). Small random reads are unaffected: minimum stays 1.
    */
-  static final int PREFERRED_BLOCK_SIZE = 64 * 1024;
+  static final int PREFERRED_BLOCK_SIZE = 1 << 20;
 
   private final HttpSettings settings = new HttpSettings();
   private RangeClient client;

@@ -3,10 +3,12 @@ package io.jnbd.plugins.http;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.jnbd.api.BlockSize;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.Support;
 import io.jnbd.testing.ForwardingProxy;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.RangeOrigin.Fault;
@@ -98,6 +100,8 @@ class HttpPluginTest {
     assertThat(export.canWrite()).isFalse();
     assertThat(export.canMultiConn()).isTrue();
     assertThat(export.canExtents()).isFalse();
+    assertThat(export.canCache()).isEqualTo(Support.NONE);
+    assertThat(export.blockSize()).isEqualTo(new BlockSize(1, 1 << 20, BlockSize.DEFAULT.maximum()));
     assertThatThrownBy(() -> export.pwrite(ByteBuffer.allocate(1), 0, 0))
         .isInstanceOfSatisfying(NbdException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EROFS));
   }
