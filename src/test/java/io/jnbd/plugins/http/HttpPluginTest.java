@@ -231,6 +231,36 @@ class HttpPluginTest {
   }
 
   @Test
+  void failedBackgroundRenewalKeepsTheLastGoodValueAndIsRetried() throws Exception {
+    RangeOrigin origin = origin();
+    origin.authorized = headers -> "good".equals(headers.getFirst("Cookie"));
+    Path runs = dir.resolve("runs");
+    // Every run is counted; the second one fails, the others print the cookie.
+    String script = "echo run >> " + runs + "; [ \"$iteration\" = 1 ] && exit 1; echo good";
+    Export export = open("url=" + origin.url(), "cookie-script=" + script, "cookie-script-renew=1");
+    while (!Files.exists(runs) || Files.readAllLines(runs).size() < 3) {
+      assertReadsBack(export, 0, 100);
+      Thread.sleep(100);
+    }
+    assertReadsBack(export, 100, 100);
+    assertThat(origin.unauthorized.get()).isZero();
+  }
+
+  @Test
+  void passwordFromStdin() throws IOException {
+    RangeOrigin origin = origin();
+    String expected = "Basic " + Base64.getEncoder().encodeToString("carol:typed-pw".getBytes(StandardCharsets.UTF_8));
+    origin.authorized = headers -> expected.equals(headers.getFirst("Authorization"));
+    java.io.InputStream stdin = System.in;
+    System.setIn(new java.io.ByteArrayInputStream("typed-pw\n".getBytes(StandardCharsets.UTF_8)));
+    try {
+      assertReadsBack(open("url=" + origin.url(), "user=carol", "password=-"), 0, 10);
+    } finally {
+      System.setIn(stdin);
+    }
+  }
+
+  @Test
   void failingScriptAtStartIsAConfigError() {
     RangeOrigin origin = origin();
     assertThatThrownBy(() -> plugin("url=" + origin.url(), "cookie-script=exit 3"))
