@@ -35,6 +35,10 @@ public final class RangeOrigin implements AutoCloseable {
     WRONG_CONTENT_RANGE,
     /** A 206 with the right Content-Range but ten bytes fewer in the body. */
     SHORT_BODY,
+    /** As SHORT_BODY, but chunked, so that only counting the body can notice. */
+    SHORT_CHUNKED_BODY,
+    /** A chunked 206 whose body runs ten bytes past the range. */
+    LONG_CHUNKED_BODY,
     /** The whole file with 200, as a server without range support answers. */
     FULL_200,
     STATUS_500,
@@ -174,6 +178,13 @@ public final class RangeOrigin implements AutoCloseable {
             response.set("Content-Range", "bytes " + first + "-" + last + "/" + data.length);
             exchange.sendResponseHeaders(206, Math.max(1, length - 10));
             exchange.getResponseBody().write(data, first, Math.max(1, length - 10));
+            return;
+          }
+          case SHORT_CHUNKED_BODY, LONG_CHUNKED_BODY -> {
+            response.set("Content-Range", "bytes " + first + "-" + last + "/" + data.length);
+            exchange.sendResponseHeaders(206, 0);
+            int sent = fault == Fault.SHORT_CHUNKED_BODY ? Math.max(1, length - 10) : Math.min(length + 10, data.length - first);
+            exchange.getResponseBody().write(data, first, sent);
             return;
           }
           case FULL_200 -> {
