@@ -63,6 +63,8 @@ public final class RangeOrigin implements AutoCloseable {
   public volatile Predicate<Headers> authorized = headers -> true;
   public final AtomicInteger rangedGets = new AtomicInteger();
   public final AtomicInteger unauthorized = new AtomicInteger();
+  /** Raw (percent-encoded) query strings of every request, null where there was none. */
+  public final List<String> queries = new CopyOnWriteArrayList<>();
   /** Request headers of every request, in arrival order. */
   public final List<Headers> seen = new CopyOnWriteArrayList<>();
 
@@ -130,6 +132,7 @@ public final class RangeOrigin implements AutoCloseable {
     try (exchange) {
       Headers request = exchange.getRequestHeaders();
       seen.add(request);
+      queries.add(exchange.getRequestURI().getRawQuery());
       if (delayMillis > 0) {
         Thread.sleep(delayMillis);
       }

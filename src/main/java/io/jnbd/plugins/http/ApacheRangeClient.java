@@ -6,7 +6,6 @@ import io.jnbd.api.NbdException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
-import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -98,11 +97,10 @@ final class ApacheRangeClient implements RangeClient {
       user = user != null ? user : parts[0];
       password = password != null ? password : parts.length > 1 ? parts[1] : "";
     }
-    try {
-      uri = new URI(given.getScheme(), null, given.getHost(), given.getPort(), given.getPath(), given.getQuery(), null);
-    } catch (URISyntaxException e) {
-      throw new ConfigException("http: url: " + e.getMessage());
-    }
+    // Rebuilt from the raw (still percent-encoded) parts, so that %2F or %26 keep their meaning.
+    uri = URI.create(given.getScheme() + "://" + given.getRawAuthority().substring(given.getRawAuthority().indexOf('@') + 1)
+        + (given.getRawPath() == null ? "" : given.getRawPath())
+        + (given.getRawQuery() == null ? "" : "?" + given.getRawQuery()));
     safeUrl = Redaction.url(settings.url);
     timeout = settings.timeout;
 

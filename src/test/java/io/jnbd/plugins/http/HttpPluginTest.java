@@ -340,6 +340,13 @@ class HttpPluginTest {
   }
 
   @Test
+  void percentEncodingOfTheUrlIsKept() throws IOException {
+    RangeOrigin origin = origin();
+    assertReadsBack(open("url=" + origin.url() + "?dcPath=a%26b&dsName=ds%201"), 0, 10);
+    assertThat(origin.queries).isNotEmpty().allMatch("dcPath=a%26b&dsName=ds%201"::equals);
+  }
+
+  @Test
   void curlIsAnAlias() {
     assertThat(new CurlPlugin().name()).isEqualTo("curl");
     assertThat(new HttpPlugin().name()).isEqualTo("http");
