@@ -72,6 +72,16 @@ import org.slf4j.LoggerFactory;
  */
 final class ApacheRangeClient implements RangeClient {
   private static final Logger log = LoggerFactory.getLogger(ApacheRangeClient.class);
+  private static final String HTTP_CLIENT_LOG_LEVEL = "org.slf4j.simpleLogger.log.org.apache.hc";
+
+  static {
+    // HttpClient logs request headers (Cookie, Authorization) and raw bytes at debug level, and
+    // --verbose turns debug on everywhere: keep its loggers at info unless set explicitly. This
+    // runs before HttpClient's classes create their loggers.
+    if (System.getProperty(HTTP_CLIENT_LOG_LEVEL) == null) {
+      System.setProperty(HTTP_CLIENT_LOG_LEVEL, "info");
+    }
+  }
   private static final Pattern CONTENT_RANGE = Pattern.compile("bytes\\s+(\\d+)-(\\d+)/(\\d+|\\*)", Pattern.CASE_INSENSITIVE);
   private static final int COPY_CHUNK = 64 * 1024;
   /** With timeout=T a read may take T per started MiB, so large reads on a slow link survive. */
