@@ -1,0 +1,514 @@
+package io.jnbd.plugins.http;
+
+import io.jnbd.api.ConfigException;
+import io.jnbd.api.Errno;
+import io.jnbd.api.NbdException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import javax.net.ssl.SSLContext;
+import org.apache.hc.client5.http.HttpRequestRetryStrategy;
+import org.apache.hc.client5.http.auth.AuthScope;
+import org.apache.hc.client5.http.auth.UsernamePasswordCredentials;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpHead;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.client5.http.config.ConnectionConfig;
+import org.apache.hc.client5.http.config.RequestConfig;
+import org.apache.hc.client5.http.impl.DefaultRedirectStrategy;
+import org.apache.hc.client5.http.impl.auth.BasicAuthCache;
+import org.apache.hc.client5.http.impl.auth.BasicCredentialsProvider;
+import org.apache.hc.client5.http.impl.auth.BasicScheme;
+import org.apache.hc.client5.http.impl.classic.CloseableHttpClient;
+import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
+import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
+import org.apache.hc.client5.http.ssl.HostnameVerificationPolicy;
+import org.apache.hc.client5.http.ssl.NoopHostnameVerifier;
+import org.apache.hc.client5.http.ssl.TrustAllStrategy;
+import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.Header;
+import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpHost;
+import org.apache.hc.core5.http.HttpRequest;
+import org.apache.hc.core5.http.HttpResponse;
+import org.apache.hc.core5.http.NoHttpResponseException;
+import org.apache.hc.core5.http.ProtocolException;
+import org.apache.hc.core5.http.io.SocketConfig;
+import org.apache.hc.core5.http.protocol.HttpContext;
+import org.apache.hc.core5.io.CloseMode;
+import org.apache.hc.core5.ssl.SSLContextBuilder;
+import org.apache.hc.core5.util.TimeValue;
+import org.apache.hc.core5.util.Timeout;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@link RangeClient} on Apache HttpClient 5 (classic, blocking API), called from the server's
+ * virtual threads. One client and one pool of keep-alive HTTP/1.1 connections serve every NBD
+ * connection: {@code connections=N} is the pool size, and a request holds a pooled connection
+ * only while it sends its GET and reads the body.
+ *
+ * <p>Every ranged reply is checked before any byte counts: status 206, a Content-Range equal to
+ * the range asked for, and a body of exactly that length. Anything else fails the request with
+ * EIO and the connection is discarded rather than returned to the pool.
+ */
+final class ApacheRangeClient implements RangeClient {
+  private static final Logger log = LoggerFactory.getLogger(ApacheRangeClient.class);
+  private static final String HTTP_CLIENT_LOG_LEVEL = "org.slf4j.simpleLogger.log.org.apache.hc";
+
+  static {
+    // HttpClient logs request headers (Cookie, Authorization) and raw bytes at debug level, and
+    // --verbose turns debug on everywhere: keep its loggers at info unless set explicitly. This
+    // runs before HttpClient's classes create their loggers.
+    if (System.getProperty(HTTP_CLIENT_LOG_LEVEL) == null) {
+      System.setProperty(HTTP_CLIENT_LOG_LEVEL, "info");
+    }
+  }
+  private static final Pattern CONTENT_RANGE = Pattern.compile("bytes\\s+(\\d+)-(\\d+)/(\\d+|\\*)", Pattern.CASE_INSENSITIVE);
+  private static final int COPY_CHUNK = 64 * 1024;
+  /** With timeout=T a read may take T per started MiB, so large reads on a slow link survive. */
+  private static final long TIMEOUT_SCALE_BYTES = 1 << 20;
+  private static final Timeout UNBOUNDED_LEASE = Timeout.ofDays(1);
+
+  private final URI uri;
+  private final String safeUrl;
+  private final Duration timeout;
+  private final CloseableHttpClient client;
+  private final BasicAuthCache authCache = new BasicAuthCache();
+  private final RequestHeaders headers;
+  private final ReentrantLock probeLock = new ReentrantLock();
+  private volatile long size = -1;
+
+  ApacheRangeClient(HttpSettings settings) throws IOException {
+    URI given = URI.create(settings.url);
+    String user = settings.user;
+    String password = settings.password;
+    if (given.getUserInfo() != null) {
+      // curl accepts credentials in the URL; HttpClient refuses them there, so move them.
+      String[] parts = given.getUserInfo().split(":", 2);
+      user = user != null ? user : parts[0];
+      password = password != null ? password : parts.length > 1 ? parts[1] : "";
+    }
+    // Rebuilt from the raw (still percent-encoded) parts, so that %2F or %26 keep their meaning.
+    uri = URI.create(given.getScheme() + "://" + given.getRawAuthority().substring(given.getRawAuthority().indexOf('@') + 1)
+        + (given.getRawPath() == null ? "" : given.getRawPath())
+        + (given.getRawQuery() == null ? "" : "?" + given.getRawQuery()));
+    safeUrl = Redaction.url(settings.url);
+    timeout = settings.timeout;
+
+    BasicCredentialsProvider credentials = new BasicCredentialsProvider();
+    if (user != null) {
+      HttpHost target = HttpHost.create(uri);
+      UsernamePasswordCredentials basic = new UsernamePasswordCredentials(user, (password == null ? "" : password).toCharArray());
+      credentials.setCredentials(new AuthScope(target), basic);
+      // Preemptive, as curl does, so that every range GET is not preceded by a 401 round trip.
+      BasicScheme scheme = new BasicScheme();
+      scheme.initPreemptive(basic);
+      authCache.put(target, scheme);
+    }
+    HttpClientBuilder builder = HttpClientBuilder.create()
+        .disableContentCompression()
+        .disableCookieManagement()
+        .setRetryStrategy(new StaleConnectionRetry())
+        .setDefaultCredentialsProvider(credentials);
+    if (settings.proxy != null) {
+      HttpHost proxy = new HttpHost(settings.proxy.getScheme(), settings.proxy.getHost(),
+          settings.proxy.getPort() < 0 ? 80 : settings.proxy.getPort());
+      builder.setProxy(proxy);
+      if (settings.proxyUser != null) {
+        String proxyPassword = settings.proxyPassword == null ? "" : settings.proxyPassword;
+        credentials.setCredentials(new AuthScope(proxy), new UsernamePasswordCredentials(settings.proxyUser, proxyPassword.toCharArray()));
+      }
+    }
+    if (settings.followLocation) {
+      builder.setRedirectStrategy(new SchemeCheckingRedirects(settings.protocols));
+    } else {
+      builder.disableRedirectHandling();
+    }
+    if (settings.userAgent != null) {
+      builder.setUserAgent(settings.userAgent);
+    }
+    Timeout idle = timeout == null ? Timeout.DISABLED : Timeout.of(timeout);
+    builder.setConnectionManager(PoolingHttpClientConnectionManagerBuilder.create()
+        .setMaxConnTotal(settings.connections)
+        .setMaxConnPerRoute(settings.connections)
+        .setTlsSocketStrategy(tlsStrategy(settings))
+        .setDefaultSocketConfig(SocketConfig.custom()
+            .setSoKeepAlive(settings.tcpKeepAlive)
+            .setTcpNoDelay(settings.tcpNoDelay)
+            .setSoTimeout(idle)
+            .build())
+        .setDefaultConnectionConfig(ConnectionConfig.custom()
+            .setConnectTimeout(Timeout.of(settings.connectTimeout))
+            .setSocketTimeout(idle)
+            .setValidateAfterInactivity(TimeValue.ofSeconds(2))
+            .build())
+        .build());
+    RequestConfig.Builder requestConfig = RequestConfig.custom()
+        .setResponseTimeout(idle)
+        // A wait for a pooled connection is a wait for our own earlier requests: bound it by
+        // timeout too. Without timeout, a day: the pool takes 0 as "do not wait" and fails
+        // Timeout.INFINITE at once (5.6.5), so neither can mean "no limit" here.
+        .setConnectionRequestTimeout(timeout == null ? UNBOUNDED_LEASE : Timeout.of(timeout))
+        .setMaxRedirects(20);
+    if (settings.unixSocketPath != null) {
+      requestConfig.setUnixDomainSocket(settings.unixSocketPath);
+    }
+    builder.setDefaultRequestConfig(requestConfig.build());
+    client = builder.build();
+    headers = new RequestHeaders(settings);
+    try {
+      headers.start();
+    } catch (IOException e) {
+      close();
+      throw e;
+    }
+  }
+
+  @Override
+  public long size() throws IOException {
+    long known = size;
+    if (known >= 0) {
+      return known;
+    }
+    probeLock.lock();
+    try {
+      if (size < 0) {
+        size = probeSize();
+      }
+      return size;
+    } finally {
+      probeLock.unlock();
+    }
+  }
+
+  /**
+   * HEAD for Content-Length; then a one-byte range GET, which both proves that the server
+   * honours ranges and gives the size from Content-Range when HEAD could not.
+   */
+  private long probeSize() throws IOException {
+    long fromHead = -1;
+    try (Exchange head = execute(() -> new HttpHead(uri))) {
+      Header length = head.response().getFirstHeader("Content-Length");
+      if (head.response().getCode() / 100 == 2 && length != null) {
+        fromHead = Long.parseLong(length.getValue().trim());
+      }
+    } catch (IOException | NumberFormatException e) {
+      // The ranged GET below decides; it reports its own failure.
+    }
+    if (fromHead == 0) {
+      return 0;
+    }
+    try (Exchange probe = execute(() -> ranged(0, 1))) {
+      ClassicHttpResponse response = probe.response();
+      long total = checkRangeReply(response, 0, 1, "size probe");
+      if (total < 0 && fromHead < 0) {
+        throw failure("size probe", 0, 1, "server gives no size (no Content-Length on HEAD, Content-Range total '*')");
+      }
+      readExactly(probe, new byte[1], 0, 1, 0, deadlineFor(1), "size probe");
+      return total >= 0 ? total : fromHead;
+    } catch (NbdException e) {
+      throw logged(e);
+    } catch (IOException e) {
+      throw logged(failure("size probe", 0, 1, e));
+    }
+  }
+
+  @Override
+  public void read(ByteBuffer dst, long offset) throws IOException {
+    int length = dst.remaining();
+    if (length == 0) {
+      return;
+    }
+    long deadline = deadlineFor(length);
+    int start = dst.position();
+    try (Exchange exchange = execute(() -> ranged(offset, length))) {
+      checkRangeReply(exchange.response(), offset, length, "read");
+      if (dst.hasArray()) {
+        readExactly(exchange, dst.array(), dst.arrayOffset() + start, length, offset, deadline, "read");
+        dst.position(start + length);
+      } else {
+        byte[] chunk = new byte[Math.min(COPY_CHUNK, length)];
+        int done = 0;
+        InputStream body = exchange.response().getEntity().getContent();
+        while (done < length) {
+          int n = readSome(body, chunk, 0, Math.min(chunk.length, length - done), offset, length, done, deadline);
+          dst.put(chunk, 0, n);
+          done += n;
+        }
+        expectEnd(exchange, body, offset, length);
+      }
+    } catch (NbdException e) {
+      dst.position(start);
+      throw logged(e);
+    } catch (IOException e) {
+      dst.position(start);
+      throw logged(failure("read", offset, length, e));
+    }
+  }
+
+  /** Reads exactly {@code length} body bytes into {@code into}, then requires the body to end. */
+  private void readExactly(Exchange exchange, byte[] into, int at, int length, long offset, long deadline, String what)
+      throws IOException {
+    InputStream body = exchange.response().getEntity().getContent();
+    int done = 0;
+    while (done < length) {
+      done += readSome(body, into, at + done, length - done, offset, length, done, deadline);
+    }
+    expectEnd(exchange, body, offset, length);
+  }
+
+  private int readSome(InputStream body, byte[] into, int at, int max, long offset, long length, int done, long deadline)
+      throws IOException {
+    int n = body.read(into, at, max);
+    if (n < 0) {
+      throw failure("read", offset, length, "body ended after " + done + " bytes");
+    }
+    if (timeout != null && System.nanoTime() - deadline > 0) {
+      throw failure("read", offset, length, "timeout: not complete within " + timeout.toSeconds() + " s per started MiB");
+    }
+    return n;
+  }
+
+  /** Requires end of body; reading it also returns the connection to the pool. */
+  private void expectEnd(Exchange exchange, InputStream body, long offset, long length) throws IOException {
+    if (body.read() >= 0) {
+      throw failure("read", offset, length, "body longer than the range");
+    }
+    exchange.complete();
+  }
+
+  /** When a read of {@code length} bytes started now must have finished; meaningless without timeout. */
+  private long deadlineFor(long length) {
+    long perMiB = timeout == null ? 0 : timeout.toNanos();
+    return System.nanoTime() + perMiB * Math.max(1, (length + TIMEOUT_SCALE_BYTES - 1) / TIMEOUT_SCALE_BYTES);
+  }
+
+  private HttpGet ranged(long offset, long length) {
+    HttpGet get = new HttpGet(uri);
+    get.setHeader("Range", "bytes=" + offset + "-" + (offset + length - 1));
+    return get;
+  }
+
+  /**
+   * Sends a request with the current headers. When the server answers 401 or 403 and a script
+   * supplies credentials, the script is re-run (once for all requests that saw the same
+   * value) and the request is sent once more. A response whose body is not read to the end is
+   * closed by the caller, which discards its connection.
+   */
+  private Exchange execute(Supplier<HttpUriRequestBase> request) throws IOException {
+    RequestHeaders.Snapshot snapshot = headers.current();
+    Exchange exchange = send(request.get(), snapshot);
+    int code = exchange.response().getCode();
+    if ((code == 401 || code == 403) && headers.renewable()) {
+      exchange.close();
+      headers.renew(snapshot);
+      exchange = send(request.get(), headers.current());
+    }
+    return exchange;
+  }
+
+  private Exchange send(HttpUriRequestBase request, RequestHeaders.Snapshot snapshot) throws IOException {
+    for (Header header : snapshot.headers()) {
+      request.setHeader(header);
+    }
+    HttpClientContext context = HttpClientContext.create();
+    context.setAuthCache(authCache);
+    return new Exchange(request, client.executeOpen(null, request, context));
+  }
+
+  /**
+   * One request and its response. Closing it before {@link #complete()} cancels the request,
+   * which drops the connection at once instead of draining a body we do not trust (a 200 with
+   * the whole disk, a stalled server).
+   */
+  private static final class Exchange implements AutoCloseable {
+    private final HttpUriRequestBase request;
+    private final ClassicHttpResponse response;
+    private boolean completed;
+
+    Exchange(HttpUriRequestBase request, ClassicHttpResponse response) {
+      this.request = request;
+      this.response = response;
+    }
+
+    ClassicHttpResponse response() {
+      return response;
+    }
+
+    void complete() {
+      completed = true;
+    }
+
+    @Override
+    public void close() throws IOException {
+      if (!completed && !(request instanceof HttpHead)) {
+        request.cancel();
+      }
+      response.close();
+    }
+  }
+
+  /**
+   * Checks status, Content-Range and Content-Length of a ranged reply.
+   *
+   * @return the total size from Content-Range, or -1 when the server wrote '*'
+   */
+  private long checkRangeReply(ClassicHttpResponse response, long offset, long length, String what) throws NbdException {
+    int code = response.getCode();
+    if (code == 200) {
+      throw failure(what, offset, length, "server ignored the Range header (200 instead of 206): it does not support range requests");
+    }
+    if (code / 100 == 3) {
+      throw failure(what, offset, length, "HTTP " + code + " redirect, and followlocation is false");
+    }
+    if (code != 206) {
+      throw failure(what, offset, length, "HTTP " + code + " " + response.getReasonPhrase());
+    }
+    Header rangeHeader = response.getFirstHeader("Content-Range");
+    Matcher range = rangeHeader == null ? null : CONTENT_RANGE.matcher(rangeHeader.getValue().trim());
+    if (range == null || !range.matches()) {
+      throw failure(what, offset, length, "206 without a valid Content-Range: " + (rangeHeader == null ? "none" : rangeHeader.getValue()));
+    }
+    long first = Long.parseLong(range.group(1));
+    long last = Long.parseLong(range.group(2));
+    long total = range.group(3).equals("*") ? -1 : Long.parseLong(range.group(3));
+    long knownSize = size;
+    if (first != offset || last != offset + length - 1 || (knownSize >= 0 && total >= 0 && total != knownSize)) {
+      throw failure(what, offset, length, "Content-Range '" + rangeHeader.getValue() + "' does not match the range asked for"
+          + (knownSize >= 0 ? " of " + knownSize + " bytes" : ""));
+    }
+    Header contentLength = response.getFirstHeader("Content-Length");
+    if (contentLength != null && !contentLength.getValue().trim().equals(Long.toString(length))) {
+      throw failure(what, offset, length, "Content-Length " + contentLength.getValue() + " instead of " + length);
+    }
+    return total;
+  }
+
+  private NbdException failure(String what, long offset, long length, String reason) {
+    return new NbdException(Errno.EIO, "http: " + what + " of bytes " + offset + "-" + (offset + length - 1)
+        + " from " + safeUrl + " failed: " + reason);
+  }
+
+  /** The server logs request errors only at debug level; a failing origin deserves a warning. */
+  private static NbdException logged(NbdException failure) {
+    log.warn(failure.getMessage());
+    return failure;
+  }
+
+  /** A transport failure (timeout, reset, TLS): its kind and message, never a request header. */
+  private NbdException failure(String what, long offset, long length, IOException cause) {
+    String message = cause.getMessage();
+    String kind = cause.getClass().getSimpleName();
+    NbdException failure = failure(what, offset, length, message == null ? kind : kind + ": " + message);
+    failure.initCause(cause);
+    return failure;
+  }
+
+  private static DefaultClientTlsStrategy tlsStrategy(HttpSettings settings) {
+    try {
+      if (!settings.sslVerify) {
+        SSLContext trustAll = SSLContextBuilder.create().loadTrustMaterial(TrustAllStrategy.INSTANCE).build();
+        return new DefaultClientTlsStrategy(trustAll, HostnameVerificationPolicy.CLIENT, NoopHostnameVerifier.INSTANCE);
+      }
+      if (settings.caInfo == null && settings.caPath == null) {
+        return DefaultClientTlsStrategy.createSystemDefault();
+      }
+      KeyStore trusted = KeyStore.getInstance(KeyStore.getDefaultType());
+      trusted.load(null, null);
+      List<Path> pems = new ArrayList<>();
+      if (settings.caInfo != null) {
+        pems.add(settings.caInfo);
+      }
+      if (settings.caPath != null) {
+        try (Stream<Path> files = Files.list(settings.caPath)) {
+          files.filter(Files::isRegularFile).sorted().forEach(pems::add);
+        }
+      }
+      CertificateFactory x509 = CertificateFactory.getInstance("X.509");
+      int alias = 0;
+      for (Path pem : pems) {
+        try (InputStream in = Files.newInputStream(pem)) {
+          for (Certificate certificate : x509.generateCertificates(in)) {
+            trusted.setCertificateEntry("ca" + alias++, certificate);
+          }
+        } catch (GeneralSecurityException e) {
+          if (settings.caInfo != null && pem.equals(settings.caInfo)) {
+            throw e;
+          }
+          // capath directories often hold other files (hash links, CRLs): skip what is not a certificate.
+        }
+      }
+      if (alias == 0) {
+        throw new ConfigException("http: cainfo/capath: no PEM certificates found");
+      }
+      SSLContext context = SSLContextBuilder.create().loadTrustMaterial(trusted, null).build();
+      return new DefaultClientTlsStrategy(context);
+    } catch (GeneralSecurityException | IOException e) {
+      throw new ConfigException("http: cannot set up TLS trust: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public void close() {
+    if (headers != null) {
+      headers.close();
+    }
+    client.close(CloseMode.IMMEDIATE);
+  }
+
+  /** Retries only a request that met a keep-alive connection the server had closed meanwhile. */
+  private static final class StaleConnectionRetry implements HttpRequestRetryStrategy {
+    @Override
+    public boolean retryRequest(HttpRequest request, IOException exception, int execCount, HttpContext context) {
+      return execCount <= 1 && exception instanceof NoHttpResponseException;
+    }
+
+    @Override
+    public boolean retryRequest(HttpResponse response, int execCount, HttpContext context) {
+      return false;
+    }
+
+    @Override
+    public TimeValue getRetryInterval(HttpResponse response, int execCount, HttpContext context) {
+      return TimeValue.ZERO_MILLISECONDS;
+    }
+  }
+
+  /** Follows redirects only to schemes that protocols= allows, as curl's protocol list does. */
+  private static final class SchemeCheckingRedirects extends DefaultRedirectStrategy {
+    private final java.util.Set<String> allowed;
+
+    SchemeCheckingRedirects(java.util.Set<String> allowed) {
+      this.allowed = allowed;
+    }
+
+    @Override
+    public URI getLocationURI(HttpRequest request, HttpResponse response, HttpContext context) throws HttpException {
+      URI location = super.getLocationURI(request, response, context);
+      String scheme = location.getScheme() == null ? "" : location.getScheme().toLowerCase(Locale.ROOT);
+      if (!allowed.contains(scheme)) {
+        throw new ProtocolException("redirect to a " + scheme + " URL, which protocols= does not allow");
+      }
+      return location;
+    }
+  }
+}

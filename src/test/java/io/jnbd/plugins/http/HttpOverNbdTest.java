@@ -1,0 +1,85 @@
+package io.jnbd.plugins.http;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.jnbd.api.Plugin;
+import io.jnbd.server.Catalog;
+import io.jnbd.testing.RangeOrigin;
+import io.jnbd.testing.TestServer;
+import io.jnbd.testing.Tools;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The http plugin served over NBD to real clients. */
+class HttpOverNbdTest {
+  @TempDir Path dir;
+
+  /** The plugin as the command line would make it: found by name, configured key by key. */
+  private static Plugin configured(String name, String... keyValues) {
+    Plugin plugin = Catalog.plugin(name);
+    for (String keyValue : keyValues) {
+      int equals = keyValue.indexOf('=');
+      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
+    }
+    return plugin;
+  }
+
+  @Test
+  void failedReadIsEioAndTheConnectionStaysUp() throws Exception {
+    assumeTrue(Tools.installed("nbdsh"));
+    byte[] data = HttpPluginTest.randomBytes(256 * 1024, 7);
+    try (RangeOrigin origin = RangeOrigin.http(data)) {
+      Plugin plugin = configured("curl", "url=" + origin.url());
+      TestServer server = new TestServer(plugin);
+      // The size probe happens at the first open: let it pass before the fault is armed.
+      plugin.open(true, "").close();
+      origin.failNext(RangeOrigin.Fault.STATUS_503, 1);
+      String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(java.util.Arrays.copyOf(data, 4096)));
+      Tools.Result result = Tools.nbdsh(server.uri(), String.join("\n",
+          "import errno, hashlib",
+          "try:",
+          "    h.pread(4096, 0)",
+          "    print('first read succeeded')",
+          "except nbd.Error as e:",
+          "    print('first read failed:', e)",
+          "print('read-only', h.is_read_only(), 'multi-conn', h.can_multi_conn())",
+          "print('sha', hashlib.sha256(h.pread(4096, 0)).hexdigest())")).assertSuccess();
+      assertThat(result.stdout()).containsPattern("first read failed:.*(Input/output error|EIO)").contains("read-only True multi-conn True", "sha " + sha);
+      server.close();
+    }
+  }
+
+  @Test
+  @Tag("slow")
+  void qemuImgAndNbdcopyMakeIdenticalCopies() throws Exception {
+    assumeTrue(Tools.installed("qemu-img", "nbdcopy"));
+    byte[] image = new byte[64 << 20];
+    Random random = new Random(1);
+    for (int at = 0; at < image.length; at += 1 << 20) {
+      if (random.nextInt(3) != 0) {
+        byte[] chunk = new byte[1 << 19];
+        random.nextBytes(chunk);
+        System.arraycopy(chunk, 0, image, at + random.nextInt(1 << 19), chunk.length);
+      }
+    }
+    try (RangeOrigin origin = RangeOrigin.http(image);
+        TestServer server = new TestServer(configured("http", "url=" + origin.url(), "connections=4"))) {
+      Path byQemu = dir.resolve("qemu.raw");
+      Tools.run(List.of("qemu-img", "convert", "-f", "raw", "-O", "raw", server.uri(), byQemu.toString()), Map.of(), 120)
+          .assertSuccess();
+      assertThat(Files.readAllBytes(byQemu)).isEqualTo(image);
+      Path byNbdcopy = dir.resolve("nbdcopy.raw");
+      Tools.run(List.of("nbdcopy", server.uri(), byNbdcopy.toString()), Map.of(), 120).assertSuccess();
+      assertThat(Files.readAllBytes(byNbdcopy)).isEqualTo(image);
+    }
+  }
+}

@@ -1,0 +1,362 @@
+package io.jnbd.plugins.http;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.jnbd.api.BlockSize;
+import io.jnbd.api.ConfigException;
+import io.jnbd.api.Errno;
+import io.jnbd.api.Export;
+import io.jnbd.api.NbdException;
+import io.jnbd.api.Support;
+import io.jnbd.testing.ForwardingProxy;
+import io.jnbd.testing.RangeOrigin;
+import io.jnbd.testing.RangeOrigin.Fault;
+import io.jnbd.testing.SelfSignedTls;
+import io.jnbd.testing.UnixBridge;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** The http plugin against a real in-process HTTP(S) origin, read through its Export. */
+class HttpPluginTest {
+  private static final int SIZE = 1 << 20;
+  private static final byte[] DATA = randomBytes(SIZE, 42);
+
+  @TempDir Path dir;
+  private final List<AutoCloseable> closeLater = new ArrayList<>();
+
+  @AfterEach
+  void closeAll() throws Exception {
+    for (int i = closeLater.size() - 1; i >= 0; i--) {
+      closeLater.get(i).close();
+    }
+  }
+
+  private RangeOrigin origin() {
+    RangeOrigin origin = RangeOrigin.http(DATA);
+    closeLater.add(origin);
+    return origin;
+  }
+
+  /** A configured plugin (unloaded after the test); each argument is one key=value. */
+  private HttpPlugin plugin(String... keyValues) {
+    HttpPlugin plugin = new HttpPlugin();
+    for (String keyValue : keyValues) {
+      int equals = keyValue.indexOf('=');
+      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
+    }
+    plugin.configComplete();
+    closeLater.add(plugin::unload);
+    return plugin;
+  }
+
+  private Export open(String... keyValues) throws IOException {
+    return plugin(keyValues).open(true, "");
+  }
+
+  private static byte[] read(Export export, long offset, int length) throws IOException {
+    ByteBuffer buffer = ByteBuffer.allocate(length);
+    export.pread(buffer, offset);
+    assertThat(buffer.hasRemaining()).isFalse();
+    return buffer.array();
+  }
+
+  private static void assertReadsBack(Export export, long offset, int length) throws IOException {
+    assertThat(read(export, offset, length)).isEqualTo(Arrays.copyOfRange(DATA, (int) offset, (int) offset + length));
+  }
+
+  @Test
+  void readsRangesExactlyAndIsReadOnly() throws IOException {
+    RangeOrigin origin = origin();
+    Export export = open("url=" + origin.url(), "connections=2", "tcp-keepalive=true", "tcp-nodelay=false",
+        "connect-timeout=5", "protocols=http");
+    assertThat(export.size()).isEqualTo(SIZE);
+    assertReadsBack(export, 0, 4096);
+    assertReadsBack(export, 12345, 99999);
+    assertReadsBack(export, SIZE - 1, 1);
+    ByteBuffer direct = ByteBuffer.allocateDirect(200_000);
+    export.pread(direct, 500_000);
+    byte[] copy = new byte[200_000];
+    direct.flip().get(copy);
+    assertThat(copy).isEqualTo(Arrays.copyOfRange(DATA, 500_000, 700_000));
+    assertThat(export.canWrite()).isFalse();
+    assertThat(export.canMultiConn()).isTrue();
+    assertThat(export.canExtents()).isFalse();
+    assertThat(export.canCache()).isEqualTo(Support.NONE);
+    assertThat(export.blockSize()).isEqualTo(new BlockSize(1, 1 << 20, BlockSize.DEFAULT.maximum()));
+    assertThatThrownBy(() -> export.pwrite(ByteBuffer.allocate(1), 0, 0))
+        .isInstanceOfSatisfying(NbdException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EROFS));
+  }
+
+  @Test
+  void parallelReadsShareTheConnectionPool() throws Exception {
+    RangeOrigin origin = origin();
+    Export export = open("url=" + origin.url(), "connections=3");
+    try (ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor()) {
+      List<Future<byte[]>> reads = new ArrayList<>();
+      for (int i = 0; i < 32; i++) {
+        long offset = i * 30_000L;
+        reads.add(threads.submit(() -> read(export, offset, 30_000)));
+      }
+      for (int i = 0; i < reads.size(); i++) {
+        assertThat(reads.get(i).get()).isEqualTo(Arrays.copyOfRange(DATA, i * 30_000, i * 30_000 + 30_000));
+      }
+    }
+  }
+
+  @Test
+  void sizeComesFromTheRangeProbeWhenHeadFails() throws IOException {
+    RangeOrigin origin = origin();
+    origin.headStatus = 405;
+    Export export = open("url=" + origin.url());
+    assertThat(export.size()).isEqualTo(SIZE);
+    assertReadsBack(export, 777, 1000);
+  }
+
+  @Test
+  void serverWithoutRangeSupportIsRefusedAtOpen() {
+    RangeOrigin origin = origin();
+    origin.ignoreRanges = true;
+    HttpPlugin plugin = plugin("url=" + origin.url());
+    assertThatThrownBy(() -> plugin.open(true, "")).hasMessageContaining("does not support range requests");
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = Fault.class, names = "STALL", mode = EnumSource.Mode.EXCLUDE)
+  void badRepliesFailOneReadWithEioAndLaterReadsWork(Fault fault) throws IOException {
+    RangeOrigin origin = origin();
+    Export export = open("url=" + origin.url());
+    origin.failNext(fault, 1);
+    assertThatThrownBy(() -> read(export, 4096, 65536))
+        .isInstanceOfSatisfying(NbdException.class, e -> {
+          assertThat(e.errno()).isEqualTo(Errno.EIO);
+          assertThat(e.getMessage()).contains("127.0.0.1").contains("bytes 4096-69631");
+        });
+    assertReadsBack(export, 4096, 65536);
+  }
+
+  @Test
+  void stallPastTimeoutIsEio() throws IOException {
+    RangeOrigin origin = origin();
+    origin.stallMillis = 5000;
+    Export export = open("url=" + origin.url(), "timeout=1");
+    origin.failNext(Fault.STALL, 1);
+    assertThatThrownBy(() -> read(export, 0, 4096))
+        .isInstanceOfSatisfying(NbdException.class, e -> assertThat(e.getMessage()).containsIgnoringCase("timeout"));
+    assertReadsBack(export, 0, 4096);
+  }
+
+  @Test
+  void basicAuthWithPasswordFromFile() throws IOException {
+    RangeOrigin origin = origin();
+    String expected = "Basic " + Base64.getEncoder().encodeToString("alice:s3cret-pw".getBytes(StandardCharsets.UTF_8));
+    origin.authorized = headers -> expected.equals(headers.getFirst("Authorization"));
+    Path passwordFile = Files.writeString(dir.resolve("pw"), "s3cret-pw\n");
+    Export export = open("url=" + origin.url(), "user=alice", "password=+" + passwordFile);
+    assertReadsBack(export, 100, 100);
+    assertThat(origin.unauthorized.get()).isZero();
+
+    HttpPlugin wrong = plugin("url=" + origin.url(), "user=alice", "password=wrong-pw");
+    assertThatThrownBy(() -> wrong.open(true, ""))
+        .hasMessageContaining("401")
+        .satisfies(e -> assertThat(e.getMessage()).doesNotContain("wrong-pw"));
+  }
+
+  @Test
+  void cookieAndHeadersAreSent() throws IOException {
+    RangeOrigin origin = origin();
+    origin.authorized = headers -> "session=abc".equals(headers.getFirst("Cookie"))
+        && "yes".equals(headers.getFirst("X-Fixed")) && "jnbd-test".equals(headers.getFirst("User-Agent"));
+    Export export = open("url=" + origin.url(), "cookie=session=abc", "header=X-Fixed: yes", "user-agent=jnbd-test");
+    assertReadsBack(export, 0, 512);
+    assertThat(origin.unauthorized.get()).isZero();
+  }
+
+  @Test
+  void cookieScriptIsRerunOnceWhenManyRequestsGet401() throws Exception {
+    RangeOrigin origin = origin();
+    AtomicReference<String> accepted = new AtomicReference<>("session=0");
+    origin.authorized = headers -> accepted.get().equals(headers.getFirst("Cookie"));
+    Path counter = dir.resolve("runs");
+    Files.writeString(counter, "0");
+    String script = "n=$(cat " + counter + "); echo $((n+1)) > " + counter + "; echo session=$n";
+    Export export = open("url=" + origin.url(), "cookie-script=" + script);
+    assertReadsBack(export, 0, 1000);
+
+    accepted.set("session=1");
+    try (ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor()) {
+      List<Callable<byte[]>> reads = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        reads.add(() -> read(export, 0, 1000));
+      }
+      for (Future<byte[]> result : threads.invokeAll(reads)) {
+        assertThat(result.get()).isEqualTo(Arrays.copyOf(DATA, 1000));
+      }
+    }
+    assertThat(Files.readString(counter).strip()).isEqualTo("2");
+  }
+
+  @Test
+  void scriptsAreRenewedInTheBackground() throws Exception {
+    RangeOrigin origin = origin();
+    origin.authorized = headers -> headers.getFirst("X-Token") != null && headers.getFirst("Cookie") != null;
+    Path counter = dir.resolve("runs");
+    Files.writeString(counter, "0");
+    String headerScript = "n=$(cat " + counter + "); echo $((n+1)) > " + counter + "; echo X-Token: t$n; echo X-Other: o";
+    Export export = open("url=" + origin.url(), "header-script=" + headerScript, "header-script-renew=1",
+        "cookie-script=echo c=1", "cookie-script-renew=1");
+    while (Integer.parseInt(Files.readString(counter).strip()) < 3) {
+      Thread.sleep(100);
+    }
+    assertReadsBack(export, 5000, 5000);
+    assertThat(origin.seen.getLast().getFirst("X-Other")).isEqualTo("o");
+  }
+
+  @Test
+  void failedBackgroundRenewalKeepsTheLastGoodValueAndIsRetried() throws Exception {
+    RangeOrigin origin = origin();
+    origin.authorized = headers -> "good".equals(headers.getFirst("Cookie"));
+    Path runs = dir.resolve("runs");
+    // Every run is counted; the second one fails, the others print the cookie.
+    String script = "echo run >> " + runs + "; [ \"$iteration\" = 1 ] && exit 1; echo good";
+    Export export = open("url=" + origin.url(), "cookie-script=" + script, "cookie-script-renew=1");
+    while (!Files.exists(runs) || Files.readAllLines(runs).size() < 3) {
+      assertReadsBack(export, 0, 100);
+      Thread.sleep(100);
+    }
+    assertReadsBack(export, 100, 100);
+    assertThat(origin.unauthorized.get()).isZero();
+  }
+
+  @Test
+  void passwordFromStdin() throws IOException {
+    RangeOrigin origin = origin();
+    String expected = "Basic " + Base64.getEncoder().encodeToString("carol:typed-pw".getBytes(StandardCharsets.UTF_8));
+    origin.authorized = headers -> expected.equals(headers.getFirst("Authorization"));
+    java.io.InputStream stdin = System.in;
+    System.setIn(new java.io.ByteArrayInputStream("typed-pw\n".getBytes(StandardCharsets.UTF_8)));
+    try {
+      assertReadsBack(open("url=" + origin.url(), "user=carol", "password=-"), 0, 10);
+    } finally {
+      System.setIn(stdin);
+    }
+  }
+
+  @Test
+  void failingScriptAtStartIsAConfigError() {
+    RangeOrigin origin = origin();
+    assertThatThrownBy(() -> plugin("url=" + origin.url(), "cookie-script=exit 3"))
+        .isInstanceOf(ConfigException.class).hasMessageContaining("exit status 3");
+  }
+
+  @Test
+  void redirectsFollowedUnlessDisabled() throws IOException {
+    RangeOrigin origin = origin();
+    assertReadsBack(open("url=" + origin.url("/redirect"), "followlocation=true"), 10, 10);
+    HttpPlugin noFollow = plugin("url=" + origin.url("/redirect"), "followlocation=false");
+    assertThatThrownBy(() -> noFollow.open(true, "")).hasMessageContaining("followlocation");
+  }
+
+  @Test
+  void throughAnAuthenticatingProxy() throws IOException {
+    RangeOrigin origin = origin();
+    ForwardingProxy proxy = new ForwardingProxy("pu", "proxy-pw");
+    closeLater.add(proxy);
+    Path passwordFile = Files.writeString(dir.resolve("ppw"), "proxy-pw");
+    Export export = open("url=" + origin.url(), "proxy=" + proxy.url(), "proxy-user=pu", "proxy-password=+" + passwordFile);
+    assertReadsBack(export, 3000, 40_000);
+    assertThat(proxy.forwarded.get()).isGreaterThanOrEqualTo(2);
+  }
+
+  @Test
+  void overAUnixSocket() throws IOException {
+    RangeOrigin origin = origin();
+    UnixBridge bridge = new UnixBridge(dir.resolve("http.sock"), origin.port());
+    closeLater.add(bridge);
+    // The URL's port is closed: only the Unix socket leads to the origin.
+    Export export = open("url=http://127.0.0.1:9/disk.img", "unix-socket-path=" + bridge.path());
+    assertReadsBack(export, 8192, 8192);
+  }
+
+  @Test
+  void tlsWithSelfSignedCertificate() throws IOException {
+    SelfSignedTls tls = new SelfSignedTls(dir);
+    RangeOrigin origin = RangeOrigin.https(DATA, tls.serverContext());
+    closeLater.add(origin);
+
+    assertReadsBack(open("url=" + origin.url(), "sslverify=false"), 0, 4096);
+    assertReadsBack(open("url=" + origin.url(), "cainfo=" + tls.pem()), 1, 4096);
+    Path caDir = Files.createDirectory(dir.resolve("cas"));
+    Files.copy(tls.pem(), caDir.resolve("origin.pem"));
+    Files.writeString(caDir.resolve("README"), "not a certificate");
+    assertReadsBack(open("url=" + origin.url(), "capath=" + caDir), 2, 4096);
+
+    HttpPlugin verifying = plugin("url=" + origin.url());
+    assertThatThrownBy(() -> verifying.open(true, "")).hasMessageContaining("SSLHandshakeException");
+    HttpPlugin httpOnly = new HttpPlugin();
+    httpOnly.config("url", origin.url());
+    httpOnly.config("protocols", "http");
+    assertThatThrownBy(httpOnly::configComplete).hasMessageContaining("protocols");
+  }
+
+  @Test
+  void configErrorsNameTheKey() {
+    assertThatThrownBy(() -> plugin("url=http://127.0.0.1:9/x", "bogus=1"))
+        .isInstanceOf(ConfigException.class).hasMessageContaining("bogus");
+    assertThatThrownBy(() -> plugin("user=x")).hasMessageContaining("url is required");
+    assertThatThrownBy(() -> plugin("url=ftp://127.0.0.1/x")).hasMessageContaining("http://");
+    assertThatThrownBy(() -> plugin("url=http://127.0.0.1:9/x", "connections=0")).hasMessageContaining("connections");
+    assertThatThrownBy(() -> plugin("url=http://127.0.0.1:9/x", "header=novalue")).hasMessageContaining("header");
+  }
+
+  @Test
+  void secretsStayOutOfErrors() throws IOException {
+    RangeOrigin origin = origin();
+    String secretUrl = origin.url() + "?dsName=ds1&token=tok-SECRET";
+    Export export = open("url=" + secretUrl.replace("http://", "http://bob:url-SECRET@"), "password=pw-SECRET",
+        "cookie=c-SECRET", "header=X-Key: h-SECRET", "proxy-user=p", "proxy-password=pp-SECRET",
+        "proxy=http://127.0.0.1:" + origin.port());
+    origin.failNext(Fault.STATUS_500, 1);
+    assertThatThrownBy(() -> read(export, 0, 10)).satisfies(e -> assertThat(e.getMessage())
+        .contains("500").contains("dsName=ds1").contains("token=***").doesNotContain("SECRET").doesNotContain("bob"));
+  }
+
+  @Test
+  void percentEncodingOfTheUrlIsKept() throws IOException {
+    RangeOrigin origin = origin();
+    assertReadsBack(open("url=" + origin.url() + "?dcPath=a%26b&dsName=ds%201"), 0, 10);
+    assertThat(origin.queries).isNotEmpty().allMatch("dcPath=a%26b&dsName=ds%201"::equals);
+  }
+
+  @Test
+  void curlIsAnAlias() {
+    assertThat(new CurlPlugin().name()).isEqualTo("curl");
+    assertThat(new HttpPlugin().name()).isEqualTo("http");
+    assertThat(new CurlPlugin().magicConfigKey()).isEqualTo("url");
+    assertThat(new CurlPlugin().parameters()).extracting(p -> p.key()).contains("cookie-script-renew", "connections");
+  }
+
+  static byte[] randomBytes(int size, long seed) {
+    byte[] bytes = new byte[size];
+    new Random(seed).nextBytes(bytes);
+    return bytes;
+  }
+}
