@@ -329,6 +329,10 @@ def suite_readahead(args):
         try:
             servers = [
                 ("nbdkit readahead+cache+curl", ["nbdkit", "-r", *filters, "curl", f"url={origin.url}"]),
+                # nbdcopy raises its request size to the preferred block size (1M for http):
+                # this row keeps the request sizes the reader names, the next shows the default.
+                ("jnbd ... preferred=4K", ["jnbd", "-r", "--filter=blocksize-policy", *filters, "http",
+                                           f"url={origin.url}", "blocksize-preferred=4K"]),
                 ("jnbd readahead+cache+http", ["jnbd", "-r", *filters, "http", f"url={origin.url}"]),
             ]
             rows += http_rows(origin, image, size, sha, delay, readers, servers, args.runs)
