@@ -304,6 +304,8 @@ def suite_http(args):
         origin = Origin(image, delay)
         try:
             servers = [("nbdkit curl", ["nbdkit", "-r", "curl", f"url={origin.url}"]),
+                       ("jnbd http preferred=4K", ["jnbd", "-r", "--filter=blocksize-policy", "http",
+                                                   f"url={origin.url}", "blocksize-preferred=4K"]),
                        ("jnbd http", ["jnbd", "-r", "http", f"url={origin.url}"])]
             rows += http_rows(origin, image, size, sha, delay, readers, servers, args.runs)
         finally:
