@@ -1,10 +1,6 @@
 package io.jnbd.plugins;
 
-import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
-import io.jnbd.api.Parameter;
-import io.jnbd.api.Plugin;
-import io.jnbd.api.Values;
 import java.util.List;
 
 /**
@@ -12,9 +8,12 @@ import java.util.List;
  * non-zero data. All connections share one store, so multi-conn is safe; the data is lost when
  * the server exits.
  */
-public final class MemoryPlugin implements Plugin {
+public final class MemoryPlugin extends SizedPlugin {
   private final SparseStore store = new SparseStore();
-  private long size = -1;
+
+  public MemoryPlugin() {
+    super(REQUIRED, "Virtual size of the disk, e.g. 1G or 1T (required; sparse, up to 2^63-1 bytes).");
+  }
 
   @Override
   public String name() {
@@ -27,39 +26,12 @@ public final class MemoryPlugin implements Plugin {
   }
 
   @Override
-  public List<Parameter> parameters() {
-    return List.of(new Parameter("size", "SIZE",
-        "Virtual size of the disk, e.g. 1G or 1T (required; sparse, up to 2^63-1 bytes)."));
-  }
-
-  @Override
-  public String magicConfigKey() {
-    return "size";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    if (!key.equals("size")) {
-      throw new ConfigException("memory: unknown parameter '" + key + "'");
-    }
-    size = Values.parseSize("memory: size", value);
-    return true;
-  }
-
-  @Override
-  public void configComplete() {
-    if (size < 0) {
-      throw new ConfigException("memory: the size parameter is required (e.g. size=1G)");
-    }
-  }
-
-  @Override
   public List<String> dumpLines() {
     return List.of("memory_page_size=" + store.pageSize());
   }
 
   @Override
   public Export open(boolean readOnly, String exportName) {
-    return new StoreExport(store, size, readOnly);
+    return new StoreExport(store, size(), readOnly);
   }
 }

@@ -1,18 +1,14 @@
 package io.jnbd.plugins;
 
-import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
-import io.jnbd.api.Parameter;
-import io.jnbd.api.Plugin;
-import io.jnbd.api.Support;
-import io.jnbd.api.Values;
 import java.nio.ByteBuffer;
-import java.util.List;
 
 /** A disk that reads as zeroes and discards writes: a sink for benchmarks and client tests. */
-public final class NullPlugin implements Plugin {
-  private long size = 0;
+public final class NullPlugin extends SizedPlugin {
+  public NullPlugin() {
+    super(0, "Virtual size of the disk (default 0).");
+  }
 
   @Override
   public String name() {
@@ -25,30 +21,11 @@ public final class NullPlugin implements Plugin {
   }
 
   @Override
-  public List<Parameter> parameters() {
-    return List.of(new Parameter("size", "SIZE", "Virtual size of the disk (default 0)."));
-  }
-
-  @Override
-  public String magicConfigKey() {
-    return "size";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    if (!key.equals("size")) {
-      throw new ConfigException("null: unknown parameter '" + key + "'");
-    }
-    size = Values.parseSize("null: size", value);
-    return true;
-  }
-
-  @Override
   public Export open(boolean readOnly, String exportName) {
-    return new NullExport(size, readOnly);
+    return new NullExport(size(), readOnly);
   }
 
-  private record NullExport(long size, boolean readOnly) implements Export {
+  private record NullExport(long size, boolean readOnly) implements RamDiskExport {
     private static final byte[] ZEROES = new byte[64 * 1024];
 
     @Override
@@ -64,9 +41,6 @@ public final class NullPlugin implements Plugin {
     }
 
     @Override
-    public void flush() {}
-
-    @Override
     public void trim(long offset, long length, int flags) {}
 
     @Override
@@ -75,54 +49,6 @@ public final class NullPlugin implements Plugin {
     @Override
     public void extents(long offset, long length, int flags, Extents extents) {
       extents.add(offset, length, Extents.HOLE_ZERO);
-    }
-
-    @Override
-    public void cache(long offset, long length) {}
-
-    @Override
-    public boolean canWrite() {
-      return !readOnly;
-    }
-
-    @Override
-    public boolean canFlush() {
-      return true;
-    }
-
-    @Override
-    public Support canFua() {
-      return Support.NATIVE;
-    }
-
-    @Override
-    public boolean canTrim() {
-      return true;
-    }
-
-    @Override
-    public Support canZero() {
-      return Support.NATIVE;
-    }
-
-    @Override
-    public boolean canFastZero() {
-      return true;
-    }
-
-    @Override
-    public boolean canExtents() {
-      return true;
-    }
-
-    @Override
-    public Support canCache() {
-      return Support.NATIVE;
-    }
-
-    @Override
-    public boolean canMultiConn() {
-      return true;
     }
   }
 }

@@ -1,22 +1,18 @@
 package io.jnbd.plugins;
 
-import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
-import io.jnbd.api.Parameter;
-import io.jnbd.api.Plugin;
-import io.jnbd.api.Support;
-import io.jnbd.api.Values;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.List;
 
 /**
  * A read-only disk whose every 8-byte aligned word holds its own offset as a big-endian 64-bit
  * number, so any byte tells where it came from: byte {@code i} is byte {@code i % 8} of
  * BE64({@code i - i % 8}). Useful to catch clients and filters that read the wrong place.
  */
-public final class PatternPlugin implements Plugin {
-  private long size = -1;
+public final class PatternPlugin extends SizedPlugin {
+  public PatternPlugin() {
+    super(REQUIRED, "Virtual size of the disk (required).");
+  }
 
   @Override
   public String name() {
@@ -29,34 +25,8 @@ public final class PatternPlugin implements Plugin {
   }
 
   @Override
-  public List<Parameter> parameters() {
-    return List.of(new Parameter("size", "SIZE", "Virtual size of the disk (required)."));
-  }
-
-  @Override
-  public String magicConfigKey() {
-    return "size";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    if (!key.equals("size")) {
-      throw new ConfigException("pattern: unknown parameter '" + key + "'");
-    }
-    size = Values.parseSize("pattern: size", value);
-    return true;
-  }
-
-  @Override
-  public void configComplete() {
-    if (size < 0) {
-      throw new ConfigException("pattern: the size parameter is required (e.g. size=1G)");
-    }
-  }
-
-  @Override
   public Export open(boolean readOnly, String exportName) {
-    return new PatternExport(size);
+    return new PatternExport(size());
   }
 
   /** Fills {@code buffer} with the pattern bytes that start at {@code offset}. */
@@ -85,24 +55,11 @@ public final class PatternPlugin implements Plugin {
     return (byte) (word >>> (8 * (7 - (int) (offset & 7))));
   }
 
-  private record PatternExport(long size) implements Export {
+  /** Computed on demand, so {@link InMemoryExport}'s no-op cache hint is truthful. */
+  private record PatternExport(long size) implements InMemoryExport {
     @Override
     public void pread(ByteBuffer buffer, long offset) {
       fill(buffer, offset);
-    }
-
-    @Override
-    public void cache(long offset, long length) {}
-
-    @Override
-    public Support canCache() {
-      // Computed on demand: there is nothing to bring in, so the hint is honoured by doing nothing.
-      return Support.NATIVE;
-    }
-
-    @Override
-    public boolean canMultiConn() {
-      return true;
     }
   }
 }
