@@ -66,8 +66,10 @@ final class Negotiation {
     ByteBuffer clientFlags = ByteBuffer.allocate(4);
     wire.readFully(clientFlags);
     int flags = clientFlags.flip().getInt();
-    if ((flags & ~ClientFlag.KNOWN) != 0 || (flags & ClientFlag.FIXED_NEWSTYLE) == 0) {
-      log.info("{}: dropped: client flags 0x{} are not fixed newstyle", peer, Integer.toHexString(flags));
+    // A plain newstyle client (no FIXED_NEWSTYLE) is served too, as nbdkit and qemu do: it
+    // sends only EXPORT_NAME, which needs nothing from the fixed variant.
+    if ((flags & ~ClientFlag.KNOWN) != 0) {
+      log.info("{}: dropped: unknown client flags 0x{}", peer, Integer.toHexString(flags));
       return null;
     }
     noZeroes = (flags & ClientFlag.NO_ZEROES) != 0;
