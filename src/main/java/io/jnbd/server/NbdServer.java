@@ -100,6 +100,11 @@ public final class NbdServer implements AutoCloseable {
     return connections.size();
   }
 
+  /** Number of connections accepted since the server started. */
+  public long acceptedConnections() {
+    return connectionCount.get();
+  }
+
   private void startAccepting(ServerSocketChannel listener) {
     listeners.add(listener);
     Thread.ofVirtual().name("nbd-accept").start(() -> acceptLoop(listener));
