@@ -15,7 +15,6 @@ import io.jnbd.protocol.OptionData.MetaContextRequest;
 import io.jnbd.protocol.Replies;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
@@ -146,7 +145,14 @@ final class Negotiation {
   }
 
   private Result exportName(ByteBuffer data) throws IOException {
-    String requested = StandardCharsets.UTF_8.decode(data).toString();
+    String requested;
+    try {
+      requested = OptionData.exportName(data);
+    } catch (Malformed e) {
+      // EXPORT_NAME has no error reply: the protocol's answer is to disconnect.
+      log.info("{}: dropped: {}", peer, e.getMessage());
+      return null;
+    }
     ServedExport export;
     try {
       export = ServedExport.open(stack, resolve(requested), config.readOnly());
