@@ -35,6 +35,11 @@ public final class NbdServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
   /** Direct buffers kept for reuse across requests, at most. */
   private static final long POOLED_BUFFER_BYTES = 128L << 20;
+  /**
+   * Socket send buffer asked for (the kernel may cap it): room for whole large READ replies, so
+   * a replying thread rarely parks on a full socket and waits for the poller to wake it.
+   */
+  private static final int SEND_BUFFER_BYTES = 4 << 20;
 
   private final Stack stack;
   private final ServerConfig config;
@@ -139,6 +144,7 @@ public final class NbdServer implements AutoCloseable {
   private String describePeer(SocketChannel client) {
     long id = connectionCount.incrementAndGet();
     try {
+      client.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
       if (client.getRemoteAddress() instanceof InetSocketAddress inet) {
         client.setOption(StandardSocketOptions.TCP_NODELAY, true);
         return "#" + id + " " + inet.getAddress().getHostAddress() + ":" + inet.getPort();
