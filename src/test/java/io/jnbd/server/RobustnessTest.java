@@ -14,14 +14,20 @@ import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
 import java.io.EOFException;
+import com.sun.management.HotSpotDiagnosticMXBean;
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -84,11 +90,14 @@ class RobustnessTest {
           client.request(0, Cmd.READ, i, i * 4096L, 4096);
         }
         await(() -> disk.entered.get() == 64);
+        assertThat(liveThreadsNamed("nbd-request-")).isEqualTo(64);
+        assertThat(liveThreadsNamed("nbd-conn-")).isEqualTo(1);
       }
       disk.gate.countDown();
       // The connection ends only once every request it started has finished.
       await(() -> server.server().openConnections() == 0);
       assertThat(disk.left.get()).isEqualTo(64);
+      await(() -> liveThreadsNamed("nbd-request-") == 0 && liveThreadsNamed("nbd-conn-") == 0);
       assertServes(server);
     }
   }
@@ -202,6 +211,25 @@ class RobustnessTest {
       client.goStructured();
       client.request(0, Cmd.READ, 77, 0, 512);
       assertThat(client.chunk()[1]).isEqualTo(77);
+    }
+  }
+
+  /** Live threads, virtual ones included, whose name starts with prefix (from a thread dump). */
+  private static long liveThreadsNamed(String prefix) {
+    try {
+      Path dump = Files.createTempDirectory("jnbd-threads").resolve("dump.txt");
+      try {
+        ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class)
+            .dumpThreads(dump.toString(), HotSpotDiagnosticMXBean.ThreadDumpFormat.TEXT_PLAIN);
+        try (Stream<String> lines = Files.lines(dump)) {
+          return lines.filter(line -> line.contains("\"" + prefix)).count();
+        }
+      } finally {
+        Files.deleteIfExists(dump);
+        Files.deleteIfExists(dump.getParent());
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 
