@@ -128,6 +128,7 @@ public final class NbdServer implements AutoCloseable {
         }
         continue;
       }
+      tune(client);
       String peer = describePeer(client);
       Thread thread = Thread.ofVirtual().name("nbd-conn-" + peer).unstarted(() -> {
         try {
@@ -141,12 +142,21 @@ public final class NbdServer implements AutoCloseable {
     }
   }
 
+  private static void tune(SocketChannel client) {
+    try {
+      client.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
+      if (client.getRemoteAddress() instanceof InetSocketAddress) {
+        client.setOption(StandardSocketOptions.TCP_NODELAY, true);
+      }
+    } catch (IOException e) {
+      log.debug("cannot set socket options: {}", e.getMessage());
+    }
+  }
+
   private String describePeer(SocketChannel client) {
     long id = connectionCount.incrementAndGet();
     try {
-      client.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
       if (client.getRemoteAddress() instanceof InetSocketAddress inet) {
-        client.setOption(StandardSocketOptions.TCP_NODELAY, true);
         return "#" + id + " " + inet.getAddress().getHostAddress() + ":" + inet.getPort();
       }
     } catch (IOException ignored) {
