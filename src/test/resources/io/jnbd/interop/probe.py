@@ -191,6 +191,19 @@ out["opt_go"] = outcome(lambda: h.opt_go())
 out["opt_go_read"] = outcome(lambda: h.pread(4, 0).hex())
 h.shutdown()
 
+# LIST_META_CONTEXT with queries: exact names, namespace wildcards, contexts nobody serves.
+for queries in (["base:allocation"], ["base:"], ["qemu:"], ["qemu:dirty-bitmap:"], ["x-unknown:thing"],
+                ["base:allocation", "qemu:allocation-depth"]):
+    h = nbd.NBD()
+    h.set_opt_mode(True)
+    for query in queries:
+        h.add_meta_context(query)
+    h.connect_unix(socket_path)
+    found = []
+    result = outcome(lambda: h.opt_list_meta_context(lambda name: found.append(name) or 0))
+    out["list_meta_context " + " ".join(queries)] = [result, sorted(found)]
+    h.opt_abort()
+
 h = nbd.NBD()
 h.set_opt_mode(True)
 h.connect_unix(socket_path)
