@@ -85,6 +85,18 @@ public final class OptionData {
     }
     ByteBuffer bytes = data.slice(data.position(), (int) length);
     data.position(data.position() + (int) length);
+    return utf8(bytes, what);
+  }
+
+  /** The data of EXPORT_NAME: the whole option is the name, held to the same rules as others. */
+  public static String exportName(ByteBuffer data) throws Malformed {
+    if (data.remaining() > Nbd.MAX_STRING) {
+      throw new Malformed(Nbd.Rep.ERR_TOO_BIG, "export name longer than " + Nbd.MAX_STRING + " bytes");
+    }
+    return utf8(data, "export name");
+  }
+
+  private static String utf8(ByteBuffer bytes, String what) throws Malformed {
     try {
       return StandardCharsets.UTF_8
           .newDecoder()

@@ -129,7 +129,7 @@ final class Connection {
         ByteBuffer body = payload;
         workers.execute(() -> {
           try {
-            process(request, body, export, negotiated, replies, requestLock);
+            process(request, body, export, replies, requestLock);
           } finally {
             pool.give(body);
             if (dataCommand) {
@@ -163,21 +163,23 @@ final class Connection {
     replies.error(request.cookie(), errno, problem);
   }
 
-  private void process(Request request, ByteBuffer payload, ServedExport export, Negotiation.Result negotiated,
-      ReplyWriter replies, Lock requestLock) {
+  private void process(Request request, ByteBuffer payload, ServedExport export, ReplyWriter replies, Lock requestLock) {
     long started = config.verbose() ? System.nanoTime() : 0;
-    ByteBuffer readBuffer = null;
+    Outcome outcome = null;
     try {
       if (requestLock != null) {
         requestLock.lock();
       }
       try {
-        readBuffer = execute(request, payload, export, negotiated, replies);
+        outcome = execute(request, payload, export);
       } finally {
         if (requestLock != null) {
           requestLock.unlock();
         }
       }
+      // Replying outside the lock: a client that is slow to read its replies must not hold up
+      // the requests the thread model serializes with this one, on other connections too.
+      reply(request, outcome, replies);
       if (config.verbose()) {
         log.debug("{}: {} ok in {} us", peer, request, (System.nanoTime() - started) / 1000);
       }
@@ -195,13 +197,19 @@ final class Connection {
         log.debug("{}: cannot send error reply: {}", peer, e.getMessage());
       }
     } finally {
-      pool.give(readBuffer);
+      if (outcome != null) {
+        pool.give(outcome.data());
+      }
     }
   }
 
-  /** Runs one valid request and sends its reply; returns a buffer to give back to the pool. */
-  private ByteBuffer execute(Request request, ByteBuffer payload, ServedExport export,
-      Negotiation.Result negotiated, ReplyWriter replies) throws IOException {
+  /** What a request produced: READ data (a pool buffer), BLOCK_STATUS extents, or neither. */
+  private record Outcome(ByteBuffer data, Extents extents) {
+    static final Outcome DONE = new Outcome(null, null);
+  }
+
+  /** Runs one valid request against the export. */
+  private Outcome execute(Request request, ByteBuffer payload, ServedExport export) throws IOException {
     long offset = request.offset();
     long length = request.length();
     boolean fua = request.has(CmdFlag.FUA);
@@ -211,8 +219,7 @@ final class Connection {
         if (length > 0) {
           export.pread(data, offset);
         }
-        replies.readData(request, data.flip());
-        return data;
+        return new Outcome(data.flip(), null);
       }
       case Cmd.WRITE -> {
         if (length > 0) {
@@ -239,12 +246,20 @@ final class Connection {
           first.add(offset, extents.length(0), extents.type(0));
           extents = first;
         }
-        replies.blockStatus(request, Negotiation.BASE_ALLOCATION_ID, extents);
-        return null;
+        return new Outcome(null, extents);
       }
       default -> throw new NbdException(Errno.EINVAL, "unknown command " + request.type());
     }
-    replies.ok(request.cookie());
-    return null;
+    return Outcome.DONE;
+  }
+
+  private void reply(Request request, Outcome outcome, ReplyWriter replies) throws IOException {
+    if (outcome.data() != null) {
+      replies.readData(request, outcome.data());
+    } else if (outcome.extents() != null) {
+      replies.blockStatus(request, Negotiation.BASE_ALLOCATION_ID, outcome.extents());
+    } else {
+      replies.ok(request.cookie());
+    }
   }
 }

@@ -35,6 +35,11 @@ public final class NbdServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
   /** Direct buffers kept for reuse across requests, at most. */
   private static final long POOLED_BUFFER_BYTES = 128L << 20;
+  /**
+   * Socket send buffer asked for (the kernel may cap it): room for whole large READ replies, so
+   * a replying thread rarely parks on a full socket and waits for the poller to wake it.
+   */
+  private static final int SEND_BUFFER_BYTES = 4 << 20;
 
   private final Stack stack;
   private final ServerConfig config;
@@ -100,6 +105,11 @@ public final class NbdServer implements AutoCloseable {
     return connections.size();
   }
 
+  /** Number of connections accepted since the server started. */
+  public long acceptedConnections() {
+    return connectionCount.get();
+  }
+
   private void startAccepting(ServerSocketChannel listener) {
     listeners.add(listener);
     Thread.ofVirtual().name("nbd-accept").start(() -> acceptLoop(listener));
@@ -118,6 +128,7 @@ public final class NbdServer implements AutoCloseable {
         }
         continue;
       }
+      tune(client);
       String peer = describePeer(client);
       Thread thread = Thread.ofVirtual().name("nbd-conn-" + peer).unstarted(() -> {
         try {
@@ -131,11 +142,21 @@ public final class NbdServer implements AutoCloseable {
     }
   }
 
+  private static void tune(SocketChannel client) {
+    try {
+      client.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
+      if (client.getRemoteAddress() instanceof InetSocketAddress) {
+        client.setOption(StandardSocketOptions.TCP_NODELAY, true);
+      }
+    } catch (IOException e) {
+      log.debug("cannot set socket options: {}", e.getMessage());
+    }
+  }
+
   private String describePeer(SocketChannel client) {
     long id = connectionCount.incrementAndGet();
     try {
       if (client.getRemoteAddress() instanceof InetSocketAddress inet) {
-        client.setOption(StandardSocketOptions.TCP_NODELAY, true);
         return "#" + id + " " + inet.getAddress().getHostAddress() + ":" + inet.getPort();
       }
     } catch (IOException ignored) {

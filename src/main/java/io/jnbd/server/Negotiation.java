@@ -15,7 +15,6 @@ import io.jnbd.protocol.OptionData.MetaContextRequest;
 import io.jnbd.protocol.Replies;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
@@ -66,8 +65,10 @@ final class Negotiation {
     ByteBuffer clientFlags = ByteBuffer.allocate(4);
     wire.readFully(clientFlags);
     int flags = clientFlags.flip().getInt();
-    if ((flags & ~ClientFlag.KNOWN) != 0 || (flags & ClientFlag.FIXED_NEWSTYLE) == 0) {
-      log.info("{}: dropped: client flags 0x{} are not fixed newstyle", peer, Integer.toHexString(flags));
+    // A plain newstyle client (no FIXED_NEWSTYLE) is served too, as nbdkit and qemu do: it
+    // sends only EXPORT_NAME, which needs nothing from the fixed variant.
+    if ((flags & ~ClientFlag.KNOWN) != 0) {
+      log.info("{}: dropped: unknown client flags 0x{}", peer, Integer.toHexString(flags));
       return null;
     }
     noZeroes = (flags & ClientFlag.NO_ZEROES) != 0;
@@ -144,7 +145,14 @@ final class Negotiation {
   }
 
   private Result exportName(ByteBuffer data) throws IOException {
-    String requested = StandardCharsets.UTF_8.decode(data).toString();
+    String requested;
+    try {
+      requested = OptionData.exportName(data);
+    } catch (Malformed e) {
+      // EXPORT_NAME has no error reply: the protocol's answer is to disconnect.
+      log.info("{}: dropped: {}", peer, e.getMessage());
+      return null;
+    }
     ServedExport export;
     try {
       export = ServedExport.open(stack, resolve(requested), config.readOnly());

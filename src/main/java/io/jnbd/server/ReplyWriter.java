@@ -64,6 +64,11 @@ final class ReplyWriter {
 
   /** A successful READ: the data in {@code data} (position to limit) at the request's offset. */
   void readData(Request request, ByteBuffer data) throws IOException {
+    if (structured && !data.hasRemaining()) {
+      // A data chunk must carry at least one byte, so a zero-length read succeeds with no content.
+      ok(request.cookie());
+      return;
+    }
     boolean hole = structured && isAllZero(data);
     lock.lock();
     try {

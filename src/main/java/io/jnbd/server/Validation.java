@@ -29,6 +29,10 @@ final class Validation {
       return invalid("unknown flags 0x" + Integer.toHexString(flags & ~CmdFlag.KNOWN));
     }
     boolean modifying = type == Cmd.WRITE || type == Cmd.WRITE_ZEROES || type == Cmd.TRIM;
+    // Before the flag checks, as nbdkit does: on a read-only export the write itself is the fault.
+    if (modifying && export.readOnly) {
+      return new Rejection(Errno.EPERM, "export is read-only");
+    }
     if (request.has(CmdFlag.FUA) && (!modifying || export.fua == Support.NONE)) {
       return invalid("FUA is not allowed on " + Cmd.name(type) + " here");
     }
@@ -44,14 +48,13 @@ final class Validation {
     if (request.has(CmdFlag.REQ_ONE) && type != Cmd.BLOCK_STATUS) {
       return invalid("REQ_ONE applies only to BLOCK_STATUS");
     }
-    if (modifying && export.readOnly) {
-      return new Rejection(Errno.EPERM, "export is read-only");
-    }
     String unsupported = switch (type) {
       case Cmd.FLUSH -> export.canFlush ? null : "FLUSH is not supported by this export";
       case Cmd.TRIM -> export.canTrim ? null : "TRIM is not supported by this export";
       case Cmd.WRITE_ZEROES -> export.zero != Support.NONE ? null : "WRITE_ZEROES is not supported by this export";
-      case Cmd.BLOCK_STATUS -> negotiated.baseAllocation() ? null : "BLOCK_STATUS needs a metadata context (none was selected)";
+      case Cmd.BLOCK_STATUS -> !negotiated.baseAllocation() ? "BLOCK_STATUS needs a metadata context (none was selected)"
+          // A reply must carry at least one non-empty extent, which a zero-length request cannot have.
+          : request.length() == 0 ? "BLOCK_STATUS of zero length" : null;
       case Cmd.READ -> request.length() <= export.maxPayload() ? null
           : "read of " + request.length() + " bytes is over the maximum of " + export.maxPayload();
       default -> null;

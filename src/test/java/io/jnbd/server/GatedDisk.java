@@ -1,0 +1,85 @@
+package io.jnbd.server;
+
+import io.jnbd.api.Export;
+import io.jnbd.api.Plugin;
+import io.jnbd.api.ThreadModel;
+import java.nio.ByteBuffer;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A writable 1 MiB export of 0x55 bytes whose reads and writes wait at a gate until the test opens it, and
+ * which counts the calls that entered and left, so tests can see what the server lets through.
+ */
+final class GatedDisk implements Plugin {
+  static final int SIZE = 1 << 20;
+
+  final CountDownLatch gate = new CountDownLatch(1);
+  final AtomicInteger entered = new AtomicInteger();
+  final AtomicInteger left = new AtomicInteger();
+  private final ThreadModel threadModel;
+
+  GatedDisk(ThreadModel threadModel) {
+    this.threadModel = threadModel;
+  }
+
+  @Override
+  public String name() {
+    return "gated";
+  }
+
+  @Override
+  public String description() {
+    return "test export that waits at a gate";
+  }
+
+  @Override
+  public boolean config(String key, String value) {
+    return false;
+  }
+
+  @Override
+  public ThreadModel threadModel() {
+    return threadModel;
+  }
+
+  @Override
+  public Export open(boolean readOnly, String exportName) {
+    return new Export() {
+      @Override
+      public long size() {
+        return SIZE;
+      }
+
+      @Override
+      public void pread(ByteBuffer buffer, long offset) {
+        pass();
+        // Not zeroes, which go out as a small hole chunk: a read's reply here is as long as the read.
+        while (buffer.hasRemaining()) {
+          buffer.put((byte) 0x55);
+        }
+      }
+
+      @Override
+      public void pwrite(ByteBuffer buffer, long offset, int flags) {
+        pass();
+      }
+
+      @Override
+      public boolean canWrite() {
+        return true;
+      }
+    };
+  }
+
+  private void pass() {
+    entered.incrementAndGet();
+    try {
+      gate.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      left.incrementAndGet();
+    }
+  }
+}

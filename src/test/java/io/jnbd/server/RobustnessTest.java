@@ -1,0 +1,257 @@
+package io.jnbd.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+import io.jnbd.api.Plugin;
+import io.jnbd.api.ThreadModel;
+import io.jnbd.protocol.Nbd;
+import io.jnbd.protocol.Nbd.Chunk;
+import io.jnbd.protocol.Nbd.Cmd;
+import io.jnbd.protocol.Nbd.Opt;
+import io.jnbd.protocol.Nbd.Rep;
+import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.TestServer;
+import java.io.EOFException;
+import com.sun.management.HotSpotDiagnosticMXBean;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Clients that flood, vanish, stall or send odd handshakes: the server stays bounded, cleans up
+ * after them and keeps serving everyone else. Waits are bounded only as hang guards.
+ */
+class RobustnessTest {
+  private static final Duration HANG_GUARD = Duration.ofSeconds(60);
+
+  @Test
+  void requestFloodAgainstAStalledExportIsHeldBackByTheSocket() throws Exception {
+    GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
+    int requests = 1000;
+    int length = 256 * 1024;
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults());
+        RawClient client = new RawClient(server.socket()).greet(3)) {
+      client.goStructured();
+      AtomicLong sent = new AtomicLong();
+      Thread sender = Thread.ofPlatform().start(() -> {
+        ByteBuffer payload = ByteBuffer.allocate(length);
+        try {
+          for (int i = 0; i < requests; i++) {
+            client.request(0, Cmd.WRITE, i, 0, length);
+            client.send(payload.clear());
+            sent.addAndGet(Nbd.REQUEST_SIZE + length);
+          }
+        } catch (IOException e) {
+          throw new RuntimeException(e);
+        }
+      });
+      await(() -> disk.entered.get() == ServerConfig.DEFAULT_MAX_REQUESTS);
+      awaitStable(sent);
+      // The server took what it may run at once and stopped reading: the rest waits in the
+      // client, not in server memory.
+      assertThat(disk.entered.get()).isEqualTo(ServerConfig.DEFAULT_MAX_REQUESTS);
+      assertThat(sent.get()).isLessThan(32L << 20);
+      assertThat(sender.isAlive()).isTrue();
+      disk.gate.countDown();
+      Set<Long> answered = new HashSet<>();
+      assertTimeoutPreemptively(HANG_GUARD, () -> {
+        for (int i = 0; i < requests; i++) {
+          long[] chunk = client.chunk();
+          assertThat(chunk[0]).isEqualTo(Chunk.NONE);
+          answered.add(chunk[1]);
+        }
+      });
+      assertThat(answered).hasSize(requests);
+      sender.join();
+      assertThat(disk.left.get()).isEqualTo(requests);
+    }
+  }
+
+  @Test
+  void clientThatVanishesWithRequestsInFlightLeavesNothingRunning() throws Exception {
+    GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults())) {
+      try (RawClient client = new RawClient(server.socket()).greet(3)) {
+        client.goStructured();
+        for (int i = 0; i < 64; i++) {
+          client.request(0, Cmd.READ, i, i * 4096L, 4096);
+        }
+        await(() -> disk.entered.get() == 64);
+        assertThat(liveThreadsNamed("nbd-request-")).isEqualTo(64);
+        assertThat(liveThreadsNamed("nbd-conn-")).isEqualTo(1);
+      }
+      disk.gate.countDown();
+      // The connection ends only once every request it started has finished.
+      await(() -> server.server().openConnections() == 0);
+      assertThat(disk.left.get()).isEqualTo(64);
+      await(() -> liveThreadsNamed("nbd-request-") == 0 && liveThreadsNamed("nbd-conn-") == 0);
+      assertServes(server);
+    }
+  }
+
+  @Test
+  void clientThatStopsReadingRepliesDoesNotHoldUpOthers() throws Exception {
+    // Under SERIALIZE_ALL_REQUESTS one lock spans every connection: a reply that cannot be
+    // written must not be sent while holding it.
+    GatedDisk disk = new GatedDisk(ThreadModel.SERIALIZE_ALL_REQUESTS);
+    disk.gate.countDown();
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults());
+        RawClient stalled = new RawClient(server.socket()).greet(3)) {
+      stalled.goStructured();
+      for (int i = 0; i < 16; i++) {
+        stalled.request(0, Cmd.READ, i, 0, GatedDisk.SIZE);
+      }
+      // The first 1 MiB reply overfills the socket buffer of a client that never reads.
+      await(() -> disk.left.get() >= 1);
+      assertTimeoutPreemptively(HANG_GUARD, () -> assertServes(server));
+    }
+  }
+
+  @Test
+  void exportNameLongerThanTheProtocolAllowsDisconnects() throws Exception {
+    // The memory plugin serves any name, so only the length rule can refuse it.
+    Plugin memory = Catalog.plugin("memory");
+    memory.config("size", "1M");
+    try (TestServer server = new TestServer(List.of(), memory, ServerConfig.defaults())) {
+      try (RawClient client = new RawClient(server.socket()).greet(3)) {
+        client.option(Opt.EXPORT_NAME, "n".repeat(Nbd.MAX_STRING).getBytes());
+        assertThat(client.read(10).getLong()).isEqualTo(1 << 20);
+      }
+      for (int length : new int[] {Nbd.MAX_STRING + 1, 1 << 20}) {
+        try (RawClient client = new RawClient(server.socket()).greet(3)) {
+          client.option(Opt.EXPORT_NAME, "n".repeat(length).getBytes());
+          assertThatThrownBy(() -> client.read(10)).isInstanceOf(EOFException.class);
+        }
+      }
+      try (RawClient client = new RawClient(server.socket()).greet(3)) {
+        client.option(Opt.EXPORT_NAME, new byte[] {(byte) 0xC3, 0x28});
+        assertThatThrownBy(() -> client.read(10)).as("invalid UTF-8").isInstanceOf(EOFException.class);
+      }
+      assertServes(server);
+    }
+  }
+
+  @Test
+  void infoRequestCountThatDoesNotMatchTheDataIsInvalid() throws Exception {
+    try (TestServer server = new TestServer(new ArrayDisk(1 << 20));
+        RawClient client = new RawClient(server.socket()).greet(3)) {
+      // Five info types announced, one present.
+      client.option(Opt.INFO, ByteBuffer.allocate(8).putInt(0).putShort((short) 5).putShort((short) Nbd.Info.NAME).array());
+      client.expect(Rep.ERR_INVALID);
+      // None announced, one present.
+      client.option(Opt.GO, ByteBuffer.allocate(8).putInt(0).putShort((short) 0).putShort((short) Nbd.Info.NAME).array());
+      client.expect(Rep.ERR_INVALID);
+      client.goStructured();
+    }
+  }
+
+  @Test
+  void plainNewstyleClientsAreServedThroughExportName() throws Exception {
+    try (TestServer server = new TestServer(new ArrayDisk(1 << 20))) {
+      for (int flags : new int[] {0, Nbd.ClientFlag.NO_ZEROES}) {
+        try (RawClient client = new RawClient(server.socket()).greet(flags)) {
+          client.option(Opt.EXPORT_NAME, new byte[0]);
+          ByteBuffer reply = client.read(10);
+          assertThat(reply.getLong()).isEqualTo(1 << 20);
+          if (flags == 0) {
+            assertThat(client.read(124).array()).containsOnly(0);
+          }
+          client.request(0, Cmd.READ, 5, 0, 512);
+          ByteBuffer simple = client.read(16);
+          assertThat(simple.getInt()).isEqualTo(Nbd.SIMPLE_REPLY_MAGIC);
+          assertThat(simple.getInt()).isZero();
+          assertThat(simple.getLong()).isEqualTo(5);
+          assertThat(client.read(512).array()).containsOnly(0);
+        }
+      }
+    }
+  }
+
+  @Test
+  void zeroLengthReadAndBlockStatusGetRepliesClientsAccept() throws Exception {
+    try (TestServer server = new TestServer(new ArrayDisk(1 << 20));
+        RawClient client = new RawClient(server.socket()).greet(3)) {
+      client.option(Opt.STRUCTURED_REPLY, new byte[0]);
+      client.expect(Rep.ACK);
+      byte[] context = RawClient.utf8(Nbd.BASE_ALLOCATION);
+      client.option(Opt.SET_META_CONTEXT,
+          ByteBuffer.allocate(12 + context.length).putInt(0).putInt(1).putInt(context.length).put(context).array());
+      client.expect(Rep.META_CONTEXT);
+      client.expect(Rep.ACK);
+      client.option(Opt.GO, ByteBuffer.allocate(6).putInt(0).putShort((short) 0).array());
+      while (client.optionReplyType() != Rep.ACK) {
+        // INFO replies before the final ACK
+      }
+      // A data chunk must carry at least one byte: a zero-length READ succeeds with none.
+      client.request(0, Cmd.READ, 1, 0, 0);
+      assertThat(client.chunk()).containsExactly(Chunk.NONE, 1, 0);
+      // A status reply must carry at least one extent, so zero length is refused.
+      client.request(0, Cmd.BLOCK_STATUS, 2, 0, 0);
+      assertThat(client.chunk()).containsExactly(Chunk.ERROR, 2, 22);
+      client.request(0, Cmd.BLOCK_STATUS, 3, 0, 512);
+      assertThat(client.chunk()).containsExactly(Chunk.BLOCK_STATUS, 3, 0);
+    }
+  }
+
+  private static void assertServes(TestServer server) throws IOException {
+    try (RawClient client = new RawClient(server.socket()).greet(3)) {
+      client.goStructured();
+      client.request(0, Cmd.READ, 77, 0, 512);
+      assertThat(client.chunk()[1]).isEqualTo(77);
+    }
+  }
+
+  /** Live threads, virtual ones included, whose name starts with prefix (from a thread dump). */
+  private static long liveThreadsNamed(String prefix) {
+    try {
+      Path dump = Files.createTempDirectory("jnbd-threads").resolve("dump.txt");
+      try {
+        ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class)
+            .dumpThreads(dump.toString(), HotSpotDiagnosticMXBean.ThreadDumpFormat.TEXT_PLAIN);
+        try (Stream<String> lines = Files.lines(dump)) {
+          return lines.filter(line -> line.contains("\"" + prefix)).count();
+        }
+      } finally {
+        Files.deleteIfExists(dump);
+        Files.deleteIfExists(dump.getParent());
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private static void await(BooleanSupplier condition) throws InterruptedException {
+    long deadline = System.nanoTime() + HANG_GUARD.toNanos();
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("condition not reached within " + HANG_GUARD);
+      }
+      Thread.sleep(10);
+    }
+  }
+
+  /** Waits until the counter stops moving: the sender is blocked. */
+  private static void awaitStable(AtomicLong counter) throws InterruptedException {
+    long last = -1;
+    int unchanged = 0;
+    while (unchanged < 5) {
+      Thread.sleep(100);
+      long now = counter.get();
+      unchanged = now == last ? unchanged + 1 : 0;
+      last = now;
+    }
+  }
+}
