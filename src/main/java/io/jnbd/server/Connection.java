@@ -7,6 +7,7 @@ import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.CmdFlag;
 import io.jnbd.protocol.Request;
+import io.jnbd.util.DirectBufferPool;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -34,12 +35,12 @@ final class Connection {
   private final Wire wire;
   private final Stack stack;
   private final ServerConfig config;
-  private final BufferPool pool;
+  private final DirectBufferPool pool;
   private final Lock allRequestsLock;
   private final String peer;
   private volatile boolean stopping;
 
-  Connection(Wire wire, Stack stack, ServerConfig config, BufferPool pool, Lock allRequestsLock, String peer) {
+  Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, Lock allRequestsLock, String peer) {
     this.wire = wire;
     this.stack = stack;
     this.config = config;

@@ -1,6 +1,7 @@
 package io.jnbd.server;
 
 import io.jnbd.api.ThreadModel;
+import io.jnbd.util.DirectBufferPool;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
@@ -43,7 +44,7 @@ public final class NbdServer implements AutoCloseable {
 
   private final Stack stack;
   private final ServerConfig config;
-  private final BufferPool pool = new BufferPool(POOLED_BUFFER_BYTES);
+  private final DirectBufferPool pool = new DirectBufferPool(POOLED_BUFFER_BYTES);
   private final Lock allRequestsLock = new ReentrantLock();
   /** Admits one connection at a time under SERIALIZE_CONNECTIONS, otherwise any number. */
   private final Semaphore connectionGate;

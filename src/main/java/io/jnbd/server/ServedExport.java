@@ -8,6 +8,7 @@ import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Support;
 import io.jnbd.protocol.Nbd.TransmissionFlag;
+import io.jnbd.util.DirectBufferPool;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -92,7 +93,7 @@ final class ServedExport implements AutoCloseable {
 
   /** The largest READ or WRITE payload accepted. */
   long maxPayload() {
-    return Math.min(Integer.toUnsignedLong(blockSize.maximum()), BufferPool.maxSize());
+    return Math.min(Integer.toUnsignedLong(blockSize.maximum()), DirectBufferPool.maxSize());
   }
 
   void pread(ByteBuffer buffer, long offset) throws IOException {
@@ -153,7 +154,7 @@ final class ServedExport implements AutoCloseable {
     }
   }
 
-  void cache(long offset, long length, BufferPool pool) throws IOException {
+  void cache(long offset, long length, DirectBufferPool pool) throws IOException {
     switch (cache) {
       case NATIVE -> export.cache(offset, length);
       case EMULATE -> {

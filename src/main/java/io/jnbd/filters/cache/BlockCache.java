@@ -4,6 +4,7 @@ import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
 import io.jnbd.api.Flags;
 import io.jnbd.api.Support;
+import io.jnbd.util.DirectBufferPool;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
@@ -42,7 +43,7 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class BlockCache implements AutoCloseable {
   /** The largest single read below for a fill, and the largest write-back run. */
-  static final int MAX_RUN = FillBuffers.maxSize();
+  static final int MAX_RUN = DirectBufferPool.maxSize();
   /** How often a read waits for other fills before reading what is still missing itself. */
   private static final int MAX_ATTEMPTS = 3;
 
@@ -87,7 +88,7 @@ public final class BlockCache implements AutoCloseable {
   private final int highWater;
   private final int lowWater;
   private final SlotStore store;
-  private final FillBuffers buffers = new FillBuffers(32L << 20);
+  private final DirectBufferPool buffers = new DirectBufferPool(32L << 20);
   private final CacheStats stats = new CacheStats();
   private final ReentrantLock lock = new ReentrantLock();
   /** In LRU order, least recently used first; see {@link #touch}. */

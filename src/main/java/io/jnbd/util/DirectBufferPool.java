@@ -1,17 +1,17 @@
-package io.jnbd.server;
+package io.jnbd.util;
 
 import java.nio.ByteBuffer;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Direct buffers for request payloads, in power-of-two size classes, reused across requests and
- * connections. Socket I/O from a heap buffer copies through a temporary direct buffer; pooling
+ * Direct buffers in power-of-two size classes, reused across requests and connections: the
+ * server's request and reply payloads, and the cache filter's fills from below. Socket I/O from a heap buffer copies through a temporary direct buffer; pooling
  * direct buffers keeps the READ path at one copy (plugin into buffer, buffer onto the socket)
  * without allocating a direct buffer per request. What the pool keeps is bounded in bytes;
  * beyond that, returned buffers are left to the garbage collector.
  */
-final class BufferPool {
+public final class DirectBufferPool {
   private static final int MIN_SHIFT = 12;
   private static final int MAX_SHIFT = 25;
 
@@ -20,7 +20,8 @@ final class BufferPool {
   private final long maxPooledBytes;
 
   @SuppressWarnings("unchecked")
-  BufferPool(long maxPooledBytes) {
+  /** A pool that keeps at most {@code maxPooledBytes} of returned buffers for reuse. */
+  public DirectBufferPool(long maxPooledBytes) {
     this.maxPooledBytes = maxPooledBytes;
     free = new ConcurrentLinkedDeque[MAX_SHIFT - MIN_SHIFT + 1];
     for (int i = 0; i < free.length; i++) {
@@ -29,12 +30,12 @@ final class BufferPool {
   }
 
   /** The largest buffer the pool hands out. */
-  static int maxSize() {
+  public static int maxSize() {
     return 1 << MAX_SHIFT;
   }
 
   /** A buffer with position 0 and limit {@code size} (at most {@link #maxSize()}). */
-  ByteBuffer take(int size) {
+  public ByteBuffer take(int size) {
     int shift = Math.max(MIN_SHIFT, 32 - Integer.numberOfLeadingZeros(Math.max(size, 1) - 1));
     if (shift > MAX_SHIFT) {
       throw new IllegalArgumentException("buffer of " + size + " bytes is over the pool's maximum");
@@ -48,7 +49,8 @@ final class BufferPool {
     return buffer.clear().limit(size);
   }
 
-  void give(ByteBuffer buffer) {
+  /** Returns a buffer for reuse; null and buffers the pool did not hand out are ignored. */
+  public void give(ByteBuffer buffer) {
     if (buffer == null || !buffer.isDirect() || Integer.bitCount(buffer.capacity()) != 1) {
       return;
     }
