@@ -29,7 +29,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The NBD server: accepts clients on TCP and Unix sockets (or serves one pre-connected channel)
- * and serves each from the {@link Stack} on a virtual thread of its own. One server owns one
+ * and serves each from the {@link Stack} on a reader thread of its own (requests run on virtual threads). One server owns one
  * stack and unloads it when it closes.
  */
 public final class NbdServer implements AutoCloseable {
@@ -131,7 +131,10 @@ public final class NbdServer implements AutoCloseable {
       }
       tune(client);
       String peer = describePeer(client);
-      Thread thread = Thread.ofVirtual().name("nbd-conn-" + peer).unstarted(() -> {
+      // The reader is a platform thread: it blocks in the kernel's read, so a serial client's next
+      // request wakes it directly instead of through the virtual-thread poller (measured: ~12%
+      // more throughput for nbdcopy --requests=1). Connections are few; requests stay virtual.
+      Thread thread = Thread.ofPlatform().daemon().name("nbd-conn-" + peer).unstarted(() -> {
         try {
           serve(new Wire(client, client), peer);
         } finally {
