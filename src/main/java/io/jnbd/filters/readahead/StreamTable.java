@@ -22,7 +22,7 @@ import java.util.concurrent.locks.ReentrantLock;
  *       must hold all their prefetched bytes); an allowance that halves whenever prefetched bytes go
  *       unused (left ahead of a stream that was abandoned) and doubles back as
  *       prefetched bytes are consumed; and twice the measured bandwidth-delay product of the
- *       layer below (at least two chunks), so the window stops growing once more bytes in flight
+ *       layer below (at least half of {@code maxInFlight} chunks, and two), so the window stops growing once more bytes in flight
  *       no longer buy more throughput.
  *   <li><b>Issue.</b> Prefetches cover {@code [next, next + window)} in pieces of up to {@code
  *       chunk} bytes, with at most {@code maxInFlight} outstanding per export; a completed one
@@ -245,7 +245,12 @@ final class StreamTable {
 
   /** The largest window allowed now for one stream. */
   private long bound() {
-    long measured = Math.max(2 * settings.chunk(), 2 * estimator.bandwidthDelayProduct());
+    // The delivery rate is measured at the current window, so it cannot show what a larger one
+    // would deliver: with a floor of two chunks a serial reader settled at two fetches in flight
+    // (2 x 4M per ~30 ms round trip at 20 ms delay) and waited on the origin for a quarter of
+    // its time. Half the in-flight limit is the floor; the measurement only raises it.
+    long floor = Math.max(2, settings.maxInFlight() / 2) * settings.chunk();
+    long measured = Math.max(floor, 2 * estimator.bandwidthDelayProduct());
     long shared = Math.min(settings.maxWindow(), allowance) / activeStreams();
     return Math.max(settings.window(), Math.min(shared, measured));
   }

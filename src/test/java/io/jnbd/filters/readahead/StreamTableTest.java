@@ -53,6 +53,20 @@ class StreamTableTest {
   }
 
   @Test
+  void aSerialReadersWindowReachesHalfTheInFlightLimitOfChunksBeforeAnyMeasurement() {
+    // Nothing completes, so there is no bandwidth-delay estimate: the floor alone bounds the
+    // window. Two chunks in flight left a serial reader waiting on a 20 ms origin.
+    List<Prefetch> outstanding = new ArrayList<>();
+    for (long offset = 0; offset < 8 * MIB; offset += 64 * 1024) {
+      outstanding.addAll(table.onRead(offset, 64 * 1024));
+    }
+    long chunk = ReadaheadSettings.defaults().chunk();
+    assertThat(table.windowAt(8 * MIB)).isEqualTo(ReadaheadSettings.defaults().maxInFlight() / 2 * chunk);
+    Prefetch last = outstanding.get(outstanding.size() - 1);
+    assertThat(last.offset() + last.length()).as("prefetched up to").isGreaterThan(8 * MIB + 3 * chunk);
+  }
+
+  @Test
   void reverseReadsAreNotPrefetched() {
     for (long offset = 100 * MIB; offset > 90 * MIB; offset -= 256 * 1024) {
       read(offset, 256 * 1024);
