@@ -220,7 +220,9 @@ class HttpPluginTest {
     origin.authorized = headers -> headers.getFirst("X-Token") != null && headers.getFirst("Cookie") != null;
     Path counter = dir.resolve("runs");
     Files.writeString(counter, "0");
-    String headerScript = "n=$(cat " + counter + "); echo $((n+1)) > " + counter + "; echo X-Token: t$n; echo X-Other: o";
+    // The count is replaced atomically (write, then rename): the test polls the file meanwhile.
+    String headerScript = "n=$(cat " + counter + "); echo $((n+1)) > " + counter + ".new; mv " + counter + ".new "
+        + counter + "; echo X-Token: t$n; echo X-Other: o";
     Export export = open("url=" + origin.url(), "header-script=" + headerScript, "header-script-renew=1",
         "cookie-script=echo c=1", "cookie-script-renew=1");
     while (Integer.parseInt(Files.readString(counter).strip()) < 3) {
