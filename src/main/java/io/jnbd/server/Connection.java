@@ -31,6 +31,13 @@ final class Connection {
   private static final Logger log = LoggerFactory.getLogger(Connection.class);
   /** Payload bytes one connection may have in flight; a 32 MiB request always fits. */
   private static final int BYTE_BUDGET = 64 << 20;
+  /**
+   * The reader runs a request itself, rather than handing it to a new thread, when nothing else
+   * is in flight, the client has sent nothing more yet, and the export has lately answered within
+   * this time. A serial client then pays no thread hand-off per request, while a client with more
+   * to send waits at most about this long before its next request is read.
+   */
+  private static final long INLINE_LIMIT_NANOS = 500_000;
 
   private final Wire wire;
   private final Stack stack;
@@ -39,6 +46,11 @@ final class Connection {
   private final Lock allRequestsLock;
   private final String peer;
   private volatile boolean stopping;
+  /**
+   * A moving average of how long requests take, starting at the limit so that a connection
+   * dispatches until it has seen its export answer quickly.
+   */
+  private volatile long recentServiceNanos = INLINE_LIMIT_NANOS;
 
   Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, Lock allRequestsLock, String peer) {
     this.wire = wire;
@@ -82,7 +94,8 @@ final class Connection {
 
   private void transmit(ServedExport export, Negotiation.Result negotiated) throws IOException {
     ReplyWriter replies = new ReplyWriter(wire, negotiated.structuredReplies());
-    Semaphore requestSlots = new Semaphore(Math.max(1, config.maxRequestsPerConnection()));
+    int slots = Math.max(1, config.maxRequestsPerConnection());
+    Semaphore requestSlots = new Semaphore(slots);
     Semaphore byteBudget = new Semaphore(BYTE_BUDGET);
     Lock requestLock = switch (stack.threadModel()) {
       case PARALLEL -> null;
@@ -123,12 +136,13 @@ final class Connection {
         }
         int cost = (int) Math.min(request.length(), export.maxPayload());
         boolean dataCommand = request.type() == Cmd.READ || request.type() == Cmd.WRITE;
+        boolean idle = requestSlots.availablePermits() == slots;
         requestSlots.acquireUninterruptibly();
         if (dataCommand) {
           byteBudget.acquireUninterruptibly(cost);
         }
         ByteBuffer body = payload;
-        workers.execute(() -> {
+        Runnable run = () -> {
           try {
             process(request, body, export, replies, requestLock);
           } finally {
@@ -138,7 +152,12 @@ final class Connection {
             }
             requestSlots.release();
           }
-        });
+        };
+        if (idle && !wire.hasBufferedInput() && recentServiceNanos < INLINE_LIMIT_NANOS) {
+          run.run();
+        } else {
+          workers.execute(run);
+        }
       }
     } finally {
       workers.shutdown();
@@ -165,7 +184,7 @@ final class Connection {
   }
 
   private void process(Request request, ByteBuffer payload, ServedExport export, ReplyWriter replies, Lock requestLock) {
-    long started = config.verbose() ? System.nanoTime() : 0;
+    long started = System.nanoTime();
     Outcome outcome = null;
     try {
       if (requestLock != null) {
@@ -178,11 +197,13 @@ final class Connection {
           requestLock.unlock();
         }
       }
+      long serviceNanos = System.nanoTime() - started;
+      recentServiceNanos += (serviceNanos - recentServiceNanos) / 4;
       // Replying outside the lock: a client that is slow to read its replies must not hold up
       // the requests the thread model serializes with this one, on other connections too.
       reply(request, outcome, replies);
       if (config.verbose()) {
-        log.debug("{}: {} ok in {} us", peer, request, (System.nanoTime() - started) / 1000);
+        log.debug("{}: {} ok in {} us", peer, request, serviceNanos / 1000);
       }
     } catch (IOException | RuntimeException failure) {
       Errno errno = NbdException.errnoOf(failure);

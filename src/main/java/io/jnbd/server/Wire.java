@@ -50,6 +50,11 @@ final class Wire implements AutoCloseable {
     }
   }
 
+  /** Whether bytes the client sent are already read in and waiting here. */
+  boolean hasBufferedInput() {
+    return readBuffer.hasRemaining();
+  }
+
   /** Reads and discards n bytes. */
   void skip(long n) throws IOException {
     ByteBuffer scratch = ByteBuffer.allocate((int) Math.min(n, READ_BUFFER));

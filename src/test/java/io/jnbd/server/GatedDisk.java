@@ -14,9 +14,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 final class GatedDisk implements Plugin {
   static final int SIZE = 1 << 20;
 
-  final CountDownLatch gate = new CountDownLatch(1);
+  /** Opened by counting down; {@link #closeGate} puts a new, closed one in its place. */
+  volatile CountDownLatch gate = new CountDownLatch(1);
   final AtomicInteger entered = new AtomicInteger();
   final AtomicInteger left = new AtomicInteger();
+  /** The thread that ran the latest read or write. */
+  volatile Thread lastCaller;
   private final ThreadModel threadModel;
 
   GatedDisk(ThreadModel threadModel) {
@@ -72,7 +75,12 @@ final class GatedDisk implements Plugin {
     };
   }
 
+  void closeGate() {
+    gate = new CountDownLatch(1);
+  }
+
   private void pass() {
+    lastCaller = Thread.currentThread();
     entered.incrementAndGet();
     try {
       gate.await();

@@ -10,6 +10,7 @@ import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Nbd.Chunk;
 import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.Opt;
+import io.jnbd.protocol.Request;
 import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
@@ -99,6 +100,53 @@ class RobustnessTest {
       assertThat(disk.left.get()).isEqualTo(64);
       await(() -> liveThreadsNamed("nbd-request-") == 0 && liveThreadsNamed("nbd-conn-") == 0);
       assertServes(server);
+    }
+  }
+
+  @Test
+  void serialRequestsToAFastExportRunOnTheConnectionsOwnThread() throws Exception {
+    GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
+    disk.gate.countDown();
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults());
+        RawClient client = new RawClient(server.socket()).greet(3)) {
+      client.goStructured();
+      assertTimeoutPreemptively(HANG_GUARD, () -> {
+        for (int i = 0; i < 20; i++) {
+          client.request(0, Cmd.READ, i, 0, 4096);
+          assertThat(client.chunk()[0]).isEqualTo(Chunk.OFFSET_DATA);
+        }
+      });
+      // No hand-off: the thread that read the request ran it.
+      assertThat(disk.lastCaller.isVirtual()).isFalse();
+      assertThat(disk.lastCaller.getName()).startsWith("nbd-conn-");
+    }
+  }
+
+  @Test
+  void requestsSentTogetherRunTogetherEvenAfterFastOnes() throws Exception {
+    GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
+    disk.gate.countDown();
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults());
+        RawClient client = new RawClient(server.socket()).greet(3)) {
+      client.goStructured();
+      int warmup = 20;
+      assertTimeoutPreemptively(HANG_GUARD, () -> {
+        for (int i = 0; i < warmup; i++) {
+          client.request(0, Cmd.READ, i, 0, 4096);
+          client.chunk();
+        }
+      });
+      disk.closeGate();
+      ByteBuffer both = ByteBuffer.allocate(2 * Nbd.REQUEST_SIZE);
+      new Request(0, Cmd.READ, 100, 0, 4096).encode(both);
+      new Request(0, Cmd.READ, 101, 4096, 4096).encode(both);
+      client.send(both.flip());
+      // The first must not keep the second from starting, however quick earlier ones were.
+      await(() -> disk.entered.get() == warmup + 2);
+      disk.gate.countDown();
+      assertTimeoutPreemptively(HANG_GUARD, () -> {
+        assertThat(Set.of(client.chunk()[1], client.chunk()[1])).containsExactlyInAnyOrder(100L, 101L);
+      });
     }
   }
 
