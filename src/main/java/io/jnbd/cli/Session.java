@@ -1,6 +1,7 @@
 package io.jnbd.cli;
 
 import io.jnbd.server.NbdServer;
+import io.jnbd.server.Warmup;
 import io.jnbd.server.Stack;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -40,6 +41,9 @@ final class Session implements AutoCloseable {
 
   /** Starts listening as the options say and writes the pidfile once clients can connect. */
   static Session start(Stack stack, Options options) throws IOException {
+    if (Boolean.parseBoolean(System.getProperty("jnbd.warmup", "true"))) {
+      Warmup.run();
+    }
     Session session = new Session(new NbdServer(stack, options.serverConfig()), options);
     Runtime.getRuntime().addShutdownHook(session.shutdownHook);
     try {

@@ -14,6 +14,7 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
@@ -46,11 +47,8 @@ final class Connection {
   private final Lock allRequestsLock;
   private final String peer;
   private volatile boolean stopping;
-  /**
-   * A moving average of how long requests take, starting at the limit so that a connection
-   * dispatches until it has seen its export answer quickly.
-   */
-  private volatile long recentServiceNanos = INLINE_LIMIT_NANOS;
+  /** A moving average of how long requests take; negative until one has been timed. */
+  private volatile long recentServiceNanos = -1;
 
   Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, Lock allRequestsLock, String peer) {
     this.wire = wire;
@@ -102,7 +100,8 @@ final class Connection {
       case SERIALIZE_REQUESTS, SERIALIZE_CONNECTIONS -> new ReentrantLock();
       case SERIALIZE_ALL_REQUESTS -> allRequestsLock;
     };
-    ExecutorService workers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("nbd-request-", 0).factory());
+    RequestThreads threads = new RequestThreads();
+    ExecutorService workers = Executors.newThreadPerTaskExecutor(threads);
     ByteBuffer header = ByteBuffer.allocate(Nbd.REQUEST_SIZE);
     try {
       while (true) {
@@ -153,7 +152,11 @@ final class Connection {
             requestSlots.release();
           }
         };
-        if (idle && !wire.hasBufferedInput() && recentServiceNanos < INLINE_LIMIT_NANOS) {
+        long recent = recentServiceNanos;
+        if (idle && recent < 0) {
+          threads.nextOnPlatform = true;
+          workers.execute(run);
+        } else if (idle && recent < INLINE_LIMIT_NANOS && !wire.hasBufferedInput()) {
           run.run();
         } else {
           workers.execute(run);
@@ -162,6 +165,27 @@ final class Connection {
     } finally {
       workers.shutdown();
       awaitInFlight(workers);
+    }
+  }
+
+  /**
+   * Request threads are virtual, but for a request that arrives before the export has been
+   * timed: that one gets a platform thread. A virtual thread's first socket write puts the
+   * socket into non-blocking mode for good, and from then on every read by the connection's
+   * reader costs an extra failed read and a poll; a connection whose export proves quick has
+   * its reader run requests itself on a socket still in blocking mode.
+   */
+  private static final class RequestThreads implements ThreadFactory {
+    private final ThreadFactory virtual = Thread.ofVirtual().name("nbd-request-", 0).factory();
+    private final ThreadFactory platform = Thread.ofPlatform().daemon().name("nbd-request-first").factory();
+    /** Set by the reader, the only thread that starts requests, for the next request only. */
+    boolean nextOnPlatform;
+
+    @Override
+    public Thread newThread(Runnable task) {
+      ThreadFactory factory = nextOnPlatform ? platform : virtual;
+      nextOnPlatform = false;
+      return factory.newThread(task);
     }
   }
 
@@ -198,7 +222,8 @@ final class Connection {
         }
       }
       long serviceNanos = System.nanoTime() - started;
-      recentServiceNanos += (serviceNanos - recentServiceNanos) / 4;
+      long recent = recentServiceNanos;
+      recentServiceNanos = recent < 0 ? serviceNanos : recent + (serviceNanos - recent) / 4;
       // Replying outside the lock: a client that is slow to read its replies must not hold up
       // the requests the thread model serializes with this one, on other connections too.
       reply(request, outcome, replies);

@@ -113,7 +113,9 @@ public final class NbdServer implements AutoCloseable {
 
   private void startAccepting(ServerSocketChannel listener) {
     listeners.add(listener);
-    Thread.ofVirtual().name("nbd-accept").start(() -> acceptLoop(listener));
+    // A platform thread: a socket accepted by a virtual thread starts in non-blocking mode, and
+    // then the connection's reader polls before every read instead of blocking in it.
+    Thread.ofPlatform().daemon().name("nbd-accept").start(() -> acceptLoop(listener));
   }
 
   private void acceptLoop(ServerSocketChannel listener) {
