@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * requests (reading WRITE payloads off the wire); each valid request then runs on a virtual
  * thread of its own, at most {@link ServerConfig#maxRequestsPerConnection()} at once and within
  * a byte budget, so a client that sends faster than the export answers is slowed by TCP, not by
- * the server's memory. Replies go out in completion order.
+ * the server's memory. A request that arrives alone at a quick export runs on the reader
+ * instead (see {@link #INLINE_LIMIT_NANOS}). Replies go out in completion order.
  */
 final class Connection {
   private static final Logger log = LoggerFactory.getLogger(Connection.class);
