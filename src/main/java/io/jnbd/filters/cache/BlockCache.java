@@ -15,6 +15,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -39,6 +40,11 @@ import java.util.concurrent.locks.ReentrantLock;
  *       each first waits for the fills in its range (which then read the old data and are
  *       overwritten or dropped by it), and no fill starts while one runs, since it could read
  *       below what the write is replacing. Reads that miss go straight below.
+ *   <li><b>No torn or foreign data.</b> A writer changes a slot only while it alone holds the
+ *       block: it marks the block as being written, waits for the readers already copying from it
+ *       to finish, and publishes the new state when its bytes are in. Readers that arrive
+ *       meanwhile wait for it. A new block is never visible with a slot that still holds what a
+ *       previous block left there, so a read returns a block's old or new bytes, nothing else.
  * </ul>
  */
 public final class BlockCache implements AutoCloseable {
@@ -65,6 +71,8 @@ public final class BlockCache implements AutoCloseable {
     boolean dropped;
     /** Read by a client since it was filled; only later reads count as uses for the LRU. */
     boolean read;
+    /** Non-null while a writer changes the slot; completed when its bytes are in. */
+    CompletableFuture<Void> writing;
 
     Block(long index, int slot, State state, CompletableFuture<Void> filled) {
       this.index = index;
@@ -91,6 +99,8 @@ public final class BlockCache implements AutoCloseable {
   private final DirectBufferPool buffers = new DirectBufferPool(32L << 20);
   private final CacheStats stats = new CacheStats();
   private final ReentrantLock lock = new ReentrantLock();
+  /** Signalled when a block being written has no pins left but its writer's. */
+  private final Condition drained = lock.newCondition();
   /** In LRU order, least recently used first; see {@link #touch}. */
   private final LinkedHashMap<Long, Block> blocks = new LinkedHashMap<>();
   private int[] freeSlots = new int[64];
@@ -156,8 +166,9 @@ public final class BlockCache implements AutoCloseable {
     long first = offset >>> shift;
     Block[] found = new Block[(int) (((offset + length - 1) >>> shift) - first + 1)];
     boolean waited = false;
-    for (int attempt = 0; ; attempt++) {
+    for (int attempt = 0; ; ) {
       List<CompletableFuture<Void>> inFlight = new ArrayList<>();
+      List<CompletableFuture<Void>> writes = new ArrayList<>();
       boolean missing = false;
       lock.lock();
       try {
@@ -165,6 +176,8 @@ public final class BlockCache implements AutoCloseable {
           Block b = blocks.get(first + i);
           if (b == null) {
             missing = true;
+          } else if (b.writing != null) {
+            writes.add(b.writing);
           } else if (b.state == State.FILLING) {
             inFlight.add(b.filled);
           } else {
@@ -175,8 +188,15 @@ public final class BlockCache implements AutoCloseable {
       } finally {
         lock.unlock();
       }
+      if (!writes.isEmpty()) {
+        // The only current copy of a block being written is the one its writer is making.
+        unpinAll(found, false);
+        awaitAll(writes);
+        waited = true;
+        continue;
+      }
       boolean complete = !missing && inFlight.isEmpty();
-      if (!complete && attempt < MAX_ATTEMPTS && (!inFlight.isEmpty() || settings.cacheOnRead())) {
+      if (!complete && attempt++ < MAX_ATTEMPTS && (!inFlight.isEmpty() || settings.cacheOnRead())) {
         unpinAll(found, false);
         if (!inFlight.isEmpty()) {
           awaitAll(inFlight);
@@ -256,7 +276,7 @@ public final class BlockCache implements AutoCloseable {
     IOException failure = null;
     for (Run run : runs) {
       try {
-        fetch(below, run, true);
+        fetch(below, run);
       } catch (IOException e) {
         if (failure == null) {
           failure = e;
@@ -298,30 +318,33 @@ public final class BlockCache implements AutoCloseable {
     }
   }
 
-  /** Reads a run below (or not, when a writer covers it fully) and stores it into its slots. */
-  private void fetch(Export below, Run run, boolean readBelow) throws IOException {
-    long start = run.blocks.get(0).index << shift;
-    long end = Math.min(size, (run.blocks.get(run.blocks.size() - 1).index + 1) << shift);
-    int length = (int) (end - start);
+  /** Reads a run below, stores it into its slots and publishes it. */
+  private void fetch(Export below, Run run) throws IOException {
     boolean stored = false;
     try {
-      if (readBelow) {
-        ByteBuffer buffer = buffers.take(length);
-        try {
-          readBelow(below, buffer, start);
-          for (int k = 0; k < run.blocks.size(); k++) {
-            int from = k << shift;
-            store.write(run.blocks.get(k).slot, 0, buffer.slice(from, Math.min(length - from, blockSize)));
-          }
-        } finally {
-          buffers.give(buffer);
-        }
-        stats.filledBytes.add(length);
-      }
+      load(below, run.blocks);
       stored = true;
     } finally {
       finish(run, stored);
     }
+  }
+
+  /** Reads consecutive blocks below into their slots, as one read. */
+  private void load(Export below, List<Block> consecutive) throws IOException {
+    long start = consecutive.get(0).index << shift;
+    long end = Math.min(size, (consecutive.get(consecutive.size() - 1).index + 1) << shift);
+    int length = (int) (end - start);
+    ByteBuffer buffer = buffers.take(length);
+    try {
+      readBelow(below, buffer, start);
+      for (int k = 0; k < consecutive.size(); k++) {
+        int from = k << shift;
+        store.write(consecutive.get(k).slot, 0, buffer.slice(from, Math.min(length - from, blockSize)));
+      }
+    } finally {
+      buffers.give(buffer);
+    }
+    stats.filledBytes.add(length);
   }
 
   private void finish(Run run, boolean stored) {
@@ -382,71 +405,111 @@ public final class BlockCache implements AutoCloseable {
         below.pwrite(piece, from, 0);
         continue;
       }
+      boolean stored = false;
       try {
         store.write(b.slot, (int) (from - blockStart), piece);
+        stored = true;
       } finally {
-        lock.lock();
-        try {
-          b.state = State.DIRTY;
-          unpin(b);
-        } finally {
-          lock.unlock();
-        }
+        endWrite(b, stored ? State.DIRTY : afterFailedWrite(b));
       }
     }
   }
 
-  /** The pinned, readable block i, read from below first if it was missing; null if no slot is free. */
+  /**
+   * Block i, pinned and held for writing (see {@link #beginWrite}), read from below first if it
+   * was missing and only partly overwritten; null if no slot can be had. The caller ends with
+   * {@link #endWrite}.
+   */
   private Block claimForWrite(Export below, long i, boolean readOld) throws IOException {
     for (boolean madeRoom = false; ; madeRoom = true) {
-      Run run;
+      Block claimed = null;
       lock.lock();
       try {
         Block b = blocks.get(i);
         if (b != null) {
           b.pins++;
           touch(b);
+          beginWrite(b);
           return b;
         }
         int slot = allocateSlot();
         if (slot >= 0) {
-          run = new Run();
-          b = new Block(i, slot, State.FILLING, run.done);
-          b.pins = 1;
-          blocks.put(i, b);
-          run.blocks.add(b);
+          claimed = new Block(i, slot, State.FILLING, new CompletableFuture<>());
+          claimed.writing = claimed.filled;
+          claimed.pins = 1;
+          blocks.put(i, claimed);
         } else if (madeRoom) {
           return null;
-        } else {
-          run = null;
         }
       } finally {
         lock.unlock();
       }
-      if (run == null) {
+      if (claimed == null) {
         writeBack(below, oldestDirty());
         continue;
       }
-      Block b = run.blocks.get(0);
-      try {
-        // A block wholly overwritten need not be read; a partly written one needs its other bytes.
-        fetch(below, run, readOld);
-      } catch (IOException | RuntimeException e) {
-        lock.lock();
+      if (readOld) {
         try {
-          unpin(b);
-        } finally {
-          lock.unlock();
+          load(below, List.of(claimed));
+        } catch (IOException | RuntimeException e) {
+          endWrite(claimed, null);
+          throw e;
         }
-        throw e;
       }
-      return b;
+      return claimed;
     }
+  }
+
+  /**
+   * Takes a block its caller has pinned for writing: readers arriving from now on wait, and the
+   * ones already copying from the slot finish first. Their copies are short and never wait for
+   * a writer, so this wait is too. Lock held.
+   */
+  private void beginWrite(Block b) {
+    b.writing = new CompletableFuture<>();
+    while (b.pins > 1) {
+      drained.awaitUninterruptibly();
+    }
+  }
+
+  /**
+   * What a block becomes when its slot could not be written: dirty data stays (the failed range
+   * is the client's to rewrite); anything else is dropped, since the layer below holds it whole.
+   */
+  private static State afterFailedWrite(Block b) {
+    return b.state == State.DIRTY ? State.DIRTY : null;
+  }
+
+  /** Publishes a block in the given state, or drops it if null, and lets waiting readers in. */
+  private void endWrite(Block b, State state) {
+    CompletableFuture<Void> writing;
+    lock.lock();
+    try {
+      if (state == null) {
+        drop(b);
+      } else {
+        b.state = state;
+        b.filled = null;
+      }
+      writing = b.writing;
+      b.writing = null;
+      unpin(b);
+    } finally {
+      lock.unlock();
+    }
+    writing.complete(null);
   }
 
   /** Copies new data into blocks that are cached (write-through: the data is already below). */
   private void updateCached(long offset, long length, ByteBuffer data) throws IOException {
     for (Block b : pinPresent(offset, length)) {
+      lock.lock();
+      try {
+        beginWrite(b);
+      } finally {
+        lock.unlock();
+      }
+      boolean stored = false;
       try {
         long blockStart = b.index << shift;
         long from = Math.max(offset, blockStart);
@@ -456,13 +519,9 @@ public final class BlockCache implements AutoCloseable {
                 ? ByteBuffer.allocate((int) (to - from))
                 : data.slice(data.position() + (int) (from - offset), (int) (to - from));
         store.write(b.slot, (int) (from - blockStart), piece);
+        stored = true;
       } finally {
-        lock.lock();
-        try {
-          unpin(b);
-        } finally {
-          lock.unlock();
-        }
+        endWrite(b, stored ? b.state : afterFailedWrite(b));
       }
     }
   }
@@ -756,6 +815,8 @@ public final class BlockCache implements AutoCloseable {
   private void unpin(Block b) {
     if (--b.pins == 0 && b.dropped) {
       freeSlot(b.slot);
+    } else if (b.pins == 1 && b.writing != null) {
+      drained.signalAll();
     }
   }
 

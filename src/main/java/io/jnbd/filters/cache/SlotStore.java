@@ -6,7 +6,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Fixed-size slots that hold cached blocks, numbered from 0. Java cannot punch holes into a
@@ -79,19 +79,23 @@ abstract sealed class SlotStore implements AutoCloseable {
   }
 
   static final class Memory extends SlotStore {
-    private final ByteBuffer[] slots;
+    /** Allocated on first use, so an unbounded cache costs only what it holds. */
+    private final AtomicReferenceArray<ByteBuffer> slots;
 
     Memory(int blockSize, int slots) {
       super(blockSize);
-      this.slots = new ByteBuffer[slots];
+      this.slots = new AtomicReferenceArray<>(slots);
     }
 
     private ByteBuffer slot(int slot) {
-      ByteBuffer buffer = slots[slot];
+      ByteBuffer buffer = slots.get(slot);
       if (buffer == null) {
-        // Racing first uses are impossible: a slot is handed to one owner before it is written.
-        buffer = ByteBuffer.allocateDirect(blockSize);
-        slots[slot] = buffer;
+        // The loser of a race for a first use takes the winner's buffer, so no write is lost.
+        ByteBuffer fresh = ByteBuffer.allocateDirect(blockSize);
+        buffer = slots.compareAndExchange(slot, null, fresh);
+        if (buffer == null) {
+          buffer = fresh;
+        }
       }
       return buffer;
     }
@@ -109,7 +113,9 @@ abstract sealed class SlotStore implements AutoCloseable {
 
     @Override
     public void close() {
-      Arrays.fill(slots, null);
+      for (int i = 0; i < slots.length(); i++) {
+        slots.set(i, null);
+      }
     }
   }
 }
