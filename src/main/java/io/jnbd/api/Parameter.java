@@ -8,5 +8,11 @@ package io.jnbd.api;
  * @param key the key as written on the command line ({@code size}, {@code cache-max-size})
  * @param value a short placeholder for the value ({@code SIZE}, {@code true|false})
  * @param help one or two sentences, with the default
+ * @param secret whether the value is a secret taken as {@link Secrets#read} takes it: a
+ *     background start must then read {@code KEY=-} from the user's stdin before it detaches
  */
-public record Parameter(String key, String value, String help) {}
+public record Parameter(String key, String value, String help, boolean secret) {
+  public Parameter(String key, String value, String help) {
+    this(key, value, help, false);
+  }
+}

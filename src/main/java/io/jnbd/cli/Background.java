@@ -1,17 +1,20 @@
 package io.jnbd.cli;
 
+import io.jnbd.api.Secrets;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.io.Writer;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -33,9 +36,10 @@ final class Background {
   private Background() {}
 
   /** Parent side: starts the server in a child JVM and waits until it is ready. */
-  static int launch(String[] args, Options options, PrintStream err) throws IOException, InterruptedException {
+  static int launch(String[] args, Options options, Set<String> secretKeys, PrintStream err) throws IOException, InterruptedException {
     ProcessBuilder builder = new ProcessBuilder(childCommand(args));
-    builder.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    List<String> secrets = secretsForChild(options, secretKeys);
+    builder.redirectInput(secrets.isEmpty() ? ProcessBuilder.Redirect.from(new File("/dev/null")) : ProcessBuilder.Redirect.PIPE);
     if (logsToStderr(options)) {
       builder.redirectError(ProcessBuilder.Redirect.INHERIT);
     } else {
@@ -46,6 +50,13 @@ final class Background {
     builder.environment().remove("JDK_JAVA_OPTIONS");
     builder.environment().remove("JAVA_TOOL_OPTIONS");
     Process child = builder.start();
+    if (!secrets.isEmpty()) {
+      try (Writer toChild = child.outputWriter(StandardCharsets.UTF_8)) {
+        for (String secret : secrets) {
+          toChild.write(secret + "\n");
+        }
+      }
+    }
     // Interrupting the start (Ctrl-C) must not leave a server behind in its own session.
     Thread abandon = new Thread(child::destroy, "jnbd-abandon-start");
     Runtime.getRuntime().addShutdownHook(abandon);
@@ -67,6 +78,21 @@ final class Background {
       err.println("jnbd: lost contact with the server process: " + e.getCause());
       return 1;
     }
+  }
+
+  /**
+   * Secrets to be read from stdin ({@code KEY=-}), read here, where the user's terminal or stdin
+   * is, in command-line order: the child reads them from a pipe in that same order as it
+   * configures the plugin. A background server keeps no hold on the user's stdin.
+   */
+  private static List<String> secretsForChild(Options options, Set<String> secretKeys) throws IOException {
+    List<String> secrets = new ArrayList<>();
+    for (Options.Param param : options.params()) {
+      if (secretKeys.contains(param.key()) && param.value().equals(Secrets.FROM_STDIN)) {
+        secrets.add(Secrets.readLine(param.key()));
+      }
+    }
+    return secrets;
   }
 
   private static void relay(Process child, PrintStream err, CompletableFuture<Boolean> ready) {

@@ -1,14 +1,19 @@
 package io.jnbd.cli;
 
 import io.jnbd.api.ConfigException;
+import io.jnbd.api.Configurable;
 import io.jnbd.api.Filter;
+import io.jnbd.api.Parameter;
 import io.jnbd.api.Plugin;
 import io.jnbd.server.Catalog;
 import io.jnbd.server.Stack;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.stream.Stream;
 
 /**
  * The jnbd command: {@code jnbd [OPTIONS] [--filter=FILTER]... PLUGIN [[KEY=]VALUE]...}. Every
@@ -75,7 +80,7 @@ public final class Main {
       return 0;
     }
     if (options.detaches()) {
-      return Background.launch(args, options, err);
+      return Background.launch(args, options, secretKeys(plugin, filters), err);
     }
     Stack stack = configure(plugin, filters, options);
     if (options.single) {
@@ -114,6 +119,15 @@ public final class Main {
     }
     stack.configComplete();
     return stack;
+  }
+
+  private static Set<String> secretKeys(Plugin plugin, List<Filter> filters) {
+    Set<String> keys = new HashSet<>();
+    Stream.<Configurable>concat(Stream.of(plugin), filters.stream())
+        .flatMap(layer -> layer.parameters().stream())
+        .filter(Parameter::secret)
+        .forEach(parameter -> keys.add(parameter.key()));
+    return keys;
   }
 
   /** Sets the slf4j-simple level from -v and --log=null; otherwise its default (info) holds. */

@@ -33,6 +33,9 @@ import org.slf4j.LoggerFactory;
 public final class FilePlugin implements Plugin {
   private static final Logger LOG = LoggerFactory.getLogger(FilePlugin.class);
   private static final List<String> FADVISE_VALUES = List.of("normal", "random", "sequential");
+  /** File type bits of st_mode, and the type of a block device. */
+  private static final int S_IFMT = 0170000;
+  private static final int S_IFBLK = 0060000;
 
   private final boolean nativeAllowed;
   private Path file;
@@ -107,6 +110,10 @@ public final class FilePlugin implements Plugin {
     if (Files.isDirectory(file)) {
       throw new ConfigException("file: " + file + ": is a directory");
     }
+    if (!Files.isRegularFile(file) && !isBlockDevice(file)) {
+      // A FIFO or character device has no size and no offsets: it would be served as 0 bytes.
+      throw new ConfigException("file: " + file + ": not a regular file or block device");
+    }
     try {
       try {
         channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
@@ -127,6 +134,15 @@ public final class FilePlugin implements Plugin {
       }
     } else if (nativeAllowed) {
       LOG.debug("file: native file operations unavailable: {}", NativeFileOps.unavailableReason());
+    }
+  }
+
+  private static boolean isBlockDevice(Path path) {
+    try {
+      int mode = (Integer) Files.getAttribute(path, "unix:mode");
+      return (mode & S_IFMT) == S_IFBLK;
+    } catch (IOException | UnsupportedOperationException e) {
+      return false;
     }
   }
 

@@ -3,6 +3,7 @@ package io.jnbd.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.Tools;
 import java.io.File;
 import java.io.IOException;
@@ -11,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -60,6 +62,37 @@ class ProcessIT {
     server.onExit().get(60, TimeUnit.SECONDS);
     assertThat(pidfile).doesNotExist();
     assertThat(socket).doesNotExist();
+  }
+
+  @Test
+  void backgroundStartReadsAPasswordFromStdinBeforeDetaching() throws Exception {
+    assumeTrue(Tools.installed("nbdinfo"));
+    byte[] image = new byte[1 << 20];
+    String expected = "Basic " + Base64.getEncoder().encodeToString("carol:typed-pw".getBytes(StandardCharsets.UTF_8));
+    try (RangeOrigin origin = RangeOrigin.http(image)) {
+      origin.authorized = headers -> expected.equals(headers.getFirst("Authorization"));
+      Path socket = dir.resolve("nbd.sock");
+      Path pidfile = dir.resolve("jnbd.pid");
+      Process start = new ProcessBuilder(jnbd("-U", socket.toString(), "-P", pidfile.toString(),
+          "http", "url=" + origin.url(), "user=carol", "password=-"))
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+          .start();
+      try (var stdin = start.getOutputStream()) {
+        stdin.write("typed-pw\n".getBytes(StandardCharsets.UTF_8));
+      }
+      String errors = new String(start.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(start.waitFor()).as(errors).isZero();
+      ProcessHandle server = ProcessHandle.of(Long.parseLong(Files.readString(pidfile).trim())).orElseThrow();
+      try {
+        Tools.run("nbdinfo", "--map", "nbd+unix:///?socket=" + socket).assertSuccess();
+        Tools.nbdsh("nbd+unix:///?socket=" + socket, "h.pread(4096, 0)");
+        assertThat(origin.rangedGets.get()).isPositive();
+        assertThat(origin.unauthorized.get()).isZero();
+      } finally {
+        server.destroy();
+        server.onExit().get(60, TimeUnit.SECONDS);
+      }
+    }
   }
 
   @Test

@@ -187,6 +187,16 @@ class FilePluginTest {
     plugin = configured("file", "file=" + fileWithData(512), "fadvise=random");
   }
 
+  @Test
+  void aFifoOrCharacterDeviceIsRefusedNotServedAsAnEmptyDisk() throws Exception {
+    Path fifo = dir.resolve("fifo");
+    Tools.run("mkfifo", fifo.toString()).assertSuccess();
+    assertThatThrownBy(() -> configured("file", "file=" + fifo)).isInstanceOf(ConfigException.class)
+        .hasMessage("file: " + fifo + ": not a regular file or block device");
+    assertThatThrownBy(() -> configured("file", "file=/dev/null")).isInstanceOf(ConfigException.class)
+        .hasMessage("file: /dev/null: not a regular file or block device");
+  }
+
   /** Allocated 512-byte blocks as stat(1) reports them. */
   private static long allocatedBlocks(Path file) {
     return Long.parseLong(Tools.run("stat", "-c", "%b", file.toString()).assertSuccess().stdout().trim());

@@ -2,13 +2,9 @@ package io.jnbd.plugins.http;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Parameter;
+import io.jnbd.api.Secrets;
 import io.jnbd.api.Values;
-import java.io.BufferedReader;
-import java.io.Console;
-import java.io.IOException;
-import java.io.InputStreamReader;
 import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -33,8 +29,8 @@ final class HttpSettings {
   static final List<Parameter> PARAMETERS = List.of(
       new Parameter("url", "URL", "The http:// or https:// URL of the disk image (required; the magic key)."),
       new Parameter("user", "USER", "User name for HTTP Basic authentication, sent preemptively to the URL's host."),
-      new Parameter("password", "PASSWORD", "Password for user: literal, '-' to read it from the terminal or stdin, '+FILE' to read it from FILE."),
-      new Parameter("cookie", "COOKIE", "Cookie header value sent with every request: literal, '-' or '+FILE' as for password."),
+      new Parameter("password", "PASSWORD", "Password for user: literal, '-' to read it from the terminal or stdin, '+FILE' to read it from FILE.", true),
+      new Parameter("cookie", "COOKIE", "Cookie header value sent with every request: literal, '-' or '+FILE' as for password.", true),
       new Parameter("cookie-script", "SCRIPT", "Shell script whose stdout is the cookie; run at start, on 401/403, and every cookie-script-renew seconds."),
       new Parameter("cookie-script-renew", "SECS", "Re-run cookie-script every SECS seconds in the background (default: only on 401/403)."),
       new Parameter("header", "'NAME: VALUE'", "Extra request header; may be repeated."),
@@ -45,7 +41,7 @@ final class HttpSettings {
       new Parameter("capath", "DIR", "Directory of PEM CA certificates to trust instead of the JDK's defaults."),
       new Parameter("proxy", "URL", "HTTP proxy to use, e.g. http://proxy:3128 (default: none)."),
       new Parameter("proxy-user", "USER", "User name for the proxy."),
-      new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-' or '+FILE'."),
+      new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-' or '+FILE'.", true),
       new Parameter("timeout", "SECS", "Per-request time limit; see the docs for how it scales with large reads (default: none)."),
       new Parameter("connect-timeout", "SECS", "Time limit for establishing a connection, TLS included (default 300)."),
       new Parameter("followlocation", "true|false", "Follow redirects (default true)."),
@@ -93,8 +89,8 @@ final class HttpSettings {
     switch (key) {
       case "url" -> url = value;
       case "user" -> user = value;
-      case "password" -> password = secret(what, value);
-      case "cookie" -> cookie = secret(what, value);
+      case "password" -> password = Secrets.read(what, value);
+      case "cookie" -> cookie = Secrets.read(what, value);
       case "cookie-script" -> cookieScript = value;
       case "cookie-script-renew" -> cookieScriptRenew = seconds(what, value, 1);
       case "header" -> {
@@ -110,7 +106,7 @@ final class HttpSettings {
       case "capath" -> caPath = existing(what, value);
       case "proxy" -> proxy = proxyUri(what, value);
       case "proxy-user" -> proxyUser = value;
-      case "proxy-password" -> proxyPassword = secret(what, value);
+      case "proxy-password" -> proxyPassword = Secrets.read(what, value);
       case "timeout" -> timeout = seconds(what, value, 1);
       case "connect-timeout" -> connectTimeout = seconds(what, value, 1);
       case "followlocation" -> followLocation = Values.parseBool(what, value);
@@ -169,7 +165,14 @@ final class HttpSettings {
   }
 
   private static URI proxyUri(String what, String value) {
-    URI uri = URI.create(value.contains("://") ? value : "http://" + value);
+    String text = value.contains("://") ? value : "http://" + value;
+    URI uri;
+    try {
+      uri = URI.create(text);
+    } catch (IllegalArgumentException e) {
+      // The JDK's message quotes the whole URL, password included.
+      throw new ConfigException(what + ": not a valid URL: " + Redaction.url(text));
+    }
     if (!"http".equalsIgnoreCase(uri.getScheme()) || uri.getHost() == null) {
       throw new ConfigException(what + ": expected http://HOST[:PORT]");
     }
@@ -186,32 +189,5 @@ final class HttpSettings {
       chosen.add(p);
     }
     return Set.copyOf(chosen);
-  }
-
-  /**
-   * A secret as nbdkit takes it: {@code -} reads a line from the terminal (without echo) or from
-   * stdin, {@code +FILE} reads FILE without its trailing newline, anything else is literal. The
-   * value never appears in an error message.
-   */
-  static String secret(String what, String value) {
-    try {
-      if (value.equals("-")) {
-        Console console = System.console();
-        if (console != null) {
-          char[] typed = console.readPassword("%s: ", what);
-          return typed == null ? "" : new String(typed);
-        }
-        String line = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)).readLine();
-        return line == null ? "" : line;
-      }
-      if (value.startsWith("+")) {
-        String text = Files.readString(Path.of(value.substring(1)), StandardCharsets.UTF_8);
-        return text.endsWith("\r\n") ? text.substring(0, text.length() - 2)
-            : text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
-      }
-      return value;
-    } catch (IOException e) {
-      throw new ConfigException(what + ": cannot read the secret: " + e.getMessage());
-    }
   }
 }

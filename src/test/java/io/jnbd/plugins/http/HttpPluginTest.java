@@ -342,6 +342,13 @@ class HttpPluginTest {
   }
 
   @Test
+  void aMalformedProxyUrlIsReportedWithoutItsPassword() {
+    assertThatThrownBy(() -> plugin("url=http://127.0.0.1:1/disk", "proxy=http://u:pw-SECRET@bad host:3128"))
+        .isInstanceOf(ConfigException.class)
+        .satisfies(e -> assertThat(e.getMessage()).startsWith("http: proxy: not a valid URL").doesNotContain("SECRET"));
+  }
+
+  @Test
   void percentEncodingOfTheUrlIsKept() throws IOException {
     RangeOrigin origin = origin();
     assertReadsBack(open("url=" + origin.url() + "?dcPath=a%26b&dsName=ds%201"), 0, 10);
