@@ -11,7 +11,6 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.locks.Lock;
@@ -31,7 +30,7 @@ final class Session implements AutoCloseable {
   private Path privateDirectory;
   private Path socket;
   private InetSocketAddress tcp;
-  private boolean pidfileWritten;
+  private Pidfile pidfile;
   private boolean closed;
 
   private Session(NbdServer server, Options options) {
@@ -77,19 +76,9 @@ final class Session implements AutoCloseable {
           : new InetSocketAddress(InetAddress.getByName(options.ipaddr), port);
       tcp = server.listenTcp(address);
     }
-    writePidfile();
-  }
-
-  private void writePidfile() throws IOException {
-    if (options.pidfile == null) {
-      return;
+    if (options.pidfile != null) {
+      pidfile = Pidfile.write(options.pidfile);
     }
-    Path target = options.pidfile.toAbsolutePath();
-    Path partial = target.resolveSibling("." + target.getFileName() + ".partial");
-    Files.writeString(partial, ProcessHandle.current().pid() + "\n", StandardCharsets.US_ASCII);
-    // Whoever polls for the pidfile must never read it half written.
-    Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    pidfileWritten = true;
   }
 
   NbdServer server() {
@@ -128,7 +117,10 @@ final class Session implements AutoCloseable {
     server.awaitTermination();
   }
 
-  /** Stops the server, unloads the stack, removes the pidfile and any private socket. */
+  /**
+   * Stops the server (which removes its socket), unloads the stack, and removes the pidfile and
+   * any private socket directory.
+   */
   @Override
   public void close() {
     closeLock.lock(); // a second caller waits until the first has cleaned up
@@ -138,11 +130,10 @@ final class Session implements AutoCloseable {
       }
       closed = true;
       server.close();
-      if (pidfileWritten) {
-        Files.deleteIfExists(options.pidfile.toAbsolutePath());
+      if (pidfile != null) {
+        pidfile.remove();
       }
       if (privateDirectory != null) {
-        Files.deleteIfExists(socket);
         Files.deleteIfExists(privateDirectory);
       }
     } catch (IOException e) {

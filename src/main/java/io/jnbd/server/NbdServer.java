@@ -2,16 +2,15 @@ package io.jnbd.server;
 
 import io.jnbd.api.ThreadModel;
 import io.jnbd.util.DirectBufferPool;
+import io.jnbd.util.PathEntry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -41,6 +40,7 @@ public final class NbdServer implements AutoCloseable {
    * a replying thread rarely parks on a full socket and waits for the poller to wake it.
    */
   private static final int SEND_BUFFER_BYTES = 4 << 20;
+  private static final int BACKLOG = 128;
 
   private final Stack stack;
   private final ServerConfig config;
@@ -49,7 +49,8 @@ public final class NbdServer implements AutoCloseable {
   /** Admits one connection at a time under SERIALIZE_CONNECTIONS, otherwise any number. */
   private final Semaphore connectionGate;
   private final List<ServerSocketChannel> listeners = new CopyOnWriteArrayList<>();
-  private final List<Path> socketFiles = new CopyOnWriteArrayList<>();
+  /** The socket files this server created, each removed at close if still there. */
+  private final List<PathEntry> socketFiles = new CopyOnWriteArrayList<>();
   private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
   private final Set<Thread> connectionThreads = ConcurrentHashMap.newKeySet();
   private final AtomicLong connectionCount = new AtomicLong();
@@ -68,7 +69,7 @@ public final class NbdServer implements AutoCloseable {
     ServerSocketChannel listener = ServerSocketChannel.open();
     try {
       listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
-      listener.bind(address, 128);
+      listener.bind(address, BACKLOG);
     } catch (IOException e) {
       listener.close();
       throw new IOException("cannot listen on " + address + ": " + e.getMessage(), e);
@@ -77,17 +78,18 @@ public final class NbdServer implements AutoCloseable {
     return (InetSocketAddress) listener.getLocalAddress();
   }
 
-  /** Starts accepting on a Unix socket created at path; an existing socket file is replaced. */
+  /**
+   * Starts accepting on a Unix socket created at path. Only a stale socket (one nobody accepts
+   * on) is replaced; anything else at path is refused, see {@link UnixSocketPath}.
+   */
   public void listenUnix(Path path) throws IOException {
     ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
     try {
-      Files.deleteIfExists(path);
-      listener.bind(UnixDomainSocketAddress.of(path), 128);
+      socketFiles.add(UnixSocketPath.bind(listener, path, BACKLOG));
     } catch (IOException e) {
       listener.close();
-      throw new IOException("cannot listen on " + path + ": " + e.getMessage(), e);
+      throw e;
     }
-    socketFiles.add(path);
     startAccepting(listener);
   }
 
@@ -208,11 +210,12 @@ public final class NbdServer implements AutoCloseable {
         // Closing is all we wanted.
       }
     }
-    for (Path socket : socketFiles) {
+    for (PathEntry socket : socketFiles) {
       try {
-        Files.deleteIfExists(socket);
+        // A socket file replaced since is someone else's now.
+        socket.deleteIfCurrent();
       } catch (IOException ignored) {
-        // A stale socket file is replaced at the next start.
+        // Left behind, it is a stale socket, which the next start replaces.
       }
     }
     connections.forEach(Connection::stop);
