@@ -98,6 +98,7 @@ public final class Main {
       if (options.backgroundChild) {
         Background.signalReady(options);
       }
+      session.stopOnSignals();
       session.awaitTermination();
       return 0;
     }

@@ -12,9 +12,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
+import sun.misc.Signal;
 
 /**
  * One running server started from the command line and everything that must go when it stops:
@@ -110,6 +112,17 @@ final class Session implements AutoCloseable {
     env.put("port", tcp == null ? "" : Integer.toString(tcp.getPort()));
     env.put("exportname", options.exportName == null ? "" : options.exportName);
     return env;
+  }
+
+  /**
+   * SIGTERM and SIGINT stop a serving jnbd as they stop nbdkit: no new clients, in-flight requests
+   * finish, caches write back as connections close, the socket and pidfile go, and the exit
+   * status is 0 (left to the shutdown hook, the JVM would exit with 128 + the signal's number).
+   */
+  void stopOnSignals() {
+    for (String name : List.of("TERM", "INT")) {
+      Signal.handle(new Signal(name), signal -> Thread.ofPlatform().name("jnbd-stop").start(this::close));
+    }
   }
 
   /** Blocks until the server stops (a signal, or the parent exiting). */

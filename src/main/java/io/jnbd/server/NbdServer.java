@@ -12,6 +12,7 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -41,6 +42,11 @@ public final class NbdServer implements AutoCloseable {
    */
   private static final int SEND_BUFFER_BYTES = 4 << 20;
   private static final int BACKLOG = 128;
+  /**
+   * How long connections may take to close once their requests are done or abandoned: a
+   * writeback cache writes its dirty blocks below as its connections close.
+   */
+  private static final Duration CLOSE_ALLOWANCE = Duration.ofSeconds(30);
 
   private final Stack stack;
   private final ServerConfig config;
@@ -219,7 +225,7 @@ public final class NbdServer implements AutoCloseable {
       }
     }
     connections.forEach(Connection::stop);
-    long deadline = System.nanoTime() + config.shutdownGrace().toNanos() + TimeUnit.SECONDS.toNanos(2);
+    long deadline = System.nanoTime() + config.shutdownGrace().toNanos() + CLOSE_ALLOWANCE.toNanos();
     for (Thread thread : connectionThreads) {
       try {
         thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
@@ -227,6 +233,10 @@ public final class NbdServer implements AutoCloseable {
         Thread.currentThread().interrupt();
         break;
       }
+    }
+    long open = connectionThreads.stream().filter(Thread::isAlive).count();
+    if (open > 0) {
+      log.warn("stopping with {} connections still closing after {} + {}", open, config.shutdownGrace(), CLOSE_ALLOWANCE);
     }
     try {
       stack.unload();

@@ -95,6 +95,42 @@ class ProcessIT {
     }
   }
 
+  /**
+   * SIGTERM is a clean stop: writes acknowledged by a writeback cache (never flushed by the
+   * client) reach the file, the socket and pidfile go, and the exit status is 0, as nbdkit's.
+   */
+  @Test
+  void sigtermWritesBackTheCacheRemovesItsFilesAndExitsZero() throws Exception {
+    assumeTrue(Tools.installed("nbdsh"));
+    Path image = dir.resolve("disk.img");
+    Files.write(image, new byte[4 << 20]);
+    Path socket = dir.resolve("nbd.sock");
+    Path pidfile = dir.resolve("jnbd.pid");
+    Process server = new ProcessBuilder(jnbd("-f", "-U", socket.toString(), "-P", pidfile.toString(),
+        "--filter=cache", "file", image.toString(), "cache=writeback"))
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .redirectError(ProcessBuilder.Redirect.DISCARD)
+        .start();
+    try {
+      for (int i = 0; i < 1200 && !Files.exists(pidfile); i++) {
+        Thread.sleep(50);
+      }
+      assertThat(pidfile).as("pidfile of a started server").exists();
+      Tools.nbdsh("nbd+unix:///?socket=" + socket,
+          "h.pwrite(b'jnbd' * 16384, 65536); h.pwrite(b'x' * 100, 1000000)").assertSuccess();
+      server.destroy(); // SIGTERM
+      assertThat(server.waitFor(60, TimeUnit.SECONDS)).as("stopped within 60 s").isTrue();
+      assertThat(server.exitValue()).isZero();
+    } finally {
+      server.destroyForcibly();
+    }
+    byte[] written = Files.readAllBytes(image);
+    assertThat(new String(written, 65536, 65536, StandardCharsets.US_ASCII)).isEqualTo("jnbd".repeat(16384));
+    assertThat(new String(written, 1000000, 100, StandardCharsets.US_ASCII)).isEqualTo("x".repeat(100));
+    assertThat(socket).doesNotExist();
+    assertThat(pidfile).doesNotExist();
+  }
+
   @Test
   void backgroundStartFailureIsReportedByTheParent() throws Exception {
     Tools.Result start = Tools.run(jnbd("-U", dir.resolve("s").toString(), "testdisk", "1M", "colour=red"),

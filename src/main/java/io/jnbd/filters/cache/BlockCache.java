@@ -17,6 +17,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One export's cache, shared by every connection to it: blocks of {@link
@@ -48,6 +50,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * </ul>
  */
 public final class BlockCache implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(BlockCache.class);
   /** The largest single read below for a fill, and the largest write-back run. */
   static final int MAX_RUN = DirectBufferPool.maxSize();
   /** How often a read waits for other fills before reading what is still missing itself. */
@@ -572,6 +575,32 @@ public final class BlockCache implements AutoCloseable {
           writeLock.unlock();
         }
       }
+    }
+  }
+
+  /**
+   * Writes back what is dirty, then flushes below, when a connection closes: every server stop
+   * closes its connections first, so acknowledged writes reach the plugin (nbdkit's cache loses
+   * them). Unsafe mode keeps its promise of never writing back; a cache with nothing dirty costs
+   * no flush below.
+   */
+  public void writeBackOnClose(Export below) throws IOException {
+    if (settings.mode() != CacheMode.WRITEBACK) {
+      return;
+    }
+    writeLock.lock();
+    try {
+      List<Block> dirty = dirtyIn(0, size);
+      if (dirty.isEmpty()) {
+        return;
+      }
+      log.debug("cache: writing back {} dirty blocks as a connection closes", dirty.size());
+      writeBack(below, dirty);
+      if (below.canFlush()) {
+        below.flush();
+      }
+    } finally {
+      writeLock.unlock();
     }
   }
 

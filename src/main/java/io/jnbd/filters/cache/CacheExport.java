@@ -88,6 +88,13 @@ public final class CacheExport extends FilterExport {
   @Override
   public void close() throws IOException {
     log.debug("cache: connection closed; {}", cache.stats());
-    next.close();
+    try {
+      cache.writeBackOnClose(next);
+    } catch (IOException e) {
+      log.error("cache: dirty blocks could not be written back as the connection closed: {}", e.getMessage());
+      throw e;
+    } finally {
+      next.close();
+    }
   }
 }
