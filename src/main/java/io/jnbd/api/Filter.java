@@ -19,6 +19,17 @@ public interface Filter extends Configurable {
     return false;
   }
 
+  /**
+   * Called once after configuration with the thread model of the layers below this filter, so
+   * a filter that needs concurrency below (readahead) can turn itself off where it cannot help.
+   * The server enforces that model on every call through {@code next}, from any thread.
+   */
+  default void threadModelBelow(ThreadModel below) {}
+
+  /**
+   * Opens this filter's view of an export for one connection. {@code next} opens the layer
+   * below; the export it returns is the server's link to that layer, the only way down.
+   */
   default Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     return next.open(readOnly, exportName);
   }

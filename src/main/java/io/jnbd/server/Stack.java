@@ -1,6 +1,7 @@
 package io.jnbd.server;
 
 import io.jnbd.api.ConfigException;
+import io.jnbd.api.Configurable;
 import io.jnbd.api.Export;
 import io.jnbd.api.ExportDescription;
 import io.jnbd.api.Filter;
@@ -9,11 +10,18 @@ import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
 import java.io.IOException;
 import java.util.List;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The filters (outermost first) stacked on a plugin, seen from the server as one {@link Layer}.
  * It routes key=value configuration the way nbdkit does: each filter, outermost first, may claim
  * a key; what none claims goes to the plugin, which must know it.
+ *
+ * <p>The stack owns the links between layers: a filter's {@code next} opens exports that reach
+ * the layer below only through a {@link Link}, and so does the server at the top. A filter
+ * therefore never holds a raw export of another layer, and the thread model, range, flag and
+ * short-read checks of {@link Link} hold for every call, from whichever thread.
  */
 public final class Stack implements Layer {
   private final List<Filter> filters;
@@ -21,13 +29,22 @@ public final class Stack implements Layer {
   private final Layer top;
 
   public Stack(List<Filter> filters, Plugin plugin) {
+    this(filters, plugin, DebugFlags.defaults());
+  }
+
+  public Stack(List<Filter> filters, Plugin plugin, DebugFlags debug) {
     this.filters = List.copyOf(filters);
     this.plugin = plugin;
     Layer below = plugin;
+    String belowName = plugin.name();
+    Configurable belowLayer = plugin;
     for (int i = this.filters.size() - 1; i >= 0; i--) {
-      below = new FilterLayer(this.filters.get(i), below);
+      Filter filter = this.filters.get(i);
+      below = new FilterLayer(filter, new LinkedLayer(filter.name(), belowName, belowLayer, below, debug));
+      belowName = filter.name();
+      belowLayer = filter;
     }
-    this.top = below;
+    this.top = new LinkedLayer("server", belowName, belowLayer, below, debug);
   }
 
   public Plugin plugin() {
@@ -50,11 +67,19 @@ public final class Stack implements Layer {
     }
   }
 
-  /** Completes configuration from the plugin outwards, so filters can rely on what is below. */
+  /**
+   * Completes configuration from the plugin outwards, so filters can rely on what is below, and
+   * then tells each filter the thread model of the layers below it.
+   */
   public void configComplete() {
     plugin.configComplete();
     for (int i = filters.size() - 1; i >= 0; i--) {
       filters.get(i).configComplete();
+    }
+    ThreadModel below = plugin.threadModel();
+    for (int i = filters.size() - 1; i >= 0; i--) {
+      filters.get(i).threadModelBelow(below);
+      below = below.mostRestrictive(filters.get(i).threadModel());
     }
   }
 
@@ -104,6 +129,41 @@ public final class Stack implements Layer {
     @Override
     public String defaultExport(boolean readOnly) throws IOException {
       return filter.defaultExport(next, readOnly);
+    }
+  }
+
+  /** A layer as the one above sees it: every export it opens comes wrapped in a {@link Link}. */
+  private static final class LinkedLayer implements Layer {
+    private final String caller;
+    private final String callee;
+    private final Configurable calleeLayer;
+    private final Layer layer;
+    private final DebugFlags debug;
+    /** Shared by every link into this layer when it serializes all requests. */
+    private final Lock allRequests = new ReentrantLock();
+
+    LinkedLayer(String caller, String callee, Configurable calleeLayer, Layer layer, DebugFlags debug) {
+      this.caller = caller;
+      this.callee = callee;
+      this.calleeLayer = calleeLayer;
+      this.layer = layer;
+      this.debug = debug;
+    }
+
+    @Override
+    public Export open(boolean readOnly, String exportName) throws IOException {
+      Export export = layer.open(readOnly, exportName);
+      return new Link(caller, callee, calleeLayer.threadModel(), allRequests, export, debug);
+    }
+
+    @Override
+    public List<ExportDescription> listExports(boolean readOnly) throws IOException {
+      return layer.listExports(readOnly);
+    }
+
+    @Override
+    public String defaultExport(boolean readOnly) throws IOException {
+      return layer.defaultExport(readOnly);
     }
   }
 }

@@ -6,6 +6,7 @@ import io.jnbd.api.Filter;
 import io.jnbd.api.Layer;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Support;
+import io.jnbd.api.ThreadModel;
 import io.jnbd.api.Values;
 import io.jnbd.filters.cache.BlockCache;
 import io.jnbd.filters.cache.CacheExport;
@@ -13,6 +14,7 @@ import io.jnbd.filters.cache.CacheSettings;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -32,6 +34,8 @@ public final class ReadaheadFilter implements Filter {
   private final ReentrantLock exportsLock = new ReentrantLock();
   private final Map<String, StreamTable> tables = new HashMap<>();
   private final Map<String, BlockCache> ownCaches = new HashMap<>();
+  /** False when the layers below serialize requests; see {@link #threadModelBelow}. */
+  private volatile boolean prefetching = true;
 
   @Override
   public String name() {
@@ -101,8 +105,20 @@ public final class ReadaheadFilter implements Filter {
   }
 
   @Override
+  public void threadModelBelow(ThreadModel below) {
+    prefetching = below == ThreadModel.PARALLEL;
+    if (!prefetching) {
+      log.warn("readahead: the layers below run {} requests, not parallel ones: a prefetch could only wait "
+          + "behind the client's reads, so this filter passes everything through", below.name().toLowerCase(Locale.ROOT));
+    }
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = next.open(readOnly, exportName);
+    if (!prefetching) {
+      return below;
+    }
     try {
       long size = below.size();
       ReadaheadSettings effective = settings;
