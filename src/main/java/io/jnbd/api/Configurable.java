@@ -39,6 +39,9 @@ public interface Configurable {
     return ThreadModel.PARALLEL;
   }
 
+  /** Called once when a server takes this layer, before any client connects. */
+  default void attach(ServerHandle server) {}
+
   /** Called once when the server shuts down, after the last connection closed. */
   default void unload() {}
 

@@ -26,6 +26,11 @@ public interface Filter extends Configurable {
    */
   default void threadModelBelow(ThreadModel below) {}
 
+  /** A new client, before the handshake: throw to refuse it, or let the layers below decide. */
+  default void preconnect(Layer next, Client client, boolean readOnly) throws IOException {
+    next.preconnect(client, readOnly);
+  }
+
   /**
    * Opens this filter's view of an export for one connection. {@code next} opens the layer
    * below; the export it returns is the server's link to that layer, the only way down.

@@ -9,6 +9,12 @@ import java.util.List;
  */
 public interface Layer {
   /**
+   * Called for each new client before the handshake; throwing refuses the client, whose
+   * connection is closed (nbdkit's {@code .preconnect}, used by access-control filters).
+   */
+  default void preconnect(Client client, boolean readOnly) throws IOException {}
+
+  /**
    * Opens the export for one client connection.
    *
    * @param readOnly true when the server or client wants no writes

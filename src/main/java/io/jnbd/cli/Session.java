@@ -46,6 +46,7 @@ final class Session implements AutoCloseable {
       Warmup.run();
     }
     Session session = new Session(new NbdServer(stack, options.serverConfig()), options);
+    session.server.onShutdownRequest(session::close);
     Runtime.getRuntime().addShutdownHook(session.shutdownHook);
     try {
       session.listen();

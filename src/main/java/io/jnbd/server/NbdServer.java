@@ -1,10 +1,12 @@
 package io.jnbd.server;
 
+import io.jnbd.api.Client;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.util.DirectBufferPool;
 import io.jnbd.util.PathEntry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
 import java.nio.channels.ByteChannel;
@@ -62,12 +64,22 @@ public final class NbdServer implements AutoCloseable {
   private final AtomicLong connectionCount = new AtomicLong();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final CountDownLatch terminated = new CountDownLatch(1);
+  private volatile Runnable onShutdownRequest = this::close;
 
   public NbdServer(Stack stack, ServerConfig config) {
     this.stack = stack;
     this.config = config;
     boolean oneAtATime = stack.threadModel() == ThreadModel.SERIALIZE_CONNECTIONS;
     this.connectionGate = new Semaphore(oneAtATime ? 1 : Integer.MAX_VALUE);
+    stack.attach(() -> Thread.ofPlatform().name("nbd-shutdown-request").start(onShutdownRequest));
+  }
+
+  /**
+   * What a layer's {@link io.jnbd.api.ServerHandle#requestShutdown} runs, on a thread of its own;
+   * by default this server's {@link #close}. The command line stops its whole session instead.
+   */
+  public void onShutdownRequest(Runnable action) {
+    onShutdownRequest = action;
   }
 
   /** Starts accepting on a TCP address; returns the bound address (port 0 picks a free one). */
@@ -101,7 +113,7 @@ public final class NbdServer implements AutoCloseable {
 
   /** Serves one client on an already connected channel (-s), returning when it disconnects. */
   public void serveOne(ByteChannel channel) {
-    serve(new Wire(channel, channel), "stdio");
+    serve(new Wire(channel, channel), "stdio", null);
   }
 
   /** Blocks until {@link #close} has finished. */
@@ -146,7 +158,7 @@ public final class NbdServer implements AutoCloseable {
       // more throughput for nbdcopy --requests=1). Connections are few; requests stay virtual.
       Thread thread = Thread.ofPlatform().daemon().name("nbd-conn-" + peer).unstarted(() -> {
         try {
-          serve(new Wire(client, client), peer);
+          serve(new Wire(client, client), peer, remoteAddress(client));
         } finally {
           connectionThreads.remove(Thread.currentThread());
         }
@@ -179,7 +191,15 @@ public final class NbdServer implements AutoCloseable {
     return "#" + id;
   }
 
-  private void serve(Wire wire, String peer) {
+  private static SocketAddress remoteAddress(SocketChannel client) {
+    try {
+      return client.getRemoteAddress();
+    } catch (IOException e) {
+      return null;
+    }
+  }
+
+  private void serve(Wire wire, String peer, SocketAddress address) {
     try {
       connectionGate.acquire();
     } catch (InterruptedException e) {
@@ -195,6 +215,13 @@ public final class NbdServer implements AutoCloseable {
         return;
       }
       log.debug("{}: connected", peer);
+      try {
+        stack.preconnect(new Client(address), config.readOnly());
+      } catch (IOException | RuntimeException e) {
+        log.info("{}: refused: {}", peer, e.getMessage());
+        wire.close();
+        return;
+      }
       connection.serve();
     } finally {
       connections.remove(connection);

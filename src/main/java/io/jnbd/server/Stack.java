@@ -1,5 +1,6 @@
 package io.jnbd.server;
 
+import io.jnbd.api.Client;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Configurable;
 import io.jnbd.api.Export;
@@ -7,6 +8,7 @@ import io.jnbd.api.ExportDescription;
 import io.jnbd.api.Filter;
 import io.jnbd.api.Layer;
 import io.jnbd.api.Plugin;
+import io.jnbd.api.ServerHandle;
 import io.jnbd.api.ThreadModel;
 import java.io.IOException;
 import java.util.List;
@@ -92,6 +94,19 @@ public final class Stack implements Layer {
     return model;
   }
 
+  /** Gives every layer the server that runs it. */
+  public void attach(ServerHandle server) {
+    for (Filter filter : filters) {
+      filter.attach(server);
+    }
+    plugin.attach(server);
+  }
+
+  @Override
+  public void preconnect(Client client, boolean readOnly) throws IOException {
+    top.preconnect(client, readOnly);
+  }
+
   @Override
   public Export open(boolean readOnly, String exportName) throws IOException {
     return top.open(readOnly, exportName);
@@ -116,6 +131,11 @@ public final class Stack implements Layer {
   }
 
   private record FilterLayer(Filter filter, Layer next) implements Layer {
+    @Override
+    public void preconnect(Client client, boolean readOnly) throws IOException {
+      filter.preconnect(next, client, readOnly);
+    }
+
     @Override
     public Export open(boolean readOnly, String exportName) throws IOException {
       return filter.open(next, readOnly, exportName);
@@ -148,6 +168,11 @@ public final class Stack implements Layer {
       this.calleeLayer = calleeLayer;
       this.layer = layer;
       this.debug = debug;
+    }
+
+    @Override
+    public void preconnect(Client client, boolean readOnly) throws IOException {
+      layer.preconnect(client, readOnly);
     }
 
     @Override
