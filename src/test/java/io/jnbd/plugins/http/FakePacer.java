@@ -8,7 +8,8 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Time for retries that passes only when they sleep, and at once: outages of seconds take
  * milliseconds, and every wait can be checked exactly. Actions scheduled with {@link #at} run
- * inside the sleep that reaches their time, before it returns.
+ * inside the sleep that reaches their time, before it returns. Sleeps of concurrent threads add
+ * up, as if they took turns: an outage of 2 s ends sooner for many readers than for one.
  */
 final class FakePacer implements RetryPolicy.Pacer {
   private final AtomicLong nanos = new AtomicLong();
