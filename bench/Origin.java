@@ -9,6 +9,10 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.Locale;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Matcher;
@@ -22,42 +26,121 @@ import java.util.regex.Pattern;
  * <pre>java bench/Origin.java FILE DELAY_MS PORTFILE</pre>
  *
  * It binds a free loopback port and writes it to PORTFILE. GET /_stats answers "requests bytes";
- * GET /_reset zeroes the counters. Any other path serves FILE.
+ * GET /_reset zeroes the counters and ends any fault. Any other path serves FILE, with an ETag
+ * and a Last-Modified of its version, and honours If-Match.
+ *
+ * <p>Faults, armed by GET /_fault?KEY=VALUE and set off once the origin has sent that many body
+ * bytes (counted since /_reset): {@code outage_at=BYTES&outage_ms=MS} closes the port and every
+ * connection, and listens again on the same port MS later; {@code change_at=BYTES} replaces the
+ * image by another of the same size (every byte inverted) with a new ETag and Last-Modified.
  */
 public final class Origin {
   private static final Pattern RANGE = Pattern.compile("bytes=(\\d+)-(\\d*)");
+  private static final Pattern FAULT = Pattern.compile("(outage_at|outage_ms|change_at)=(\\d+)");
+  private static final DateTimeFormatter HTTP_DATE = DateTimeFormatter.ofPattern("EEE, dd MMM yyyy HH:mm:ss 'GMT'", Locale.US);
   private static final AtomicLong requests = new AtomicLong();
   private static final AtomicLong bytes = new AtomicLong();
+  private static Path file;
+  private static FileChannel channel;
+  private static long size;
+  private static long delayMillis;
+  private static int port;
+  private static HttpServer server;
+  private static volatile long outageAt = -1;
+  private static volatile long outageMillis;
+  private static volatile long changeAt = -1;
+  /** Which version of the image is served: 0 is FILE as it is, 1 has every byte inverted. */
+  private static volatile int version;
 
   public static void main(String[] args) throws IOException {
     // Without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms to every response.
     System.setProperty("sun.net.httpserver.nodelay", "true");
-    Path file = Path.of(args[0]);
-    long delayMillis = Long.parseLong(args[1]);
-    FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
-    long size = channel.size();
-    HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 256);
+    file = Path.of(args[0]);
+    delayMillis = Long.parseLong(args[1]);
+    channel = FileChannel.open(file, StandardOpenOption.READ);
+    size = channel.size();
+    listen(0);
+    port = server.getAddress().getPort();
+    java.nio.file.Files.writeString(Path.of(args[2]), Integer.toString(port));
+  }
+
+  private static void listen(int onPort) throws IOException {
+    server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), onPort), 256);
     server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
     server.createContext("/_stats", exchange -> text(exchange, requests.get() + " " + bytes.get()));
     server.createContext("/_reset", exchange -> {
       requests.set(0);
       bytes.set(0);
+      outageAt = -1;
+      changeAt = -1;
+      version = 0;
       text(exchange, "ok");
     });
-    server.createContext("/", exchange -> serve(exchange, channel, size, delayMillis));
+    server.createContext("/_fault", exchange -> {
+      Matcher m = FAULT.matcher(String.valueOf(exchange.getRequestURI().getQuery()));
+      while (m.find()) {
+        long value = Long.parseLong(m.group(2));
+        switch (m.group(1)) {
+          case "outage_at" -> outageAt = value;
+          case "outage_ms" -> outageMillis = value;
+          default -> changeAt = value;
+        }
+      }
+      text(exchange, "ok");
+    });
+    server.createContext("/", Origin::serve);
     server.start();
-    java.nio.file.Files.writeString(Path.of(args[2]), Integer.toString(server.getAddress().getPort()));
   }
 
-  private static void serve(HttpExchange exchange, FileChannel channel, long size, long delayMillis)
-      throws IOException {
+  /** Sets off an armed fault once {@code sent} body bytes have gone out. */
+  private static synchronized void faultsAfter(long sent) {
+    if (changeAt >= 0 && sent >= changeAt) {
+      changeAt = -1;
+      version = 1;
+    }
+    if (outageAt >= 0 && sent >= outageAt) {
+      outageAt = -1;
+      HttpServer down = server;
+      // Not on a handler's thread, as stopping waits for the handlers; and not a daemon, which
+      // it would inherit from the virtual handler thread, or the JVM would exit while no server runs.
+      Thread.ofPlatform().daemon(false).start(() -> {
+        down.stop(0);
+        try {
+          Thread.sleep(outageMillis);
+          listen(port);
+        } catch (InterruptedException | IOException e) {
+          e.printStackTrace();
+          System.exit(1);
+        }
+      });
+    }
+  }
+
+  private static String etag(int version) {
+    return "\"" + Long.toHexString(size) + "-v" + version + "\"";
+  }
+
+  private static String lastModified(int version) throws IOException {
+    ZonedDateTime modified = java.nio.file.Files.getLastModifiedTime(file).toInstant().atZone(ZoneOffset.UTC);
+    return HTTP_DATE.format(modified.plusSeconds(version));
+  }
+
+  private static void serve(HttpExchange exchange) throws IOException {
     try (exchange) {
       requests.incrementAndGet();
       if (delayMillis > 0) {
         Thread.sleep(delayMillis);
       }
+      int served = version;
       exchange.getResponseHeaders().set("Accept-Ranges", "bytes");
       exchange.getResponseHeaders().set("Content-Type", "application/octet-stream");
+      exchange.getResponseHeaders().set("ETag", etag(served));
+      exchange.getResponseHeaders().set("Last-Modified", lastModified(served));
+      String ifMatch = exchange.getRequestHeaders().getFirst("If-Match");
+      if (ifMatch != null && !ifMatch.strip().equals("*") && !ifMatch.strip().equals(etag(served))) {
+        exchange.sendResponseHeaders(412, -1);
+        return;
+      }
       boolean head = exchange.getRequestMethod().equals("HEAD");
       String range = exchange.getRequestHeaders().getFirst("Range");
       long start = 0;
@@ -88,9 +171,14 @@ public final class Origin {
       for (long at = start; at <= end; ) {
         buffer.clear().limit((int) Math.min(chunk.length, end + 1 - at));
         int n = channel.read(buffer, at);
+        if (served == 1) {
+          for (int i = 0; i < n; i++) {
+            chunk[i] = (byte) ~chunk[i];
+          }
+        }
         out.write(chunk, 0, n);
         at += n;
-        bytes.addAndGet(n);
+        faultsAfter(bytes.addAndGet(n));
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

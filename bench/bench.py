@@ -7,6 +7,8 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
   core       file and memory plugins vs nbdkit, read by nbdcopy --no-extents (issue: jnbd core)
   http       http plugin vs nbdkit curl over a delayed origin, serial and parallel readers
   readahead  readahead+cache+http vs nbdkit and qemu's curl driver, serial/parallel/random readers
+  fault      readahead+cache+http vs nbdkit when the origin goes away for 2 s mid-copy (the copy
+             must be identical) and when its image changes mid-copy (the copy must fail)
 
 Run through bench/run, which builds the jar first. Work files live in bench/work (ignored by git).
 """
@@ -147,7 +149,20 @@ class Origin:
             return r.read().decode()
 
     def reset(self):
-        self._get("/_reset")
+        # After an outage (fault suite) the origin listens again only a while later.
+        deadline = time.time() + 10
+        while True:
+            try:
+                self._get("/_reset")
+                return
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def arm(self, fault):
+        """Arms a fault of bench/Origin.java, e.g. 'change_at=1048576'."""
+        self._get("/_fault?" + fault)
 
     def stats(self):
         requests, nbytes = self._get("/_stats").split()
@@ -360,6 +375,55 @@ def suite_readahead(args):
     memory_check(args)
 
 
+def suite_fault(args):
+    size = args.size_mib * MiB
+    image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
+    sha = sha256(image)
+    delay = args.delays[0]
+    filters = ["--filter=readahead", "--filter=cache"]
+    # (label, fault, whether the copy must succeed with identical data)
+    scenarios = [("origin down 2 s at 1/2", f"outage_at={size // 2}&outage_ms=2000", True),
+                 ("image changes at 1/2", f"change_at={size // 2}", False)]
+    origin = Origin(image, delay)
+    rows, missed = [], []
+    try:
+        servers = [("jnbd readahead+cache+http", ["jnbd", "-r", *filters, "http", f"url={origin.url}"]),
+                   ("nbdkit readahead+cache+curl", ["nbdkit", "-r", *filters, "curl", f"url={origin.url}"])]
+        for scenario, fault, must_copy in scenarios:
+            for label, argv in servers:
+                outcomes, seconds = [], []
+                for _ in range(args.runs):
+                    origin.reset()
+                    origin.arm(fault)
+                    with Server(label, argv) as server:
+                        start = time.monotonic()
+                        result = subprocess.run(["nbdcopy", server.uri, str(OUT)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                        seconds.append(time.monotonic() - start)
+                    if result.returncode != 0:
+                        outcomes.append("copy failed")
+                    else:
+                        outcomes.append("identical" if sha256(OUT) == sha else "WRONG DATA")
+                    OUT.unlink(missing_ok=True)
+                required = "identical" if must_copy else "copy failed"
+                if label.startswith("jnbd"):
+                    met = all(o == required for o in outcomes)
+                    verdict = "yes" if met else "NO"
+                    if not met:
+                        missed.append(f"{scenario}: {label}: {outcomes}")
+                else:
+                    verdict = "(reference)"
+                rows.append([f"{delay} ms", scenario, label, ", ".join(sorted(set(outcomes))),
+                             f"{statistics.median(seconds):.2f}", f"{required}: {verdict}"])
+                log(rows[-1])
+    finally:
+        origin.stop()
+    print(fmt_table(f"fault: {args.size_mib} MiB image, nbdcopy, {args.runs} runs (median seconds)",
+                    ["delay", "fault", "server", "outcome", "seconds", "required for jnbd"], rows))
+    if missed:
+        raise SystemExit("fault: jnbd did not behave as required:\n" + "\n".join(missed))
+
+
 def memory_check(args):
     """Resident memory while reading a 1 GiB image through readahead+cache with cache-max-size=64M."""
     size = 1024 * MiB
@@ -382,12 +446,13 @@ def memory_check(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory"])
+                        choices=["core", "http", "readahead", "memory", "fault"])
     parser.add_argument("--runs", type=int, default=3, help="runs per cell; the median is shown")
     parser.add_argument("--size-mib", type=int, default=None,
-                        help="image size (default: 1024 for core, 256 for http and readahead)")
+                        help="image size (default: 1024 for core, 256 for http, readahead and fault)")
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 20],
-                        help="origin delays in ms (http and readahead; the issue asks for 0 20 and 20 50)")
+                        help="origin delays in ms (http and readahead; fault uses the first;"
+                             " the issue asks for 0 20 and 20 50)")
     parser.add_argument("--random-reads", type=int, default=2000)
     args = parser.parse_args()
     for suite in args.suite:
@@ -395,7 +460,7 @@ def main():
         if suite_args.size_mib is None:
             suite_args.size_mib = 1024 if suite == "core" else 256
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
-         "memory": memory_check}[suite](suite_args)
+         "memory": memory_check, "fault": suite_fault}[suite](suite_args)
         print()
 
 

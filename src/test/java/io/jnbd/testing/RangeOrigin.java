@@ -24,9 +24,11 @@ import javax.net.ssl.SSLContext;
 /**
  * An HTTP(S) origin serving one byte array at {@code /disk.img} with Range support, for tests
  * and benchmarks of HTTP-backed exports. Behaviour can be bent per test: a delay before every
- * response, an authorization gate, a HEAD that fails, a server that ignores ranges, and queued
- * {@link Fault}s that hit the next ranged GETs. {@code /redirect} answers 302 to {@code
- * /disk.img}. It records what it saw, so tests can check what the client sent.
+ * response, an authorization gate, a HEAD that fails, a server that ignores ranges, queued
+ * {@link Fault}s that hit the next ranged GETs, and an image that {@linkplain #change changes}
+ * along with its ETag and Last-Modified, which {@code If-Match} is checked against. {@code
+ * /redirect} answers 302 to {@code /disk.img}. It records what it saw, so tests can check what
+ * the client sent.
  */
 public final class RangeOrigin implements AutoCloseable {
   /** One misbehaviour of a ranged GET. */
@@ -41,6 +43,9 @@ public final class RangeOrigin implements AutoCloseable {
     LONG_CHUNKED_BODY,
     /** The whole file with 200, as a server without range support answers. */
     FULL_200,
+    STATUS_404,
+    /** Sends {@link #retryAfter} when set, as STATUS_503 does. */
+    STATUS_429,
     STATUS_500,
     STATUS_503,
     /** Headers promise the full range; the connection closes after half of it. */
@@ -51,12 +56,16 @@ public final class RangeOrigin implements AutoCloseable {
 
   private static final Pattern RANGE = Pattern.compile("bytes=(\\d+)-(\\d+)");
 
-  private final byte[] data;
   private final HttpServer server;
+  private volatile Image image;
   private final Deque<Fault> faults = new ArrayDeque<>();
   public volatile int delayMillis;
   public volatile int stallMillis = 10_000;
   public volatile boolean ignoreRanges;
+  /** Retry-After value sent with STATUS_429 and STATUS_503 faults; none when null. */
+  public volatile String retryAfter;
+  /** When false, If-Match is ignored, as by servers that do not implement it. */
+  public volatile boolean honourIfMatch = true;
   /** When non-zero, HEAD answers this status instead of 200. */
   public volatile int headStatus;
   /** Requests whose headers fail this get 401. */
@@ -68,8 +77,11 @@ public final class RangeOrigin implements AutoCloseable {
   /** Request headers of every request, in arrival order. */
   public final List<Headers> seen = new CopyOnWriteArrayList<>();
 
+  /** The bytes served and the validators describing them; null validators are not sent. */
+  private record Image(byte[] data, String etag, String lastModified) {}
+
   private RangeOrigin(byte[] data, HttpServer server) {
-    this.data = data;
+    this.image = new Image(data, null, null);
     this.server = server;
     server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
     server.createContext("/disk.img", this::serve);
@@ -122,6 +134,11 @@ public final class RangeOrigin implements AutoCloseable {
     }
   }
 
+  /** From now on serves {@code data} with these validators (null: the header is not sent). */
+  public void change(byte[] data, String etag, String lastModified) {
+    image = new Image(data, etag, lastModified);
+  }
+
   private Fault nextFault() {
     synchronized (faults) {
       return faults.poll();
@@ -137,6 +154,8 @@ public final class RangeOrigin implements AutoCloseable {
         Thread.sleep(delayMillis);
       }
       Headers response = exchange.getResponseHeaders();
+      Image image = this.image;
+      byte[] data = image.data();
       if (!authorized.test(request)) {
         unauthorized.incrementAndGet();
         response.set("WWW-Authenticate", "Basic realm=\"origin\"");
@@ -144,6 +163,17 @@ public final class RangeOrigin implements AutoCloseable {
         return;
       }
       response.set("Accept-Ranges", "bytes");
+      if (image.etag() != null) {
+        response.set("ETag", image.etag());
+      }
+      if (image.lastModified() != null) {
+        response.set("Last-Modified", image.lastModified());
+      }
+      String ifMatch = request.getFirst("If-Match");
+      if (ifMatch != null && honourIfMatch && !matches(ifMatch, image.etag())) {
+        exchange.sendResponseHeaders(412, -1);
+        return;
+      }
       if (exchange.getRequestMethod().equals("HEAD")) {
         if (headStatus != 0) {
           exchange.sendResponseHeaders(headStatus, -1);
@@ -174,7 +204,7 @@ public final class RangeOrigin implements AutoCloseable {
         switch (fault) {
           case WRONG_CONTENT_RANGE -> {
             int shifted = Math.min(first + 1, data.length - length);
-            sendRange(exchange, shifted, length);
+            sendRange(exchange, data, shifted, length);
             return;
           }
           case SHORT_BODY -> {
@@ -195,8 +225,15 @@ public final class RangeOrigin implements AutoCloseable {
             exchange.getResponseBody().write(data);
             return;
           }
-          case STATUS_500, STATUS_503 -> {
-            exchange.sendResponseHeaders(fault == Fault.STATUS_500 ? 500 : 503, -1);
+          case STATUS_404, STATUS_500 -> {
+            exchange.sendResponseHeaders(fault == Fault.STATUS_404 ? 404 : 500, -1);
+            return;
+          }
+          case STATUS_429, STATUS_503 -> {
+            if (retryAfter != null) {
+              response.set("Retry-After", retryAfter);
+            }
+            exchange.sendResponseHeaders(fault == Fault.STATUS_429 ? 429 : 503, -1);
             return;
           }
           case RESET_MID_BODY -> {
@@ -211,7 +248,7 @@ public final class RangeOrigin implements AutoCloseable {
           case STALL -> Thread.sleep(stallMillis);
         }
       }
-      sendRange(exchange, first, length);
+      sendRange(exchange, data, first, length);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } catch (IOException e) {
@@ -219,7 +256,18 @@ public final class RangeOrigin implements AutoCloseable {
     }
   }
 
-  private void sendRange(HttpExchange exchange, int first, int length) throws IOException {
+  /** If-Match with strong comparison: a weak or missing ETag never matches, {@code *} always does. */
+  private static boolean matches(String ifMatch, String etag) {
+    for (String candidate : ifMatch.split(",")) {
+      String tag = candidate.strip();
+      if (tag.equals("*") || etag != null && !etag.startsWith("W/") && tag.equals(etag)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static void sendRange(HttpExchange exchange, byte[] data, int first, int length) throws IOException {
     exchange.getResponseHeaders().set("Content-Range", "bytes " + first + "-" + (first + length - 1) + "/" + data.length);
     exchange.sendResponseHeaders(206, length);
     exchange.getResponseBody().write(data, first, length);

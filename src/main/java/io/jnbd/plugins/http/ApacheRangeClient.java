@@ -3,8 +3,10 @@ package io.jnbd.plugins.http;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
 import io.jnbd.api.NbdException;
+import io.jnbd.plugins.http.RetryPolicy.TransientFailure;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.SocketException;
 import java.net.URI;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -17,12 +19,15 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import javax.net.ssl.SSLContext;
+import org.apache.hc.client5.http.ConnectTimeoutException;
 import org.apache.hc.client5.http.HttpRequestRetryStrategy;
 import org.apache.hc.client5.http.auth.AuthScope;
 import org.apache.hc.client5.http.auth.UsernamePasswordCredentials;
@@ -44,6 +49,7 @@ import org.apache.hc.client5.http.ssl.HostnameVerificationPolicy;
 import org.apache.hc.client5.http.ssl.NoopHostnameVerifier;
 import org.apache.hc.client5.http.ssl.TrustAllStrategy;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.ConnectionClosedException;
 import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.HttpHost;
@@ -51,6 +57,7 @@ import org.apache.hc.core5.http.HttpRequest;
 import org.apache.hc.core5.http.HttpResponse;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.ProtocolException;
+import org.apache.hc.core5.http.TruncatedChunkException;
 import org.apache.hc.core5.http.io.SocketConfig;
 import org.apache.hc.core5.http.protocol.HttpContext;
 import org.apache.hc.core5.io.CloseMode;
@@ -67,8 +74,9 @@ import org.slf4j.LoggerFactory;
  * only while it sends its GET and reads the body.
  *
  * <p>Every ranged reply is checked before any byte counts: status 206, a Content-Range equal to
- * the range asked for, and a body of exactly that length. Anything else fails the request with
- * EIO and the connection is discarded rather than returned to the pool.
+ * the range asked for, the {@link ImageVersion} seen at open, and a body of exactly that length.
+ * Anything else fails the request with EIO and the connection is discarded rather than returned
+ * to the pool. Requests that meet an unavailable origin are repeated by a {@link RetryPolicy}.
  */
 final class ApacheRangeClient implements RangeClient {
   private static final Logger log = LoggerFactory.getLogger(ApacheRangeClient.class);
@@ -87,6 +95,11 @@ final class ApacheRangeClient implements RangeClient {
   /** With timeout=T a read may take T per started MiB, so large reads on a slow link survive. */
   private static final long TIMEOUT_SCALE_BYTES = 1 << 20;
   private static final Timeout UNBOUNDED_LEASE = Timeout.ofDays(1);
+  /**
+   * Answers of an origin that is down or restarting behind a gateway (502, 503, 504), or that
+   * asks for the request again later (408, 429): worth a retry, unlike any other status.
+   */
+  private static final Set<Integer> RETRIED_STATUSES = Set.of(408, 429, 502, 503, 504);
 
   private final URI uri;
   private final String safeUrl;
@@ -94,10 +107,13 @@ final class ApacheRangeClient implements RangeClient {
   private final CloseableHttpClient client;
   private final BasicAuthCache authCache = new BasicAuthCache();
   private final RequestHeaders headers;
+  private final RetryPolicy retries;
   private final ReentrantLock probeLock = new ReentrantLock();
-  private volatile long size = -1;
+  private final AtomicBoolean changeReported = new AtomicBoolean();
+  private volatile ImageVersion version;
 
-  ApacheRangeClient(HttpSettings settings) throws IOException {
+  ApacheRangeClient(HttpSettings settings, RetryPolicy retries) throws IOException {
+    this.retries = retries;
     URI given = URI.create(settings.url);
     String user = settings.user;
     String password = settings.password;
@@ -185,50 +201,74 @@ final class ApacheRangeClient implements RangeClient {
 
   @Override
   public long size() throws IOException {
-    long known = size;
-    if (known >= 0) {
+    return version().size();
+  }
+
+  private ImageVersion version() throws IOException {
+    ImageVersion known = version;
+    if (known != null) {
       return known;
     }
     probeLock.lock();
     try {
-      if (size < 0) {
-        size = probeSize();
+      if (version == null) {
+        version = probe();
       }
-      return size;
+      return version;
     } finally {
       probeLock.unlock();
     }
   }
 
+  /** Probes size and validators, retried like a read when the origin is unavailable. */
+  private ImageVersion probe() throws IOException {
+    try {
+      ImageVersion probed = retries.run(this::probeOnce);
+      log.debug("http: {} has {} bytes; reads check {}", safeUrl, probed.size(), probed.checkedBy());
+      return probed;
+    } catch (NbdException e) {
+      throw logged(e);
+    }
+  }
+
   /**
    * HEAD for Content-Length; then a one-byte range GET, which both proves that the server
-   * honours ranges and gives the size from Content-Range when HEAD could not.
+   * honours ranges and gives the size from Content-Range when HEAD could not, and the
+   * validators later replies must match.
    */
-  private long probeSize() throws IOException {
-    long fromHead = -1;
-    try (Exchange head = execute(() -> new HttpHead(uri))) {
-      Header length = head.response().getFirstHeader("Content-Length");
-      if (head.response().getCode() / 100 == 2 && length != null) {
-        fromHead = Long.parseLong(length.getValue().trim());
-      }
-    } catch (IOException | NumberFormatException e) {
-      // The ranged GET below decides; it reports its own failure.
-    }
+  private ImageVersion probeOnce() throws IOException {
+    long fromHead = headLength();
     if (fromHead == 0) {
-      return 0;
+      return new ImageVersion(0, null, null);
     }
-    try (Exchange probe = execute(() -> ranged(0, 1))) {
+    try (Exchange probe = execute(() -> ranged(0, 1, null))) {
       ClassicHttpResponse response = probe.response();
-      long total = checkRangeReply(response, 0, 1, "size probe");
+      long total = checkRangeReply(response, 0, 1, "size probe", null);
       if (total < 0 && fromHead < 0) {
         throw failure("size probe", 0, 1, "server gives no size (no Content-Length on HEAD, Content-Range total '*')");
       }
       readExactly(probe, new byte[1], 0, 1, 0, deadlineFor(1), "size probe");
-      return total >= 0 ? total : fromHead;
-    } catch (NbdException e) {
-      throw logged(e);
+      return ImageVersion.of(total >= 0 ? total : fromHead, response);
     } catch (IOException e) {
-      throw logged(failure("size probe", 0, 1, e));
+      throw asFailure("size probe", 0, 1, e);
+    }
+  }
+
+  /** Content-Length from HEAD; -1 when HEAD gives none, and the ranged GET of the probe decides. */
+  private long headLength() throws IOException {
+    try (Exchange head = execute(() -> new HttpHead(uri))) {
+      ClassicHttpResponse response = head.response();
+      rejectRetriedStatus(response, "size probe", 0, 1);
+      Header length = response.getFirstHeader("Content-Length");
+      return response.getCode() / 100 == 2 && length != null ? Long.parseLong(length.getValue().trim()) : -1;
+    } catch (IOException e) {
+      NbdException failure = asFailure("size probe", 0, 1, e);
+      if (failure instanceof TransientFailure) {
+        throw failure;
+      }
+      return -1;
+    } catch (NumberFormatException e) {
+      return -1;
     }
   }
 
@@ -238,10 +278,25 @@ final class ApacheRangeClient implements RangeClient {
     if (length == 0) {
       return;
     }
+    ImageVersion expected = version();
+    int start = dst.position();
+    try {
+      retries.run(() -> {
+        dst.position(start);
+        readOnce(dst, offset, length, expected);
+        return null;
+      });
+    } catch (NbdException e) {
+      dst.position(start);
+      throw logged(e);
+    }
+  }
+
+  private void readOnce(ByteBuffer dst, long offset, int length, ImageVersion expected) throws IOException {
     long deadline = deadlineFor(length);
     int start = dst.position();
-    try (Exchange exchange = execute(() -> ranged(offset, length))) {
-      checkRangeReply(exchange.response(), offset, length, "read");
+    try (Exchange exchange = execute(() -> ranged(offset, length, expected))) {
+      checkRangeReply(exchange.response(), offset, length, "read", expected);
       if (dst.hasArray()) {
         readExactly(exchange, dst.array(), dst.arrayOffset() + start, length, offset, deadline, "read");
         dst.position(start + length);
@@ -256,12 +311,8 @@ final class ApacheRangeClient implements RangeClient {
         }
         expectEnd(exchange, body, offset, length);
       }
-    } catch (NbdException e) {
-      dst.position(start);
-      throw logged(e);
     } catch (IOException e) {
-      dst.position(start);
-      throw logged(failure("read", offset, length, e));
+      throw asFailure("read", offset, length, e);
     }
   }
 
@@ -302,9 +353,13 @@ final class ApacheRangeClient implements RangeClient {
     return System.nanoTime() + perMiB * Math.max(1, (length + TIMEOUT_SCALE_BYTES - 1) / TIMEOUT_SCALE_BYTES);
   }
 
-  private HttpGet ranged(long offset, long length) {
+  /** @param expected the version the bytes must come from; null while probing for it */
+  private HttpGet ranged(long offset, long length, ImageVersion expected) {
     HttpGet get = new HttpGet(uri);
     get.setHeader("Range", "bytes=" + offset + "-" + (offset + length - 1));
+    if (expected != null) {
+      expected.addPrecondition(get);
+    }
     return get;
   }
 
@@ -368,12 +423,20 @@ final class ApacheRangeClient implements RangeClient {
   }
 
   /**
-   * Checks status, Content-Range and Content-Length of a ranged reply.
+   * Checks status, Content-Range, version and Content-Length of a ranged reply.
    *
+   * @param expected the version the reply must come from; null while probing for it
    * @return the total size from Content-Range, or -1 when the server wrote '*'
    */
-  private long checkRangeReply(ClassicHttpResponse response, long offset, long length, String what) throws NbdException {
+  private long checkRangeReply(ClassicHttpResponse response, long offset, long length, String what, ImageVersion expected)
+      throws NbdException {
+    rejectRetriedStatus(response, what, offset, length);
     int code = response.getCode();
+    if (code == 412 && expected != null) {
+      String newEtag = expected.differenceIn(response, -1);
+      throw changed(what, offset, length, newEtag != null ? newEtag + ", HTTP 412 to If-Match"
+          : "ETag " + expected.etag() + " no longer matches: HTTP 412 to If-Match");
+    }
     if (code == 200) {
       throw failure(what, offset, length, "server ignored the Range header (200 instead of 206): it does not support range requests");
     }
@@ -391,10 +454,12 @@ final class ApacheRangeClient implements RangeClient {
     long first = Long.parseLong(range.group(1));
     long last = Long.parseLong(range.group(2));
     long total = range.group(3).equals("*") ? -1 : Long.parseLong(range.group(3));
-    long knownSize = size;
-    if (first != offset || last != offset + length - 1 || (knownSize >= 0 && total >= 0 && total != knownSize)) {
-      throw failure(what, offset, length, "Content-Range '" + rangeHeader.getValue() + "' does not match the range asked for"
-          + (knownSize >= 0 ? " of " + knownSize + " bytes" : ""));
+    if (first != offset || last != offset + length - 1) {
+      throw failure(what, offset, length, "Content-Range '" + rangeHeader.getValue() + "' does not match the range asked for");
+    }
+    String difference = expected == null ? null : expected.differenceIn(response, total);
+    if (difference != null) {
+      throw changed(what, offset, length, difference);
     }
     Header contentLength = response.getFirstHeader("Content-Length");
     if (contentLength != null && !contentLength.getValue().trim().equals(Long.toString(length))) {
@@ -403,24 +468,80 @@ final class ApacheRangeClient implements RangeClient {
     return total;
   }
 
+  private void rejectRetriedStatus(ClassicHttpResponse response, String what, long offset, long length)
+      throws TransientFailure {
+    int code = response.getCode();
+    if (RETRIED_STATUSES.contains(code)) {
+      throw new TransientFailure(request(what, offset, length), "HTTP " + code + " " + response.getReasonPhrase(),
+          RetryPolicy.retryAfter(response), null);
+    }
+  }
+
+  /**
+   * Fails a read that met another version of the image. The first such read of this client
+   * logs a warning; later ones would only repeat it.
+   */
+  private NbdException changed(String what, long offset, long length, String difference) {
+    if (changeReported.compareAndSet(false, true)) {
+      log.warn("http: the image at {} has changed since it was opened ({}); reads that meet the new version fail"
+          + " with EIO rather than mix it with the old; restart to serve the new image", safeUrl, difference);
+    }
+    return new ImageChanged(request(what, offset, length) + " failed: the image has changed since it was opened ("
+        + difference + ")");
+  }
+
+  /** A read of a changed image; {@link #changed} has logged it. */
+  private static final class ImageChanged extends NbdException {
+    ImageChanged(String message) {
+      super(Errno.EIO, message);
+    }
+  }
+
+  private String request(String what, long offset, long length) {
+    return "http: " + what + " of bytes " + offset + "-" + (offset + length - 1) + " from " + safeUrl;
+  }
+
   private NbdException failure(String what, long offset, long length, String reason) {
-    return new NbdException(Errno.EIO, "http: " + what + " of bytes " + offset + "-" + (offset + length - 1)
-        + " from " + safeUrl + " failed: " + reason);
+    return new NbdException(Errno.EIO, request(what, offset, length) + " failed: " + reason);
   }
 
-  /** The server logs request errors only at debug level; a failing origin deserves a warning. */
+  /**
+   * The server logs request errors only at debug level; a failing origin deserves a warning. A
+   * changed image has had its own, once.
+   */
   private static NbdException logged(NbdException failure) {
-    log.warn(failure.getMessage());
+    if (!(failure instanceof ImageChanged)) {
+      log.warn(failure.getMessage());
+    }
     return failure;
   }
 
-  /** A transport failure (timeout, reset, TLS): its kind and message, never a request header. */
-  private NbdException failure(String what, long offset, long length, IOException cause) {
-    String message = cause.getMessage();
-    String kind = cause.getClass().getSimpleName();
-    NbdException failure = failure(what, offset, length, message == null ? kind : kind + ": " + message);
-    failure.initCause(cause);
-    return failure;
+  /**
+   * {@code e} as the failure of a request: unchanged when it is one already; else a transport
+   * failure (timeout, reset, TLS) with its kind and message, never a request header, and
+   * transient when it comes from an unavailable origin.
+   */
+  private NbdException asFailure(String what, long offset, long length, IOException e) {
+    if (e instanceof NbdException failure) {
+      return failure;
+    }
+    String message = e.getMessage();
+    String kind = e.getClass().getSimpleName();
+    String reason = message == null ? kind : kind + ": " + message;
+    return unavailableOrigin(e)
+        ? new TransientFailure(request(what, offset, length), reason, null, e)
+        : new NbdException(Errno.EIO, request(what, offset, length) + " failed: " + reason, e);
+  }
+
+  /**
+   * Transport failures of an origin that is down or restarting: no connection (refused,
+   * unreachable, connect timeout), or a connection broken before or during the answer (reset,
+   * closed, a chunked body cut short). A timeout on an established connection is not one:
+   * timeout= has already bounded how long that read may wait.
+   */
+  private static boolean unavailableOrigin(IOException e) {
+    return e instanceof ConnectTimeoutException || e instanceof SocketException || e instanceof NoHttpResponseException
+        || e instanceof ConnectionClosedException || e instanceof TruncatedChunkException;
   }
 
   private static DefaultClientTlsStrategy tlsStrategy(HttpSettings settings) {

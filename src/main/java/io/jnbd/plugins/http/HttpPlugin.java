@@ -10,6 +10,8 @@ import io.jnbd.api.ThreadModel;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.Random;
+import java.util.random.RandomGenerator;
 
 /**
  * Serves a remote disk image over HTTP(S) as a read-only export: every NBD read becomes one HTTP
@@ -27,7 +29,19 @@ public class HttpPlugin implements Plugin {
   static final int PREFERRED_BLOCK_SIZE = 1 << 20;
 
   private final HttpSettings settings = new HttpSettings();
+  private final RetryPolicy.Pacer retryPacer;
+  private final RandomGenerator retryJitter;
   private RangeClient client;
+
+  public HttpPlugin() {
+    this(RetryPolicy.Pacer.SYSTEM, new Random());
+  }
+
+  /** With the time and randomness retries use given: tests run outages through it without waiting. */
+  HttpPlugin(RetryPolicy.Pacer retryPacer, RandomGenerator retryJitter) {
+    this.retryPacer = retryPacer;
+    this.retryJitter = retryJitter;
+  }
 
   @Override
   public String name() {
@@ -61,7 +75,7 @@ public class HttpPlugin implements Plugin {
   public void configComplete() {
     settings.complete(name());
     try {
-      client = new ApacheRangeClient(settings);
+      client = new ApacheRangeClient(settings, new RetryPolicy(settings.retryDeadline(), retryPacer, retryJitter));
     } catch (IOException e) {
       throw new ConfigException(name() + ": " + e.getMessage(), e);
     }
@@ -87,7 +101,8 @@ public class HttpPlugin implements Plugin {
         shared.read(buffer, offset);
       }
 
-      // The remote image never changes under us, so every connection sees the same bytes.
+      // Reads that meet a changed image fail rather than return its bytes, so every connection
+      // sees the same image.
       @Override
       public boolean canMultiConn() {
         return true;

@@ -25,6 +25,12 @@ final class HttpSettings {
    * loading the server with more parallel GETs than qemu-img's 8 coroutines would send anyway.
    */
   static final int DEFAULT_CONNECTIONS = 8;
+  /**
+   * How long a request is retried while the origin is unavailable, without timeout=: enough for a
+   * web server to restart or a load balancer to fail over, short enough that a dead origin fails
+   * a copy within a minute.
+   */
+  static final Duration DEFAULT_RETRY_DEADLINE = Duration.ofSeconds(30);
 
   static final List<Parameter> PARAMETERS = List.of(
       new Parameter("url", "URL", "The http:// or https:// URL of the disk image (required; the magic key)."),
@@ -42,7 +48,8 @@ final class HttpSettings {
       new Parameter("proxy", "URL", "HTTP proxy to use, e.g. http://proxy:3128 (default: none)."),
       new Parameter("proxy-user", "USER", "User name for the proxy."),
       new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-' or '+FILE'.", true),
-      new Parameter("timeout", "SECS", "Per-request time limit; see the docs for how it scales with large reads (default: none)."),
+      new Parameter("timeout", "SECS", "Per-request time limit, and how long a request is retried while the origin is unavailable;"
+          + " see the docs (default: no limit, retries for " + DEFAULT_RETRY_DEADLINE.toSeconds() + " s)."),
       new Parameter("connect-timeout", "SECS", "Time limit for establishing a connection, TLS included (default 300)."),
       new Parameter("followlocation", "true|false", "Follow redirects (default true)."),
       new Parameter("user-agent", "STRING", "User-Agent header (default: the HTTP client's own)."),
@@ -150,6 +157,14 @@ final class HttpSettings {
     if (cookie != null && cookieScript != null) {
       throw new ConfigException(plugin + ": cookie and cookie-script cannot both be given");
     }
+  }
+
+  /**
+   * How long after its first attempt a request may still be retried: timeout= when given, the
+   * time the user lets one read take anyway.
+   */
+  Duration retryDeadline() {
+    return timeout != null ? timeout : DEFAULT_RETRY_DEADLINE;
   }
 
   private static Duration seconds(String what, String value, int min) {

@@ -5,12 +5,14 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Plugin;
 import io.jnbd.server.Catalog;
+import io.jnbd.testing.OriginGate;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -42,7 +44,7 @@ class HttpOverNbdTest {
       TestServer server = new TestServer(plugin);
       // The size probe happens at the first open: let it pass before the fault is armed.
       plugin.open(true, "").close();
-      origin.failNext(RangeOrigin.Fault.STATUS_503, 1);
+      origin.failNext(RangeOrigin.Fault.STATUS_500, 1);
       String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(java.util.Arrays.copyOf(data, 4096)));
       Tools.Result result = Tools.nbdsh(server.uri(), String.join("\n",
           "import errno, hashlib",
@@ -55,6 +57,46 @@ class HttpOverNbdTest {
           "print('sha', hashlib.sha256(h.pread(4096, 0)).hexdigest())")).assertSuccess();
       assertThat(result.stdout()).containsPattern("first read failed:.*(Input/output error|EIO)").contains("read-only True multi-conn True", "sha " + sha);
       server.close();
+    }
+  }
+
+  /** The http plugin with retries on a {@link FakePacer}, opened once so that the probe is behind it. */
+  private static TestServer serverWithoutWaits(String url, FakePacer pacer) throws Exception {
+    HttpPlugin plugin = new HttpPlugin(pacer, new Random(1));
+    plugin.config("url", url);
+    TestServer server = new TestServer(plugin);
+    plugin.open(true, "").close();
+    return server;
+  }
+
+  @Test
+  void nbdcopyMakesAnIdenticalCopyAcrossATwoSecondOutage() throws Exception {
+    assumeTrue(Tools.installed("nbdcopy"));
+    byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
+    FakePacer pacer = new FakePacer();
+    try (RangeOrigin origin = RangeOrigin.http(data); OriginGate gate = new OriginGate(origin.port());
+        TestServer server = serverWithoutWaits(gate.url("/disk.img"), pacer)) {
+      gate.refuse();
+      pacer.at(Duration.ofSeconds(2), gate::open);
+      Path copy = dir.resolve("copy.raw");
+      Tools.run(List.of("nbdcopy", server.uri(), copy.toString()), Map.of(), 60).assertSuccess();
+      assertThat(Files.readAllBytes(copy)).isEqualTo(data);
+      assertThat(pacer.elapsed()).isGreaterThanOrEqualTo(Duration.ofSeconds(2));
+    }
+  }
+
+  @Test
+  void nbdcopyFailsWhenTheImageChangesDuringTheCopy() throws Exception {
+    assumeTrue(Tools.installed("nbdcopy"));
+    byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
+    try (RangeOrigin origin = RangeOrigin.http(data)) {
+      origin.change(data, "\"v1\"", null);
+      try (TestServer server = serverWithoutWaits(origin.url(), new FakePacer())) {
+        origin.change(HttpPluginTest.randomBytes(4 << 20, 12), "\"v2\"", null);
+        Tools.Result result = Tools.run(List.of("nbdcopy", server.uri(), dir.resolve("copy.raw").toString()), Map.of(), 60);
+        assertThat(result.exitCode()).isNotZero();
+        assertThat(result.stderr()).contains("Input/output error");
+      }
     }
   }
 
