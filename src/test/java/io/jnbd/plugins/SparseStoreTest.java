@@ -3,17 +3,13 @@ package io.jnbd.plugins;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Extents;
+import io.jnbd.testing.PropertyCheck;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.ThreadLocalRandom;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
 import org.junit.jupiter.api.Test;
 
 class SparseStoreTest {
@@ -26,7 +22,7 @@ class SparseStoreTest {
       if (write) {
         byte[] bytes = new byte[length];
         // A mix of zero runs and data, so writes of zeroes to absent pages are exercised too.
-        java.util.Random random = new java.util.Random(seed);
+        Random random = new Random(seed);
         for (int i = 0; i < length; i++) {
           bytes[i] = random.nextInt(3) == 0 ? 0 : fill;
         }
@@ -39,21 +35,19 @@ class SparseStoreTest {
     }
   }
 
-  @Provide
-  Arbitrary<List<Op>> operations() {
-    Arbitrary<Op> op = Combinators.combine(
-            Arbitraries.of(true, false),
-            Arbitraries.integers().between(0, SPACE - 1),
-            Arbitraries.integers().between(1, 300),
-            Arbitraries.bytes(),
-            Arbitraries.longs())
-        .as((write, offset, length, fill, seed) ->
-            new Op(write, offset, Math.min(length, SPACE - offset), fill, seed));
-    return op.list().ofMaxSize(40);
+  static Op randomOp(Random random) {
+    int offset = random.nextInt(SPACE);
+    int length = 1 + random.nextInt(300);
+    return new Op(random.nextBoolean(), offset, Math.min(length, SPACE - offset), (byte) random.nextInt(256), random.nextLong());
   }
 
-  @Property(tries = 300)
-  void readsMatchAByteArrayModel(@ForAll("operations") List<Op> ops) throws Exception {
+  @Test
+  void readsMatchAByteArrayModel() {
+    PropertyCheck.forAll(300, random -> PropertyCheck.listOf(random, 0, 40, SparseStoreTest::randomOp),
+        SparseStoreTest::runAgainstModel);
+  }
+
+  private static void runAgainstModel(List<Op> ops) throws Exception {
     SparseStore store = new SparseStore(PAGE);
     byte[] model = new byte[SPACE];
     for (Op op : ops) {
@@ -66,7 +60,7 @@ class SparseStoreTest {
     ByteBuffer direct = ByteBuffer.allocateDirect(333);
     store.read(direct, 77);
     assertThat(bytes(direct.flip())).isEqualTo(Arrays.copyOfRange(model, 77, 77 + 333));
-    // Holes read as zeroes, and a page that holds only zeroes is not kept.
+    // Holes read as zeroes, and every page that holds data is kept.
     Extents map = new Extents(0, SPACE);
     store.extents(0, SPACE, map);
     long at = 0;

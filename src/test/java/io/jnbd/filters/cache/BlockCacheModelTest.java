@@ -5,16 +5,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.jnbd.api.Export;
 import io.jnbd.api.Flags;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.PropertyCheck;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import java.util.stream.Stream;
 
 /**
  * Model-based test: random sequences of reads, writes (with and without FUA), zeroes, trims,
@@ -32,25 +31,25 @@ class BlockCacheModelTest {
 
   record Op(Kind kind, int offset, int length, long seed) {}
 
-  @Provide
-  Arbitrary<List<Op>> ops() {
-    Arbitrary<Op> op =
-        Combinators.combine(
-                Arbitraries.of(Kind.class),
-                Arbitraries.integers().between(0, SIZE - 1),
-                Arbitraries.integers().between(1, 3 * BLOCK),
-                Arbitraries.longs())
-            .as((kind, offset, length, seed) -> new Op(kind, offset, Math.min(length, SIZE - offset), seed));
-    return op.list().ofMinSize(1).ofMaxSize(60);
+  static Op randomOp(Random random) {
+    int offset = random.nextInt(SIZE);
+    int length = 1 + random.nextInt(3 * BLOCK);
+    return new Op(Kind.values()[random.nextInt(Kind.values().length)], offset, Math.min(length, SIZE - offset), random.nextLong());
   }
 
-  @Property(tries = 150)
-  void behavesLikeAPlainDisk(
-      @ForAll("ops") List<Op> ops,
-      @ForAll CacheMode mode,
-      @ForAll boolean bounded,
-      @ForAll boolean inMemory,
-      @ForAll boolean cacheOnRead)
+  static Stream<Arguments> configurations() {
+    return Stream.of(CacheMode.values()).flatMap(mode -> Stream.of(true, false).flatMap(bounded ->
+        Stream.of(true, false).flatMap(inMemory -> Stream.of(true, false).map(onRead -> Arguments.of(mode, bounded, inMemory, onRead)))));
+  }
+
+  @ParameterizedTest(name = "{0} bounded={1} memory={2} cache-on-read={3}")
+  @MethodSource("configurations")
+  void behavesLikeAPlainDisk(CacheMode mode, boolean bounded, boolean inMemory, boolean cacheOnRead) {
+    PropertyCheck.forAll(10, random -> PropertyCheck.listOf(random, 1, 60, BlockCacheModelTest::randomOp),
+        ops -> runAgainstModel(ops, mode, bounded, inMemory, cacheOnRead));
+  }
+
+  private static void runAgainstModel(List<Op> ops, CacheMode mode, boolean bounded, boolean inMemory, boolean cacheOnRead)
       throws Exception {
     ArrayDisk disk = new ArrayDisk(SIZE);
     new Random(42).nextBytes(disk.data);
