@@ -32,6 +32,12 @@ final class Options {
   /** Internal: this process is the re-executed server of a background start (see Background). */
   static final String BACKGROUND_CHILD = "--jnbd-background-child";
 
+  /**
+   * The bytes that requests may hold at once, a JVM system property rather than an option:
+   * nbdkit has no such option, and the value belongs with the JVM's own memory limits.
+   */
+  static final String MEMORY_BUDGET_PROPERTY = "jnbd.memoryBudget";
+
   @Option(names = {"-U", "--unix"}, paramLabel = "SOCKET",
       description = "Listen on a Unix socket; '-' creates a private one in a temporary directory.")
   Path unix;
@@ -149,6 +155,7 @@ final class Options {
     if (threads != null) {
       maxRequests(); // fails early on a bad number
     }
+    memoryBudget(); // likewise
     if (log != null && !List.of("stderr", "syslog", "null").contains(log)) {
       throw new ConfigException("--log: must be stderr, syslog or null, not '" + log + "'");
     }
@@ -196,6 +203,20 @@ final class Options {
     return value == 0 ? ServerConfig.DEFAULT_MAX_REQUESTS : value;
   }
 
+  /** -Djnbd.memoryBudget=SIZE, or the default when it is not set. */
+  long memoryBudget() {
+    String value = System.getProperty(MEMORY_BUDGET_PROPERTY);
+    if (value == null) {
+      return ServerConfig.defaults().memoryBudget();
+    }
+    String what = "-D" + MEMORY_BUDGET_PROPERTY;
+    long bytes = Values.parseSize(what, value);
+    if (bytes < 1) {
+      throw new ConfigException(what + ": must be at least 1 byte");
+    }
+    return bytes;
+  }
+
   /** True when the server should detach into the background, as nbdkit does by default. */
   boolean detaches() {
     return !foreground && !exitWithParent && run == null && !single && !backgroundChild;
@@ -212,6 +233,7 @@ final class Options {
         .withReadOnly(readOnly)
         .withExportName(exportName)
         .withMaxRequestsPerConnection(maxRequests())
-        .withVerbose(verbose);
+        .withVerbose(verbose)
+        .withMemoryBudget(memoryBudget());
   }
 }

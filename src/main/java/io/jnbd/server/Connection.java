@@ -16,6 +16,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -25,14 +26,19 @@ import org.slf4j.LoggerFactory;
  * One client connection: the handshake, then the transmission loop. One thread reads and checks
  * requests (reading WRITE payloads off the wire); each valid request then runs on a virtual
  * thread of its own, at most {@link ServerConfig#maxRequestsPerConnection()} at once and within
- * a byte budget, so a client that sends faster than the export answers is slowed by TCP, not by
- * the server's memory. A request that arrives alone at a quick export runs on the reader
- * instead (see {@link #INLINE_LIMIT_NANOS}). Replies go out in completion order.
+ * the connection's share of the server's {@link MemoryBudget}, which the reader takes for a
+ * request before it reads the payload. A client that sends faster than the export answers, or
+ * than it reads its replies, is therefore slowed by TCP, not by the server's memory. A request
+ * that arrives alone at a quick export runs on the reader instead (see {@link
+ * #INLINE_LIMIT_NANOS}). Replies go out in completion order.
+ *
+ * <p>Whatever a request throws, {@link OutOfMemoryError} included, it is answered with an error
+ * and gives back what it held; the connection goes on. Such failures come in floods (an export
+ * that has lost its backing store, a heap that is full), so only a connection's first is logged
+ * in full.
  */
 final class Connection {
   private static final Logger log = LoggerFactory.getLogger(Connection.class);
-  /** Payload bytes one connection may have in flight; a 32 MiB request always fits. */
-  private static final int BYTE_BUDGET = 64 << 20;
   /**
    * The reader runs a request itself, rather than handing it to a new thread, when nothing else
    * is in flight, the client has sent nothing more yet, and the export has lately answered within
@@ -43,19 +49,26 @@ final class Connection {
 
   private final Wire wire;
   private final Stack stack;
+  /** -v traces every request unless -D nbdkit.backend.datapath=0 says not to. */
+  private final boolean traceRequests;
   private final ServerConfig config;
   private final DirectBufferPool pool;
+  private final MemoryBudget.Account memory;
   private final Lock allRequestsLock;
   private final String peer;
   private volatile boolean stopping;
   /** A moving average of how long requests take; negative until one has been timed. */
   private volatile long recentServiceNanos = -1;
+  private final AtomicInteger unexpectedFailures = new AtomicInteger();
 
-  Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, Lock allRequestsLock, String peer) {
+  Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, MemoryBudget memoryBudget,
+      Lock allRequestsLock, String peer) {
     this.wire = wire;
     this.stack = stack;
+    this.traceRequests = config.verbose() && stack.debugFlags().datapath();
     this.config = config;
     this.pool = pool;
+    this.memory = memoryBudget.openAccount();
     this.allRequestsLock = allRequestsLock;
     this.peer = peer;
   }
@@ -80,8 +93,13 @@ final class Connection {
       if (!stopping) {
         log.info("{}: connection closed: {}", peer, e.getMessage());
       }
-    } catch (RuntimeException e) {
+    } catch (RuntimeException | Error e) {
       log.warn("{}: connection failed", peer, e);
+    } finally {
+      int failures = unexpectedFailures.get();
+      if (failures > 1) {
+        log.info("{}: {} unexpected failures in all; the first is logged above", peer, failures);
+      }
     }
   }
 
@@ -89,13 +107,19 @@ final class Connection {
   void stop() {
     stopping = true;
     wire.shutdownInput();
+    // The reader may be waiting for memory rather than for input.
+    memory.close();
+  }
+
+  /** Closes the socket, failing whatever is still being written or read. */
+  void abort() {
+    wire.close();
   }
 
   private void transmit(ServedExport export, Negotiation.Result negotiated) throws IOException {
     ReplyWriter replies = new ReplyWriter(wire, negotiated.structuredReplies());
     int slots = Math.max(1, config.maxRequestsPerConnection());
     Semaphore requestSlots = new Semaphore(slots);
-    Semaphore byteBudget = new Semaphore(BYTE_BUDGET);
     Lock requestLock = switch (stack.threadModel()) {
       case PARALLEL -> null;
       case SERIALIZE_REQUESTS, SERIALIZE_CONNECTIONS -> new ReentrantLock();
@@ -116,51 +140,54 @@ final class Connection {
           log.debug("{}: client sent DISC", peer);
           return;
         }
-        ByteBuffer payload = null;
-        if (request.type() == Cmd.WRITE) {
-          if (request.length() > export.maxPayload()) {
+        boolean write = request.type() == Cmd.WRITE;
+        Validation.Rejection rejection = write && request.length() > export.maxPayload()
+            ? new Validation.Rejection(Errno.EINVAL, "write of " + request.length() + " bytes is over the maximum of " + export.maxPayload())
+            : Validation.check(request, export, negotiated);
+        if (rejection != null) {
+          if (write) {
             // Reading the payload off keeps the stream in step, so the client can go on.
             wire.skip(request.length());
-            reject(replies, request, Errno.EINVAL, "write of " + request.length() + " bytes is over the maximum of " + export.maxPayload());
-            continue;
           }
-          payload = pool.take((int) request.length());
-          wire.readFully(payload);
-          payload.flip();
-        }
-        Validation.Rejection rejection = Validation.check(request, export, negotiated);
-        if (rejection != null) {
-          pool.give(payload);
           reject(replies, request, rejection.errno(), rejection.message());
           continue;
         }
-        int cost = (int) Math.min(request.length(), export.maxPayload());
-        boolean dataCommand = request.type() == Cmd.READ || request.type() == Cmd.WRITE;
         boolean idle = requestSlots.availablePermits() == slots;
         requestSlots.acquireUninterruptibly();
-        if (dataCommand) {
-          byteBudget.acquireUninterruptibly(cost);
+        int bytes = export.bufferBytes(request);
+        if (!memory.take(bytes)) {
+          requestSlots.release();
+          return;
         }
-        ByteBuffer body = payload;
+        Runnable release = () -> {
+          memory.give(bytes);
+          requestSlots.release();
+        };
+        ByteBuffer payload;
+        try {
+          payload = write ? receivePayload(request) : null;
+        } catch (OutOfMemoryError e) {
+          release.run();
+          fail(request, e, replies);
+          continue;
+        } catch (Throwable e) {
+          release.run();
+          throw e;
+        }
         Runnable run = () -> {
           try {
-            process(request, body, export, replies, requestLock);
+            process(request, payload, export, replies, requestLock);
           } finally {
-            pool.give(body);
-            if (dataCommand) {
-              byteBudget.release(cost);
-            }
-            requestSlots.release();
+            pool.give(payload);
+            release.run();
           }
         };
         long recent = recentServiceNanos;
-        if (idle && recent < 0) {
-          threads.nextOnPlatform = true;
-          workers.execute(run);
-        } else if (idle && recent < INLINE_LIMIT_NANOS && !wire.hasBufferedInput()) {
+        if (idle && recent >= 0 && recent < INLINE_LIMIT_NANOS && !wire.hasBufferedInput()) {
           run.run();
         } else {
-          workers.execute(run);
+          threads.nextOnPlatform = idle && recent < 0;
+          start(run, workers);
         }
       }
     } finally {
@@ -190,6 +217,33 @@ final class Connection {
     }
   }
 
+  /**
+   * A WRITE's payload, read into a pool buffer. When there is no memory for the buffer, the
+   * payload is read off and dropped, which keeps the stream in step, and the error thrown.
+   */
+  private ByteBuffer receivePayload(Request request) throws IOException {
+    ByteBuffer payload;
+    try {
+      payload = pool.take((int) request.length());
+    } catch (OutOfMemoryError e) {
+      wire.skip(request.length());
+      throw e;
+    }
+    wire.readFully(payload);
+    return payload.flip();
+  }
+
+  private void start(Runnable request, ExecutorService workers) {
+    try {
+      workers.execute(request);
+    } catch (RuntimeException | Error e) {
+      // No thread to be had, out of memory most likely: the reader runs the request itself
+      // rather than leave it unanswered.
+      noteUnexpected("cannot start a request thread", e);
+      request.run();
+    }
+  }
+
   private void awaitInFlight(ExecutorService workers) {
     try {
       if (!workers.awaitTermination(config.shutdownGrace().toMillis(), TimeUnit.MILLISECONDS)) {
@@ -208,9 +262,10 @@ final class Connection {
     replies.error(request.cookie(), errno, problem);
   }
 
+  /** Runs a request and answers it, whatever it throws. */
   private void process(Request request, ByteBuffer payload, ServedExport export, ReplyWriter replies, Lock requestLock) {
     long started = System.nanoTime();
-    Outcome outcome = null;
+    Outcome outcome;
     try {
       if (requestLock != null) {
         requestLock.lock();
@@ -222,32 +277,62 @@ final class Connection {
           requestLock.unlock();
         }
       }
+    } catch (Throwable failure) {
+      fail(request, failure, replies);
+      return;
+    }
+    try {
       long serviceNanos = System.nanoTime() - started;
       long recent = recentServiceNanos;
       recentServiceNanos = recent < 0 ? serviceNanos : recent + (serviceNanos - recent) / 4;
       // Replying outside the lock: a client that is slow to read its replies must not hold up
       // the requests the thread model serializes with this one, on other connections too.
       reply(request, outcome, replies);
-      if (config.verbose()) {
+      if (traceRequests) {
         log.debug("{}: {} ok in {} us", peer, request, serviceNanos / 1000);
       }
-    } catch (IOException | RuntimeException failure) {
-      Errno errno = NbdException.errnoOf(failure);
-      String message = failure instanceof NbdException ? failure.getMessage() : failure.toString();
-      if (failure instanceof NbdException) {
-        log.debug("{}: {} failed: {} {}", peer, request, errno, message);
-      } else {
-        log.warn("{}: {} failed: {}", peer, request, message);
-      }
-      try {
-        replies.error(request.cookie(), errno, message);
-      } catch (IOException e) {
-        log.debug("{}: cannot send error reply: {}", peer, e.getMessage());
-      }
+    } catch (IOException e) {
+      // The client has gone; its reader finds out too and ends the connection.
+      log.debug("{}: cannot send the reply to {}: {}", peer, request, e.getMessage());
+    } catch (RuntimeException | Error e) {
+      // Most likely raised while the reply was put together (a large BLOCK_STATUS), before any
+      // of it went out.
+      fail(request, e, replies);
     } finally {
-      if (outcome != null) {
-        pool.give(outcome.data());
-      }
+      pool.give(outcome.data());
+    }
+  }
+
+  /** Answers a request that failed with an error reply. */
+  private void fail(Request request, Throwable failure, ReplyWriter replies) {
+    Errno errno = failure instanceof OutOfMemoryError ? Errno.ENOMEM : NbdException.errnoOf(failure);
+    String message = failure instanceof NbdException ? failure.getMessage() : failure.toString();
+    if (failure instanceof NbdException) {
+      log.debug("{}: {} failed: {} {}", peer, request, errno, message);
+    } else {
+      noteUnexpected(request + " failed", failure);
+    }
+    try {
+      replies.error(request.cookie(), errno, message);
+    } catch (IOException e) {
+      log.debug("{}: cannot send error reply: {}", peer, e.getMessage());
+    } catch (RuntimeException | Error e) {
+      // Better a client that sees the connection close than one that waits for this reply.
+      noteUnexpected("cannot send an error reply; closing the connection", e);
+      stop();
+    }
+  }
+
+  /** Logs the connection's first unexpected failure in full, later ones at debug with a count. */
+  private void noteUnexpected(String what, Throwable failure) {
+    int count = unexpectedFailures.incrementAndGet();
+    if (count > 1) {
+      log.debug("{}: {}: {} (unexpected failure {} on this connection)", peer, what, failure, count);
+    } else if (failure instanceof IOException) {
+      log.warn("{}: {}: {}", peer, what, failure.toString());
+    } else {
+      // Not an I/O error but a bug or exhaustion somewhere: where it happened matters.
+      log.warn("{}: {}: {}", peer, what, failure.toString(), failure);
     }
   }
 

@@ -31,12 +31,13 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The NBD server: accepts clients on TCP and Unix sockets (or serves one pre-connected channel)
- * and serves each from the {@link Stack} on a reader thread of its own (requests run on virtual threads). One server owns one
- * stack and unloads it when it closes.
+ * and serves each from the {@link Stack} on a reader thread of its own (requests run on virtual
+ * threads). One server owns one stack and unloads it when it closes, and one {@link
+ * MemoryBudget} that bounds what the requests of all its connections hold.
  */
 public final class NbdServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
-  /** Direct buffers kept for reuse across requests, at most. */
+  /** Direct buffers kept for reuse across requests, at most (and no more than the memory budget). */
   private static final long POOLED_BUFFER_BYTES = 128L << 20;
   /**
    * Socket send buffer asked for (the kernel may cap it): room for whole large READ replies, so
@@ -52,7 +53,8 @@ public final class NbdServer implements AutoCloseable {
 
   private final Stack stack;
   private final ServerConfig config;
-  private final DirectBufferPool pool = new DirectBufferPool(POOLED_BUFFER_BYTES);
+  private final DirectBufferPool pool;
+  private final MemoryBudget memoryBudget;
   private final Lock allRequestsLock = new ReentrantLock();
   /** Admits one connection at a time under SERIALIZE_CONNECTIONS, otherwise any number. */
   private final Semaphore connectionGate;
@@ -71,6 +73,11 @@ public final class NbdServer implements AutoCloseable {
     this.config = config;
     boolean oneAtATime = stack.threadModel() == ThreadModel.SERIALIZE_CONNECTIONS;
     this.connectionGate = new Semaphore(oneAtATime ? 1 : Integer.MAX_VALUE);
+    this.memoryBudget = new MemoryBudget(config.memoryBudget());
+    // What requests hold plus what waits for reuse stays within twice the budget.
+    this.pool = new DirectBufferPool(Math.min(POOLED_BUFFER_BYTES, config.memoryBudget()));
+    log.debug("requests may hold {} KiB at once, {} KiB on one connection",
+        memoryBudget.capacity() >> 10, memoryBudget.connectionShare() >> 10);
     stack.attach(() -> Thread.ofPlatform().name("nbd-shutdown-request").start(onShutdownRequest));
   }
 
@@ -129,6 +136,10 @@ public final class NbdServer implements AutoCloseable {
   /** Number of connections accepted since the server started. */
   public long acceptedConnections() {
     return connectionCount.get();
+  }
+
+  MemoryBudget memoryBudget() {
+    return memoryBudget;
   }
 
   private void startAccepting(ServerSocketChannel listener) {
@@ -207,7 +218,7 @@ public final class NbdServer implements AutoCloseable {
       Thread.currentThread().interrupt();
       return;
     }
-    Connection connection = new Connection(wire, stack, config, pool, allRequestsLock, peer);
+    Connection connection = new Connection(wire, stack, config, pool, memoryBudget, allRequestsLock, peer);
     connections.add(connection);
     try {
       if (closed.get()) {
@@ -252,15 +263,12 @@ public final class NbdServer implements AutoCloseable {
       }
     }
     connections.forEach(Connection::stop);
-    long deadline = System.nanoTime() + config.shutdownGrace().toNanos() + CLOSE_ALLOWANCE.toNanos();
-    for (Thread thread : connectionThreads) {
-      try {
-        thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        break;
-      }
-    }
+    // A connection waits out the grace, then interrupts its request threads. A reply that the
+    // reader is writing itself, to a client that does not read, ends only when the socket closes;
+    // then a connection may still be closing its export (a writeback cache writing back).
+    awaitConnectionThreads(config.shutdownGrace().plusSeconds(1));
+    connections.forEach(Connection::abort);
+    awaitConnectionThreads(CLOSE_ALLOWANCE);
     long open = connectionThreads.stream().filter(Thread::isAlive).count();
     if (open > 0) {
       log.warn("stopping with {} connections still closing after {} + {}", open, config.shutdownGrace(), CLOSE_ALLOWANCE);
@@ -271,6 +279,18 @@ public final class NbdServer implements AutoCloseable {
       log.warn("unloading failed: {}", e.toString());
     }
     terminated.countDown();
+  }
+
+  private void awaitConnectionThreads(Duration timeout) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    for (Thread thread : connectionThreads) {
+      try {
+        thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
   }
 
   private void awaitQuietly() {

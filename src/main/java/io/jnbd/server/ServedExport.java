@@ -7,7 +7,9 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Support;
+import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.TransmissionFlag;
+import io.jnbd.protocol.Request;
 import io.jnbd.util.DirectBufferPool;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -94,6 +96,18 @@ final class ServedExport implements AutoCloseable {
   /** The largest READ or WRITE payload accepted. */
   long maxPayload() {
     return Math.min(Integer.toUnsignedLong(blockSize.maximum()), DirectBufferPool.maxSize());
+  }
+
+  /**
+   * The bytes of pool buffers that a valid request holds while it runs: its payload or its
+   * reply's data, or the scratch buffer of an emulated CACHE.
+   */
+  int bufferBytes(Request request) {
+    return switch (request.type()) {
+      case Cmd.READ, Cmd.WRITE -> DirectBufferPool.capacityFor((int) request.length());
+      case Cmd.CACHE -> cache == Support.EMULATE ? DirectBufferPool.capacityFor(EMULATION_CHUNK) : 0;
+      default -> 0;
+    };
   }
 
   void pread(ByteBuffer buffer, long offset) throws IOException {

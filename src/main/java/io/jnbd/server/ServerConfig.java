@@ -12,33 +12,44 @@ import java.time.Duration;
  *     further requests wait in the socket, which pushes back on the client
  * @param verbose log every request ({@code -v})
  * @param shutdownGrace how long in-flight requests may finish when the server stops
+ * @param memoryBudget bytes that requests may hold at once for their data, over all connections;
+ *     requests beyond it wait (see {@link MemoryBudget})
  */
 public record ServerConfig(
     boolean readOnly,
     String exportName,
     int maxRequestsPerConnection,
     boolean verbose,
-    Duration shutdownGrace) {
+    Duration shutdownGrace,
+    long memoryBudget) {
 
   public static final int DEFAULT_MAX_REQUESTS = 64;
 
   public static ServerConfig defaults() {
-    return new ServerConfig(false, null, DEFAULT_MAX_REQUESTS, false, Duration.ofSeconds(5));
+    return new ServerConfig(false, null, DEFAULT_MAX_REQUESTS, false, Duration.ofSeconds(5), MemoryBudget.defaultCapacity());
   }
 
   public ServerConfig withReadOnly(boolean value) {
-    return new ServerConfig(value, exportName, maxRequestsPerConnection, verbose, shutdownGrace);
+    return new ServerConfig(value, exportName, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget);
   }
 
   public ServerConfig withExportName(String value) {
-    return new ServerConfig(readOnly, value, maxRequestsPerConnection, verbose, shutdownGrace);
+    return new ServerConfig(readOnly, value, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget);
   }
 
   public ServerConfig withMaxRequestsPerConnection(int value) {
-    return new ServerConfig(readOnly, exportName, value, verbose, shutdownGrace);
+    return new ServerConfig(readOnly, exportName, value, verbose, shutdownGrace, memoryBudget);
   }
 
   public ServerConfig withVerbose(boolean value) {
-    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, value, shutdownGrace);
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, value, shutdownGrace, memoryBudget);
+  }
+
+  public ServerConfig withShutdownGrace(Duration value) {
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, value, memoryBudget);
+  }
+
+  public ServerConfig withMemoryBudget(long value) {
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, shutdownGrace, value);
   }
 }

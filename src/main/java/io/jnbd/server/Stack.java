@@ -29,6 +29,7 @@ public final class Stack implements Layer {
   private final List<Filter> filters;
   private final Plugin plugin;
   private final Layer top;
+  private final DebugFlags debug;
 
   public Stack(List<Filter> filters, Plugin plugin) {
     this(filters, plugin, DebugFlags.defaults());
@@ -37,6 +38,7 @@ public final class Stack implements Layer {
   public Stack(List<Filter> filters, Plugin plugin, DebugFlags debug) {
     this.filters = List.copyOf(filters);
     this.plugin = plugin;
+    this.debug = debug;
     Layer below = plugin;
     String belowName = plugin.name();
     Configurable belowLayer = plugin;
@@ -47,6 +49,10 @@ public final class Stack implements Layer {
       belowLayer = filter;
     }
     this.top = new LinkedLayer("server", belowName, belowLayer, below, debug);
+  }
+
+  public DebugFlags debugFlags() {
+    return debug;
   }
 
   public Plugin plugin() {

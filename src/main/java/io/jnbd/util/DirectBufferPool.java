@@ -34,15 +34,21 @@ public final class DirectBufferPool {
     return 1 << MAX_SHIFT;
   }
 
-  /** A buffer with position 0 and limit {@code size} (at most {@link #maxSize()}). */
-  public ByteBuffer take(int size) {
+  /** The capacity of the buffer that {@link #take} hands out for {@code size} bytes. */
+  public static int capacityFor(int size) {
     int shift = Math.max(MIN_SHIFT, 32 - Integer.numberOfLeadingZeros(Math.max(size, 1) - 1));
     if (shift > MAX_SHIFT) {
       throw new IllegalArgumentException("buffer of " + size + " bytes is over the pool's maximum");
     }
-    ByteBuffer buffer = free[shift - MIN_SHIFT].pollFirst();
+    return 1 << shift;
+  }
+
+  /** A buffer with position 0 and limit {@code size} (at most {@link #maxSize()}). */
+  public ByteBuffer take(int size) {
+    int capacity = capacityFor(size);
+    ByteBuffer buffer = free[Integer.numberOfTrailingZeros(capacity) - MIN_SHIFT].pollFirst();
     if (buffer == null) {
-      buffer = ByteBuffer.allocateDirect(1 << shift);
+      buffer = ByteBuffer.allocateDirect(capacity);
     } else {
       pooledBytes.addAndGet(-buffer.capacity());
     }

@@ -87,6 +87,23 @@ class OptionsTest {
   }
 
   @Test
+  void theMemoryBudgetIsASystemProperty() {
+    String[] args = {"memory"};
+    assertThat(Options.parse(args).serverConfig().memoryBudget()).isEqualTo(ServerConfig.defaults().memoryBudget());
+    try {
+      System.setProperty(Options.MEMORY_BUDGET_PROPERTY, "1G");
+      assertThat(Options.parse(args).serverConfig().memoryBudget()).isEqualTo(1L << 30);
+      for (String bad : List.of("0", "lots", "1X")) {
+        System.setProperty(Options.MEMORY_BUDGET_PROPERTY, bad);
+        assertThatThrownBy(() -> Options.parse(args)).as(bad).isInstanceOf(ConfigException.class)
+            .hasMessageStartingWith("-Djnbd.memoryBudget: ");
+      }
+    } finally {
+      System.clearProperty(Options.MEMORY_BUDGET_PROPERTY);
+    }
+  }
+
+  @Test
   void aBareValueGoesToTheMagicKeyAndIsAnErrorWithoutOne() {
     TestDisk disk = new TestDisk();
     Main.configure(disk, List.of(), Options.parse(new String[] {"-f", "testdisk", "size=1k", "4k"}));

@@ -131,6 +131,21 @@ class ProcessIT {
     assertThat(pidfile).doesNotExist();
   }
 
+  /** virt-v2v runs with -v and -D nbdkit.backend.datapath=0: no line per request; -D jnbd.layers=1 adds one per call. */
+  @Test
+  void debugFlagsChooseWhatVerboseTraces() throws Exception {
+    assumeTrue(Tools.installed("nbdinfo"));
+    String read = "nbdinfo --map \"$uri\" >/dev/null";
+    String everyRequest = Tools.run(jnbd("-v", "--run", read, "memory", "1M"), Map.of(), 120).assertSuccess().stderr();
+    assertThat(everyRequest).contains(" ok in ").doesNotContain("server -> memory");
+    String quiet = Tools.run(jnbd("-v", "-D", "nbdkit.backend.datapath=0", "--run", read, "memory", "1M"), Map.of(), 120)
+        .assertSuccess().stderr();
+    assertThat(quiet).doesNotContain(" ok in ");
+    String layers = Tools.run(jnbd("-v", "-D", "jnbd.layers=1", "-D", "nbdkit.backend.datapath=0", "--run", read,
+        "--filter=stats", "memory", "1M"), Map.of(), 120).assertSuccess().stderr();
+    assertThat(layers).contains("server -> stats: extents").contains("stats -> memory: extents").doesNotContain(" ok in ");
+  }
+
   @Test
   void backgroundStartFailureIsReportedByTheParent() throws Exception {
     Tools.Result start = Tools.run(jnbd("-U", dir.resolve("s").toString(), "testdisk", "1M", "colour=red"),

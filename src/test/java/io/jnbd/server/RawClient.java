@@ -83,17 +83,32 @@ final class RawClient implements AutoCloseable {
 
   /** Reads one structured chunk; returns {type, cookie-low-32, error-or-0}. */
   long[] chunk() throws IOException {
+    ChunkHeader header = chunkHeader();
+    ByteBuffer payload = read(header.length());
+    long error = header.type() >= Nbd.Chunk.ERROR ? payload.getInt() : 0;
+    return new long[] {header.type(), header.cookie(), error};
+  }
+
+  /** Reads one structured chunk, which must be the data of a READ; returns the data. */
+  ByteBuffer data(long cookie) throws IOException {
+    ChunkHeader header = chunkHeader();
+    if (header.type() != Nbd.Chunk.OFFSET_DATA || header.cookie() != cookie) {
+      throw new IOException("expected data for " + cookie + ", got chunk type " + header.type() + " for " + header.cookie());
+    }
+    read(8); // the offset
+    return read(header.length() - 8);
+  }
+
+  private record ChunkHeader(int type, long cookie, int length) {}
+
+  private ChunkHeader chunkHeader() throws IOException {
     ByteBuffer header = read(Nbd.CHUNK_HEADER_SIZE);
     if (header.getInt() != Nbd.STRUCTURED_REPLY_MAGIC) {
       throw new IOException("bad chunk magic");
     }
     header.getShort();
     int type = Short.toUnsignedInt(header.getShort());
-    long cookie = header.getLong();
-    int length = header.getInt();
-    ByteBuffer payload = read(length);
-    long error = type >= Nbd.Chunk.ERROR ? payload.getInt() : 0;
-    return new long[] {type, cookie, error};
+    return new ChunkHeader(type, header.getLong(), header.getInt());
   }
 
   void send(ByteBuffer... buffers) throws IOException {

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import io.jnbd.api.Errno;
+import io.jnbd.api.Export;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.protocol.Nbd;
@@ -14,20 +16,29 @@ import io.jnbd.protocol.Request;
 import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
-import java.io.EOFException;
+import io.jnbd.util.DirectBufferPool;
 import com.sun.management.HotSpotDiagnosticMXBean;
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
@@ -169,6 +180,199 @@ class RobustnessTest {
   }
 
   @Test
+  void clientsThatNeverReadTheirRepliesHoldOnlyTheirShareAndOthersAreServed() throws Exception {
+    long budget = 96 << 20;
+    int readLength = 4 << 20;
+    int stuckClients = 16;
+    ArrayDisk disk = new ArrayDisk(readLength);
+    // Not zeroes, which go out as small hole chunks: each reply here is as long as its read.
+    Arrays.fill(disk.data, (byte) 0x55);
+    long directBefore = directMemoryUsed();
+    List<RawClient> stuck = new ArrayList<>();
+    ServerConfig config = ServerConfig.defaults().withMemoryBudget(budget).withShutdownGrace(Duration.ofMillis(200));
+    try (TestServer server = new TestServer(List.of(), disk, config)) {
+      MemoryBudget memory = server.server().memoryBudget();
+      // A share of 6 MiB: one 4 MiB read per connection.
+      assertThat(memory.connectionShare()).isEqualTo(budget / 16);
+      try {
+        for (int i = 0; i < stuckClients; i++) {
+          RawClient client = new RawClient(server.socket()).greet(3);
+          stuck.add(client);
+          client.goStructured();
+          for (int cookie = 0; cookie < 8; cookie++) {
+            client.request(0, Cmd.READ, cookie, 0, readLength);
+          }
+        }
+        // Each holds the read whose reply it does not take (those before it fit in the socket);
+        // its next read waits for the connection's share, and the connection is not read.
+        await(() -> memory.used() == (long) stuckClients * readLength);
+        assertTimeoutPreemptively(HANG_GUARD, () -> {
+          try (RawClient client = new RawClient(server.socket()).greet(3)) {
+            client.goStructured();
+            for (int cookie = 100; cookie < 104; cookie++) {
+              client.request(0, Cmd.READ, cookie, 0, readLength);
+              assertFilled(client.data(cookie), readLength, (byte) 0x55);
+            }
+          }
+        });
+        assertThat(memory.peakUsed()).isLessThanOrEqualTo(budget);
+        assertThat(directMemoryUsed() - directBefore).as("direct memory taken").isLessThanOrEqualTo(budget);
+        // Stopping wakes readers that wait for memory; after the grace, replies that cannot be
+        // sent are abandoned, and everything they held comes back.
+        server.close();
+        await(() -> memory.used() == 0 && liveThreadsNamed("nbd-conn-") == 0);
+      } finally {
+        for (RawClient client : stuck) {
+          client.close();
+        }
+      }
+    }
+  }
+
+  @Test
+  void closingTheServerEndsAReplyThatTheReaderIsStuckWriting() throws Exception {
+    int readLength = 16 << 20; // more than the socket buffers take
+    ArrayDisk disk = new ArrayDisk(readLength);
+    Arrays.fill(disk.data, (byte) 0x55);
+    ServerConfig config = ServerConfig.defaults().withShutdownGrace(Duration.ofMillis(200));
+    try (TestServer server = new TestServer(List.of(), disk, config);
+        RawClient client = new RawClient(server.socket()).greet(3)) {
+      client.goStructured();
+      assertTimeoutPreemptively(HANG_GUARD, () -> {
+        for (int cookie = 0; cookie < 20; cookie++) {
+          client.request(0, Cmd.READ, cookie, 0, 4096);
+          client.data(cookie);
+        }
+      });
+      // A lone request to an export that has lately been quick: the reader runs it itself (if
+      // the machine is not too busy to have timed the export so), and then blocks writing a
+      // reply that the client does not read. Only closing the socket ends that write.
+      client.request(0, Cmd.READ, 99, 0, readLength);
+      MemoryBudget memory = server.server().memoryBudget();
+      await(() -> memory.used() == readLength);
+      server.close();
+      await(() -> memory.used() == 0 && liveThreadsNamed("nbd-conn-") == 0);
+    }
+  }
+
+  @Test
+  void requestsLargerThanTheWholeBudgetWaitTheirTurnInsteadOfFailing() throws Exception {
+    int largest = DirectBufferPool.maxSize();
+    int clients = 2;
+    ArrayDisk disk = new ArrayDisk(clients * largest);
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults().withMemoryBudget(1 << 20))) {
+      MemoryBudget memory = server.server().memoryBudget();
+      List<Thread> exchanges = new ArrayList<>();
+      List<Throwable> failures = new CopyOnWriteArrayList<>();
+      for (int i = 0; i < clients; i++) {
+        long offset = (long) i * largest;
+        byte fill = (byte) (i + 1);
+        exchanges.add(Thread.ofPlatform().start(() -> {
+          try (RawClient client = new RawClient(server.socket()).greet(3)) {
+            client.goStructured();
+            exchangeLargeAndSmallRequests(client, offset, largest, fill);
+            client.request(0, Cmd.READ, 99, offset, largest);
+            assertFilled(client.data(99), largest, fill);
+          } catch (Throwable e) {
+            failures.add(e);
+          }
+        }));
+      }
+      assertTimeoutPreemptively(HANG_GUARD, () -> {
+        for (Thread exchange : exchanges) {
+          exchange.join();
+        }
+      });
+      assertThat(failures).isEmpty();
+      // A request larger than the budget ran only when nothing else held any of it.
+      assertThat(memory.peakUsed()).isEqualTo(largest);
+      await(() -> memory.used() == 0);
+    }
+  }
+
+  /**
+   * Sends WRITEs and READs from 4 KiB to {@code largest} all at once, from a thread of their own
+   * as the server may not read more until the client takes replies, and checks that every one
+   * succeeds.
+   */
+  private static void exchangeLargeAndSmallRequests(RawClient client, long offset, int largest, byte fill) throws Exception {
+    ByteBuffer data = ByteBuffer.allocate(largest);
+    Arrays.fill(data.array(), fill);
+    int[][] requests = {
+        {Cmd.WRITE, largest}, {Cmd.READ, largest}, {Cmd.WRITE, 4096}, {Cmd.READ, 4096},
+        {Cmd.WRITE, 512 * 1024}, {Cmd.READ, 2 << 20}, {Cmd.READ, largest / 2 + 1}};
+    Thread sender = Thread.ofPlatform().start(() -> {
+      try {
+        for (int cookie = 0; cookie < requests.length; cookie++) {
+          int type = requests[cookie][0];
+          int length = requests[cookie][1];
+          client.request(0, type, cookie, offset, length);
+          if (type == Cmd.WRITE) {
+            client.send(data.clear().limit(length));
+          }
+        }
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    });
+    Set<Long> answered = new HashSet<>();
+    for (int i = 0; i < requests.length; i++) {
+      long[] chunk = client.chunk();
+      assertThat(chunk[0]).as("reply to %d", chunk[1]).isIn((long) Chunk.NONE, (long) Chunk.OFFSET_DATA);
+      answered.add(chunk[1]);
+    }
+    assertThat(answered).hasSize(requests.length);
+    sender.join();
+  }
+
+  @Test
+  void anExportThatThrowsAnErrorFailsThatRequestOnlyAndIsLoggedOnce() throws Exception {
+    ThrowingDisk disk = new ThrowingDisk();
+    PrintStream stderr = System.err;
+    ByteArrayOutputStream log = new ByteArrayOutputStream();
+    System.setErr(new PrintStream(log, true, StandardCharsets.UTF_8));
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults());
+        RawClient client = new RawClient(server.socket()).greet(3)) {
+      client.goStructured();
+      record Case(Supplier<Error> error, int errno) {}
+      List<Case> cases = List.of(
+          new Case(() -> new OutOfMemoryError("arranged"), Errno.ENOMEM.wireValue()),
+          new Case(StackOverflowError::new, Errno.EIO.wireValue()),
+          new Case(() -> new AssertionError("arranged"), Errno.EIO.wireValue()));
+      assertTimeoutPreemptively(HANG_GUARD, () -> {
+        long cookie = 0;
+        // The connection's first request runs on a thread of its own, lone ones after it on the
+        // connection's reader, and requests sent together on threads of their own.
+        for (Case failing : cases) {
+          disk.error = failing.error();
+          client.request(0, Cmd.READ, ++cookie, ThrowingDisk.FAILING, 4096);
+          assertThat(client.chunk()).containsExactly(Chunk.ERROR, cookie, failing.errno());
+          client.request(0, Cmd.READ, ++cookie, 0, 4096);
+          assertThat(client.data(cookie).remaining()).isEqualTo(4096);
+        }
+        int flood = 20;
+        ByteBuffer together = ByteBuffer.allocate(flood * Nbd.REQUEST_SIZE);
+        for (int i = 0; i < flood; i++) {
+          new Request(0, Cmd.READ, ++cookie, ThrowingDisk.FAILING, 4096).encode(together);
+        }
+        client.send(together.flip());
+        for (int i = 0; i < flood; i++) {
+          assertThat(client.chunk()[2]).isEqualTo(Errno.EIO.wireValue());
+        }
+        client.request(0, Cmd.READ, ++cookie, 0, 4096);
+        assertThat(client.data(cookie).remaining()).isEqualTo(4096);
+      });
+    } finally {
+      System.setErr(stderr);
+      stderr.print(log.toString(StandardCharsets.UTF_8));
+    }
+    List<String> warnings = log.toString(StandardCharsets.UTF_8).lines().filter(line -> line.contains(" WARN ")).toList();
+    assertThat(warnings).hasSize(1);
+    assertThat(warnings.getFirst()).contains("OutOfMemoryError");
+    assertThat(log.toString(StandardCharsets.UTF_8)).doesNotContain("Exception in thread");
+  }
+
+  @Test
   void exportNameLongerThanTheProtocolAllowsDisconnects() throws Exception {
     // The memory plugin serves any name, so only the length rule can refuse it.
     Plugin memory = Catalog.plugin("memory");
@@ -254,12 +458,67 @@ class RobustnessTest {
     }
   }
 
+  /** A 1 MiB export of 0x55 bytes whose reads from {@link #FAILING} on throw {@link #error}. */
+  private static final class ThrowingDisk implements Plugin {
+    static final long FAILING = 512 * 1024;
+    volatile Supplier<Error> error;
+
+    @Override
+    public String name() {
+      return "throwing";
+    }
+
+    @Override
+    public String description() {
+      return "test export whose reads of its second half throw";
+    }
+
+    @Override
+    public boolean config(String key, String value) {
+      return false;
+    }
+
+    @Override
+    public Export open(boolean readOnly, String exportName) {
+      return new Export() {
+        @Override
+        public long size() {
+          return 2 * FAILING;
+        }
+
+        @Override
+        public void pread(ByteBuffer buffer, long offset) {
+          if (offset >= FAILING) {
+            throw error.get();
+          }
+          while (buffer.hasRemaining()) {
+            buffer.put((byte) 0x55);
+          }
+        }
+      };
+    }
+  }
+
   private static void assertServes(TestServer server) throws IOException {
     try (RawClient client = new RawClient(server.socket()).greet(3)) {
       client.goStructured();
       client.request(0, Cmd.READ, 77, 0, 512);
       assertThat(client.chunk()[1]).isEqualTo(77);
     }
+  }
+
+  private static void assertFilled(ByteBuffer data, int length, byte fill) {
+    byte[] expected = new byte[length];
+    Arrays.fill(expected, fill);
+    assertThat(data.remaining()).isEqualTo(length);
+    assertThat(data.mismatch(ByteBuffer.wrap(expected))).as("first byte that differs").isEqualTo(-1);
+  }
+
+  private static long directMemoryUsed() {
+    return ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
+        .filter(pool -> pool.getName().equals("direct"))
+        .mapToLong(BufferPoolMXBean::getMemoryUsed)
+        .sum();
   }
 
   /** Live threads, virtual ones included, whose name starts with prefix (from a thread dump). */
