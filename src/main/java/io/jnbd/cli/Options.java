@@ -4,6 +4,7 @@ import io.jnbd.api.ConfigException;
 import io.jnbd.api.Values;
 import io.jnbd.server.ServerConfig;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine;
@@ -81,6 +82,15 @@ final class Options {
           + ServerConfig.DEFAULT_MAX_REQUESTS + ").")
   String threads;
 
+  @Option(names = "--handshake-limit", paramLabel = "SECONDS",
+      description = "Drop a client that has not finished the handshake this long after connecting; 0 for no limit (default "
+          + "10, as qemu-nbd).")
+  String handshakeLimit;
+
+  @Option(names = "--max-connections", paramLabel = "N",
+      description = "Clients served at once; more are closed as they connect (default 1024).")
+  String maxConnections;
+
   @Option(names = {"-s", "--single"},
       description = "Serve one client on stdin/stdout, then exit.")
   boolean single;
@@ -156,6 +166,8 @@ final class Options {
       maxRequests(); // fails early on a bad number
     }
     memoryBudget(); // likewise
+    handshakeLimitOrDefault();
+    maxConnectionsOrDefault();
     if (log != null && !List.of("stderr", "syslog", "null").contains(log)) {
       throw new ConfigException("--log: must be stderr, syslog or null, not '" + log + "'");
     }
@@ -234,6 +246,18 @@ final class Options {
         .withExportName(exportName)
         .withMaxRequestsPerConnection(maxRequests())
         .withVerbose(verbose)
-        .withMemoryBudget(memoryBudget());
+        .withMemoryBudget(memoryBudget())
+        .withHandshakeLimit(handshakeLimitOrDefault())
+        .withMaxConnections(maxConnectionsOrDefault());
+  }
+
+  private Duration handshakeLimitOrDefault() {
+    return handshakeLimit == null ? ServerConfig.DEFAULT_HANDSHAKE_LIMIT
+        : Duration.ofSeconds(Values.parseInt("--handshake-limit", handshakeLimit, 0, Integer.MAX_VALUE));
+  }
+
+  private int maxConnectionsOrDefault() {
+    return maxConnections == null ? ServerConfig.DEFAULT_MAX_CONNECTIONS
+        : Values.parseInt("--max-connections", maxConnections, 1, 1 << 20);
   }
 }

@@ -57,6 +57,7 @@ final class Connection {
   private final Lock allRequestsLock;
   private final String peer;
   private volatile boolean stopping;
+  private volatile boolean handshakeDone;
   /** A moving average of how long requests take; negative until one has been timed. */
   private volatile long recentServiceNanos = -1;
   private final AtomicInteger unexpectedFailures = new AtomicInteger();
@@ -77,6 +78,7 @@ final class Connection {
   void serve() {
     try (wire) {
       Negotiation.Result negotiated = new Negotiation(wire, stack, config, peer).run();
+      handshakeDone = true;
       if (negotiated == null) {
         return;
       }
@@ -109,6 +111,15 @@ final class Connection {
     wire.shutdownInput();
     // The reader may be waiting for memory rather than for input.
     memory.close();
+  }
+
+  /** The handshake limit has passed: a client still negotiating is dropped. */
+  void dropIfStillNegotiating() {
+    if (!handshakeDone) {
+      log.info("{}: dropped: the handshake did not finish within {} s", peer, config.handshakeLimit().toSeconds());
+      stopping = true;
+      wire.close();
+    }
   }
 
   /** Closes the socket, failing whatever is still being written or read. */

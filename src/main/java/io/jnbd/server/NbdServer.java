@@ -20,6 +20,9 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -67,12 +70,19 @@ public final class NbdServer implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final CountDownLatch terminated = new CountDownLatch(1);
   private volatile Runnable onShutdownRequest = this::close;
+  /** Clients served at once, up to --max-connections. */
+  private final Semaphore connectionSlots;
+  private final AtomicLong refusedOverLimit = new AtomicLong();
+  /** Drops clients that have not finished the handshake in time; one daemon thread for all. */
+  private final ScheduledExecutorService handshakeTimer = Executors.newSingleThreadScheduledExecutor(
+      Thread.ofPlatform().daemon().name("nbd-handshake-limit").factory());
 
   public NbdServer(Stack stack, ServerConfig config) {
     this.stack = stack;
     this.config = config;
     boolean oneAtATime = stack.threadModel() == ThreadModel.SERIALIZE_CONNECTIONS;
     this.connectionGate = new Semaphore(oneAtATime ? 1 : Integer.MAX_VALUE);
+    this.connectionSlots = new Semaphore(config.maxConnections());
     this.memoryBudget = new MemoryBudget(config.memoryBudget());
     // What requests hold plus what waits for reuse stays within twice the budget.
     this.pool = new DirectBufferPool(Math.min(POOLED_BUFFER_BYTES, config.memoryBudget()));
@@ -162,6 +172,10 @@ public final class NbdServer implements AutoCloseable {
         }
         continue;
       }
+      if (!connectionSlots.tryAcquire()) {
+        refuseOverLimit(client);
+        continue;
+      }
       tune(client);
       String peer = describePeer(client);
       // The reader is a platform thread: it blocks in the kernel's read, so a serial client's next
@@ -172,10 +186,26 @@ public final class NbdServer implements AutoCloseable {
           serve(new Wire(client, client), peer, remoteAddress(client));
         } finally {
           connectionThreads.remove(Thread.currentThread());
+          connectionSlots.release();
         }
       });
       connectionThreads.add(thread);
       thread.start();
+    }
+  }
+
+  /** Closes a client over --max-connections at once: it sees the connection end before the greeting. */
+  private void refuseOverLimit(SocketChannel client) {
+    long refused = refusedOverLimit.incrementAndGet();
+    if (refused == 1) {
+      log.warn("{} clients connected already (--max-connections); refusing more", config.maxConnections());
+    } else {
+      log.debug("refused client number {} over --max-connections", refused);
+    }
+    try {
+      client.close();
+    } catch (IOException ignored) {
+      // Closing is all we wanted.
     }
   }
 
@@ -220,12 +250,17 @@ public final class NbdServer implements AutoCloseable {
     }
     Connection connection = new Connection(wire, stack, config, pool, memoryBudget, allRequestsLock, peer);
     connections.add(connection);
+    ScheduledFuture<?> handshakeLimit = null;
     try {
       if (closed.get()) {
         wire.close();
         return;
       }
       log.debug("{}: connected", peer);
+      if (!config.handshakeLimit().isZero()) {
+        handshakeLimit = handshakeTimer.schedule(connection::dropIfStillNegotiating,
+            config.handshakeLimit().toMillis(), TimeUnit.MILLISECONDS);
+      }
       try {
         stack.preconnect(new Client(address), config.readOnly());
       } catch (IOException | RuntimeException e) {
@@ -235,6 +270,9 @@ public final class NbdServer implements AutoCloseable {
       }
       connection.serve();
     } finally {
+      if (handshakeLimit != null) {
+        handshakeLimit.cancel(false);
+      }
       connections.remove(connection);
       connectionGate.release();
     }
@@ -273,6 +311,7 @@ public final class NbdServer implements AutoCloseable {
     if (open > 0) {
       log.warn("stopping with {} connections still closing after {} + {}", open, config.shutdownGrace(), CLOSE_ALLOWANCE);
     }
+    handshakeTimer.shutdownNow();
     try {
       stack.unload();
     } catch (RuntimeException e) {

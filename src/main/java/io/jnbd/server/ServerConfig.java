@@ -14,6 +14,10 @@ import java.time.Duration;
  * @param shutdownGrace how long in-flight requests may finish when the server stops
  * @param memoryBudget bytes that requests may hold at once for their data, over all connections;
  *     requests beyond it wait (see {@link MemoryBudget})
+ * @param handshakeLimit how long a client may take from connecting to finishing the handshake
+ *     before it is dropped ({@code --handshake-limit}, qemu-nbd's name); zero means no limit
+ * @param maxConnections clients served at once; further ones are accepted and closed at once
+ *     ({@code --max-connections})
  */
 public record ServerConfig(
     boolean readOnly,
@@ -21,35 +25,50 @@ public record ServerConfig(
     int maxRequestsPerConnection,
     boolean verbose,
     Duration shutdownGrace,
-    long memoryBudget) {
+    long memoryBudget,
+    Duration handshakeLimit,
+    int maxConnections) {
 
   public static final int DEFAULT_MAX_REQUESTS = 64;
+  /** qemu-nbd's default: long enough for any real client, short for one that never speaks. */
+  public static final Duration DEFAULT_HANDSHAKE_LIMIT = Duration.ofSeconds(10);
+  /** Each connection has a platform thread of its own: this keeps a flood from exhausting them. */
+  public static final int DEFAULT_MAX_CONNECTIONS = 1024;
 
   public static ServerConfig defaults() {
-    return new ServerConfig(false, null, DEFAULT_MAX_REQUESTS, false, Duration.ofSeconds(5), MemoryBudget.defaultCapacity());
+    return new ServerConfig(false, null, DEFAULT_MAX_REQUESTS, false, Duration.ofSeconds(5), MemoryBudget.defaultCapacity(),
+        DEFAULT_HANDSHAKE_LIMIT, DEFAULT_MAX_CONNECTIONS);
   }
 
   public ServerConfig withReadOnly(boolean value) {
-    return new ServerConfig(value, exportName, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget);
+    return new ServerConfig(value, exportName, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget, handshakeLimit, maxConnections);
   }
 
   public ServerConfig withExportName(String value) {
-    return new ServerConfig(readOnly, value, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget);
+    return new ServerConfig(readOnly, value, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget, handshakeLimit, maxConnections);
   }
 
   public ServerConfig withMaxRequestsPerConnection(int value) {
-    return new ServerConfig(readOnly, exportName, value, verbose, shutdownGrace, memoryBudget);
+    return new ServerConfig(readOnly, exportName, value, verbose, shutdownGrace, memoryBudget, handshakeLimit, maxConnections);
   }
 
   public ServerConfig withVerbose(boolean value) {
-    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, value, shutdownGrace, memoryBudget);
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, value, shutdownGrace, memoryBudget, handshakeLimit, maxConnections);
   }
 
   public ServerConfig withShutdownGrace(Duration value) {
-    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, value, memoryBudget);
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, value, memoryBudget, handshakeLimit, maxConnections);
   }
 
   public ServerConfig withMemoryBudget(long value) {
-    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, shutdownGrace, value);
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, shutdownGrace, value, handshakeLimit, maxConnections);
+  }
+
+  public ServerConfig withHandshakeLimit(Duration value) {
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget, value, maxConnections);
+  }
+
+  public ServerConfig withMaxConnections(int value) {
+    return new ServerConfig(readOnly, exportName, maxRequestsPerConnection, verbose, shutdownGrace, memoryBudget, handshakeLimit, value);
   }
 }

@@ -1,0 +1,68 @@
+package io.jnbd.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.jnbd.protocol.Nbd;
+import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.TestServer;
+import java.io.EOFException;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The server's own limits on clients: how long a handshake may take, and how many are served at once. */
+class ConnectionLimitsTest {
+  private static final int FIXED_NEWSTYLE_NO_ZEROES = 3;
+
+  @Test
+  void aClientThatNeverFinishesTheHandshakeIsDropped() throws Exception {
+    ServerConfig config = ServerConfig.defaults().withHandshakeLimit(Duration.ofMillis(200));
+    try (TestServer server = new TestServer(List.of(), new ArrayDisk(4096), config);
+        RawClient silent = new RawClient(server.socket())) {
+      silent.greet(FIXED_NEWSTYLE_NO_ZEROES);
+      // Blocks until the server gives up on it; without the limit this never returns.
+      assertThat(silent.closedByServer()).isTrue();
+    }
+  }
+
+  @Test
+  void theLimitEndsWithTheHandshake() throws Exception {
+    ServerConfig config = ServerConfig.defaults().withHandshakeLimit(Duration.ofSeconds(1));
+    ArrayDisk disk = new ArrayDisk(4096);
+    Arrays.fill(disk.data, (byte) 1); // data, not a hole, so the reply carries it
+    try (TestServer server = new TestServer(List.of(), disk, config);
+        RawClient client = new RawClient(server.socket())) {
+      client.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
+      Thread.sleep(2000);
+      client.request(0, Nbd.Cmd.READ, 7, 0, 512);
+      assertThat(client.data(7).remaining()).isEqualTo(512);
+    }
+  }
+
+  @Test
+  void clientsOverTheLimitAreClosedAndASlotFreesForTheNext() throws Exception {
+    ServerConfig config = ServerConfig.defaults().withMaxConnections(2);
+    try (TestServer server = new TestServer(List.of(), new ArrayDisk(4096), config);
+        RawClient first = new RawClient(server.socket());
+        RawClient second = new RawClient(server.socket())) {
+      first.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
+      second.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
+      try (RawClient third = new RawClient(server.socket())) {
+        assertThatThrownBy(() -> third.greet(FIXED_NEWSTYLE_NO_ZEROES)).isInstanceOf(EOFException.class);
+      }
+      second.close();
+      // The slot comes back once the server has noticed the close; a bounded number of tries.
+      for (int attempt = 0; ; attempt++) {
+        try (RawClient next = new RawClient(server.socket())) {
+          next.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
+          break;
+        } catch (EOFException refused) {
+          assertThat(attempt).as("attempts to connect after a slot was freed").isLessThan(200);
+          Thread.sleep(25);
+        }
+      }
+    }
+  }
+}
