@@ -9,22 +9,35 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
   readahead  readahead+cache+http vs nbdkit and qemu's curl driver, serial/parallel/random readers
   fault      readahead+cache+http vs nbdkit when the origin goes away for 2 s mid-copy (the copy
              must be identical) and when its image changes mid-copy (the copy must fail)
+  memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M
+  soak       memory and readahead+cache+http vs nbdkit for --soak-seconds (default 120): 64 connections
+             x 16 requests in flight, every reply verified, plus 16 clients that never read their
+             replies; RSS, threads, fds, errors and per-client progress per 10 s window, PASS/FAIL
+             against jnbd's RSS bound (data held + a fixed overhead), no errors, no stall
 
 Run through bench/run, which builds the jar first. Work files live in bench/work (ignored by git).
 """
 import argparse
+import errno
 import hashlib
+import mmap
+import multiprocessing
 import os
 import random
+import select
 import shutil
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import nbd
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
@@ -101,14 +114,40 @@ class Server:
     def uri(self):
         return f"nbd+unix:///?socket={self.sock}"
 
-    def peak_rss_mib(self):
+    def _status(self, field):
+        """A number from /proc/PID/status (kB for memory fields), or None once the server is gone."""
         try:
             for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
         except OSError:
             pass
-        return float("nan")
+        return None
+
+    def peak_rss_mib(self):
+        kib = self._status("VmHWM")
+        return float("nan") if kib is None else kib / 1024
+
+    def rss_mib(self):
+        kib = self._status("VmRSS")
+        return float("nan") if kib is None else kib / 1024
+
+    def threads(self):
+        return self._status("Threads")
+
+    def open_fds(self):
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        except OSError:
+            return None
+
+    def cpu_seconds(self):
+        """User + system CPU time the server has used so far."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -443,26 +482,550 @@ def memory_check(args):
                       f"{rss:.0f}", "< 256"]]))
 
 
+# --- soak ------------------------------------------------------------------------------------
+#
+# 64 well-behaved connections keep 16 requests each in flight for a fixed time, every reply
+# checked, while 16 hostile clients queue 32 MiB READs and never read a reply. The server's RSS,
+# threads and fds are sampled every second, and the replies per connection, so that a stall of
+# the whole server or of one client shows in a 10 s window.
+
+SOAK_CLIENTS = 64             # well-behaved connections
+SOAK_DEPTH = 16               # requests each keeps in flight
+SOAK_WORKERS = 4              # generator processes, SOAK_CLIENTS / SOAK_WORKERS connections each
+SOAK_HOSTILE = 16             # clients that never read their replies
+SOAK_HOSTILE_READS = 256      # 32 MiB READs each hostile client queues (8 GiB asked of each)
+SOAK_HOSTILE_LENGTH = 32 * MiB
+SOAK_WINDOW = 10              # seconds per rate window
+SOAK_DRAIN = 30               # seconds the generator waits for its last replies
+SOAK_SETTLE = 10              # seconds the server is watched after all clients have left
+SOAK_MEMORY_SIZE = 1024 * MiB
+SOAK_PREFILL = 256 * MiB      # memory target: a pattern written here first, zeroes after it
+SOAK_SLOT = 256 * 1024        # memory target: each connection's private write slot, at the end
+SOAK_WRITE_SHARE = 0.1        # memory target: share of requests that write a slot (as many read it back)
+SOAK_CACHE = 64 * MiB         # http target: cache-max-size, for jnbd and nbdkit alike
+SOAK_HTTP_DELAY = 20          # http target: origin delay per response, ms
+# jnbd's RSS bound: the data the server holds (memory target: prefill + write slots; http
+# target: the cache) plus this fixed overhead for the JVM, the well-behaved clients' own requests
+# in flight (64 x 16 x up to 256K = 256 MiB) and 80 connections. Measured without the hostile
+# clients (20 s, 2026-11): memory 502 MiB (230 over its data), http 522 MiB (458 over its cache).
+SOAK_OVERHEAD_MIB = 512
+# The errnos an NBD server can send; libnbd fails the requests of a lost connection with others
+# (ENOTCONN), which the soak counts apart, as lost rather than as error replies.
+NBD_ERRNOS = {errno.EPERM, errno.EIO, errno.ENOMEM, errno.EINVAL, errno.ENOSPC, errno.EOVERFLOW,
+              errno.ENOTSUP, errno.ESHUTDOWN}
+
+
+def page_count(length):
+    return length // 4096
+
+
+class PatternDisk:
+    """What the memory target holds: a pattern over the first `filled` bytes, zeroes after it.
+
+    The pattern repeats a random block whose length is no multiple of any block size, so data
+    read from the wrong offset does not match by accident.
+    """
+    PERIOD = MiB + 4093
+
+    def __init__(self, size, filled):
+        self.size = size
+        self.filled = filled
+        block = random.Random(SOAK_PREFILL).randbytes(self.PERIOD)
+        self.twice = block + block
+
+    def pattern(self, offset, length):
+        start = offset % self.PERIOD
+        return self.twice[start:start + length]
+
+    def expected(self, offset, length):
+        head = max(0, min(length, self.filled - offset))
+        return self.pattern(offset, head) + bytes(length - head)
+
+    def fill(self, uri):
+        h = nbd.NBD()
+        h.connect_uri(uri)
+        for offset in range(0, self.filled, MiB):
+            h.pwrite(self.pattern(offset, MiB), offset)
+        h.flush()
+        h.shutdown()
+
+
+class FileDisk:
+    """What the http target serves: the origin's image file."""
+
+    def __init__(self, path):
+        self.file = open(path, "rb")
+        self.map = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
+        self.size = len(self.map)
+
+    def expected(self, offset, length):
+        return self.map[offset:offset + length]
+
+    def close(self):
+        self.map.close()
+        self.file.close()
+
+
+class MemoryTarget:
+    label = "memory"
+    data_held = SOAK_PREFILL + SOAK_CLIENTS * SOAK_SLOT
+
+    def __init__(self):
+        self.disk = PatternDisk(SOAK_MEMORY_SIZE, SOAK_PREFILL)
+        self.size = SOAK_MEMORY_SIZE
+        self.write_base = self.size - SOAK_CLIENTS * SOAK_SLOT  # reads stay below the slots
+        self.describe = (f"memory 1G, {SOAK_PREFILL // MiB} MiB pattern written first, random reads below "
+                         f"{self.write_base // MiB} MiB, {SOAK_WRITE_SHARE:.0%} writes + "
+                         f"{SOAK_WRITE_SHARE:.0%} read-backs of a 256K slot per connection")
+
+    def servers(self):
+        return [("nbdkit", ["nbdkit", "memory", "1G"]), ("jnbd", ["jnbd", "memory", "1G"])]
+
+    def prepare(self, uri):
+        self.disk.fill(uri)
+
+    def close(self):
+        pass
+
+
+class HttpTarget:
+    label = "http"
+    data_held = SOAK_CACHE
+
+    def __init__(self):
+        image = make_image("http-256M.img", 256 * MiB, holes=True)
+        self.disk = FileDisk(image)
+        self.size = self.disk.size
+        self.write_base = None
+        self.origin = Origin(image, SOAK_HTTP_DELAY)
+        self.describe = (f"-r readahead+cache (cache-max-size={SOAK_CACHE // MiB}M) over a 256 MiB image, "
+                         f"origin delay {SOAK_HTTP_DELAY} ms, random reads")
+
+    def servers(self):
+        filters = ["--filter=readahead", "--filter=cache"]
+        tail = [f"url={self.origin.url}", f"cache-max-size={SOAK_CACHE // MiB}M"]
+        return [("nbdkit", ["nbdkit", "-r", *filters, "curl", *tail]),
+                ("jnbd", ["jnbd", "-r", *filters, "http", *tail])]
+
+    def prepare(self, _uri):
+        self.origin.reset()
+
+    def close(self):
+        self.origin.stop()
+        self.disk.close()
+
+
+class SoakStats:
+    """Counters shared with the generator processes, one slot per connection (or worker)."""
+
+    def __init__(self, ctx):
+        def counters(kind="q", n=SOAK_CLIENTS):
+            return ctx.Array(kind, n, lock=False)
+        self.replies, self.nbytes, self.errors, self.mismatches = (counters() for _ in range(4))
+        self.lost, self.unanswered, self.dead = counters(), counters(), counters()
+        self.cpu = counters("d", SOAK_WORKERS)
+        self.connected = ctx.Semaphore(0)
+        self.go, self.stop = ctx.Event(), ctx.Event()
+
+
+class SoakConnection:
+    """One well-behaved connection: keeps SOAK_DEPTH requests in flight and checks every reply."""
+
+    def __init__(self, index, uri, target, stats):
+        self.index = index
+        self.target = target
+        self.stats = stats
+        self.rng = random.Random(index)
+        self.h = nbd.NBD()
+        self.h.connect_uri(uri)
+        self.fd = self.h.aio_get_fd()
+        self.read_limit = target.write_base or target.size
+        self.slot_offset = None if target.write_base is None else target.write_base + index * SOAK_SLOT
+        self.slot = bytearray(SOAK_SLOT)  # what the slot holds (the memory disk starts as zeroes)
+        self.slot_busy = False
+
+    def fill(self):
+        while self.h.aio_in_flight() < SOAK_DEPTH:
+            self.issue()
+
+    def issue(self):
+        r = self.rng.random()
+        if self.slot_offset is not None and not self.slot_busy and r < 2 * SOAK_WRITE_SHARE:
+            self.slot_busy = True
+            if r < SOAK_WRITE_SHARE:
+                self.write_slot()
+            else:
+                self.read(self.slot_offset, SOAK_SLOT, lambda: self.slot, slot=True)
+        else:
+            length = self.rng.randint(1, 64) * 4096
+            offset = self.rng.randrange(page_count(self.read_limit - length) + 1) * 4096
+            self.read(offset, length, lambda: self.target.disk.expected(offset, length))
+
+    def read(self, offset, length, expected, slot=False):
+        buf = bytearray(length)
+
+        def done(err):  # holds `buf`, which libnbd reads into, until the reply is in
+            ok = self.account(length, err.value)
+            if ok and buf != expected():
+                self.stats.mismatches[self.index] += 1
+            if slot:
+                self.slot_busy = False
+            return 1
+        self.h.aio_pread(nbd.Buffer.from_buffer(buf), offset, completion=done)
+
+    def write_slot(self):
+        length = self.rng.randint(1, page_count(SOAK_SLOT)) * 4096
+        at = self.rng.randrange(page_count(SOAK_SLOT - length) + 1) * 4096
+        data = bytearray(self.target.disk.pattern(self.rng.randrange(PatternDisk.PERIOD), length))
+
+        def done(err):  # holds `data`, which libnbd sends from, until the write completes
+            if self.account(length, err.value):
+                self.slot[at:at + length] = data
+                self.slot_busy = False
+            # after a failed write the slot's content is unknown: it stays busy, never read again
+            return 1
+        self.h.aio_pwrite(nbd.Buffer.from_buffer(data), self.slot_offset + at, completion=done)
+
+    def account(self, length, error):
+        if error:
+            failed = self.stats.errors if error in NBD_ERRNOS else self.stats.lost
+            failed[self.index] += 1
+            return False
+        self.stats.replies[self.index] += 1
+        self.stats.nbytes[self.index] += length
+        return True
+
+
+def soak_poll(connections, timeout):
+    """Waits up to `timeout` s for socket events and lets libnbd handle them; drops dead connections."""
+    by_fd, poller = {}, select.poll()
+    for c in connections:
+        direction = c.h.aio_get_direction()
+        events = (select.POLLIN if direction & nbd.AIO_DIRECTION_READ else 0) | \
+                 (select.POLLOUT if direction & nbd.AIO_DIRECTION_WRITE else 0)
+        if events:
+            by_fd[c.fd] = c
+            poller.register(c.fd, events)
+    for fd, events in poller.poll(timeout * 1000):
+        c = by_fd[fd]
+        try:
+            if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                c.h.aio_notify_read()
+            if events & select.POLLOUT:
+                c.h.aio_notify_write()
+        except nbd.Error:
+            c.stats.dead[c.index] = 1
+    return [c for c in connections if not c.stats.dead[c.index]]
+
+
+def soak_worker(worker, uri, target, stats):
+    """A generator process: its share of the connections, until stats.stop, then the last replies."""
+    connections = [SoakConnection(i, uri, target, stats)
+                   for i in range(worker, SOAK_CLIENTS, SOAK_WORKERS)]
+    for _ in connections:
+        stats.connected.release()
+    stats.go.wait()
+    while not stats.stop.is_set() and connections:
+        for c in connections:
+            try:
+                c.fill()
+            except nbd.Error:
+                stats.dead[c.index] = 1
+        connections = soak_poll(connections, 0.1)
+    deadline = time.monotonic() + SOAK_DRAIN
+    while time.monotonic() < deadline and any(c.h.aio_in_flight() for c in connections):
+        connections = soak_poll(connections, 0.1)
+    for c in connections:
+        stats.unanswered[c.index] = c.h.aio_in_flight()
+        if not stats.unanswered[c.index]:
+            try:
+                c.h.shutdown()  # NBD_CMD_DISC; the others just close when the process exits
+            except nbd.Error:
+                pass
+    stats.cpu[worker] = time.process_time()
+
+
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("server closed the connection during the handshake")
+        data += chunk
+    return data
+
+
+def hostile_client(path, size, rng):
+    """Connects as a fixed-newstyle client, queues SOAK_HOSTILE_READS 32 MiB READs and never reads
+    a reply. Returns the socket (to be kept open) and how many requests the kernel took."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(path))
+    nbdmagic, ihaveopt, flags = struct.unpack(">QQH", recv_exactly(sock, 18))
+    if (nbdmagic, ihaveopt) != (0x4E42444D41474943, 0x49484156454F5054):
+        raise SystemExit("hostile client: not a fixed-newstyle NBD server")
+    client_flags = flags & 3  # FIXED_NEWSTYLE | NO_ZEROES, as far as the server offers them
+    sock.sendall(struct.pack(">I", client_flags) + struct.pack(">QII", ihaveopt, 1, 0))  # EXPORT_NAME ""
+    recv_exactly(sock, 10 if client_flags & 2 else 134)  # size, transmission flags (and zeroes)
+    slots = (size - SOAK_HOSTILE_LENGTH) // SOAK_HOSTILE_LENGTH + 1
+    requests = b"".join(struct.pack(">IHHQQI", 0x25609513, 0, 0, cookie,
+                                    rng.randrange(slots) * SOAK_HOSTILE_LENGTH, SOAK_HOSTILE_LENGTH)
+                        for cookie in range(SOAK_HOSTILE_READS))
+    sock.setblocking(False)
+    try:
+        sent = sock.send(requests)
+    except BlockingIOError:
+        sent = 0
+    return sock, sent // 28
+
+
+def soak_sample(server, stats, started):
+    return {"t": time.monotonic() - started, "rss": server.rss_mib(), "threads": server.threads(),
+            "fds": server.open_fds(), "replies": list(stats.replies)}
+
+
+def peak(values):
+    """The largest of some samples, ignoring those taken when the server was gone (NaN)."""
+    return max((v for v in values if v == v), default=float("nan"))
+
+
+def guard(server, rss, rss_limit):
+    """Why the server can no longer be measured, or None: it exited, or it was killed because its
+    RSS passed the safety limit (the machine is shared; the server would take it all)."""
+    if server.proc.poll() is not None:
+        return f"exited ({server.proc.returncode})"
+    if rss > rss_limit:
+        server.proc.kill()
+        server.proc.wait()
+        return f"killed: RSS {rss:.0f} > {rss_limit} MiB"
+    return None
+
+
+def soak_load(server, target, stats, seconds, rss_limit):
+    """Runs the generator for `seconds`, sampling the server every second. Returns the samples,
+    the load's duration and why it ended early (or None)."""
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=soak_worker, args=(w, server.uri, target, stats), daemon=True)
+               for w in range(SOAK_WORKERS)]
+    for w in workers:
+        w.start()
+    for _ in range(SOAK_CLIENTS):
+        if not stats.connected.acquire(timeout=60):
+            raise SystemExit(f"{server.label}: the generator could not connect")
+    started = time.monotonic()
+    stats.go.set()
+    samples, stopped = [soak_sample(server, stats, started)], None
+    while samples[-1]["t"] < seconds and not stopped:
+        time.sleep(max(0.0, len(samples) - (time.monotonic() - started)))
+        samples.append(soak_sample(server, stats, started))
+        stopped = guard(server, samples[-1]["rss"], rss_limit)
+        if stopped:
+            stopped += f" after {samples[-1]['t']:.0f} s"
+    stats.stop.set()
+    elapsed = time.monotonic() - started
+    for w in workers:
+        w.join(SOAK_DRAIN + 30)
+        if w.is_alive():
+            w.kill()
+    return samples, elapsed, stopped
+
+
+def aftermath(server, hostile, rss_limit):
+    """Closes the hostile clients (the well-behaved ones are gone already) and watches the server
+    for SOAK_SETTLE s: its peak and final RSS, threads and fds, and whether it is still running."""
+    for sock, _ in hostile:
+        sock.close()
+    if server.proc.poll() is not None:
+        return {"peak RSS after clients left MiB": float("nan"), "RSS at the end MiB": float("nan"),
+                "threads": None, "fds": None, "died": "stopped during load"}
+    rss, state = [], None
+    for _ in range(SOAK_SETTLE):
+        time.sleep(1)
+        rss.append(server.rss_mib())
+        state = guard(server, rss[-1], rss_limit)
+        if state:
+            break
+    return {"peak RSS after clients left MiB": peak(rss), "RSS at the end MiB": rss[-1],
+            "threads": server.threads(), "fds": server.open_fds(), "died": state}
+
+
+def windows(samples):
+    """Per SOAK_WINDOW s window: replies of each connection (one window when the run is shorter),
+    and the window's length."""
+    step = min(SOAK_WINDOW, len(samples) - 1)
+    edges = range(0, len(samples) - step, step) if step > 0 else []
+    return [[b - a for a, b in zip(samples[i]["replies"], samples[i + step]["replies"])]
+            for i in edges], step
+
+
+def longest_gap(samples):
+    """The longest time (s, at 1 s resolution) any connection went without a reply."""
+    longest = 0
+    for c in range(SOAK_CLIENTS):
+        run = 0
+        for a, b in zip(samples, samples[1:]):
+            run = run + 1 if b["replies"][c] == a["replies"][c] else 0
+            longest = max(longest, run)
+    return longest
+
+
+def soak_run(name, argv, target, seconds, rss_limit):
+    """One server under the soak workload; returns its measurements."""
+    with Server(name, argv) as server:
+        target.prepare(server.uri)
+        before = (server.threads(), server.open_fds())
+        cpu_before = server.cpu_seconds()
+        rng = random.Random(99)
+        hostile = [hostile_client(server.sock, target.size, rng) for _ in range(SOAK_HOSTILE)]
+        stats = SoakStats(multiprocessing.get_context("fork"))
+        samples, elapsed, stopped = soak_load(server, target, stats, seconds, rss_limit)
+        server_cpu = server.cpu_seconds() - cpu_before
+        peak_under_load = peak([server.peak_rss_mib()] + [s["rss"] for s in samples])
+        end_rss = samples[-1]["rss"]
+        after = aftermath(server, hostile, rss_limit)
+    per_window, step = windows(samples)
+    totals = [sum(w) for w in per_window]
+    return {
+        "replies/s": sum(stats.replies) / elapsed,
+        "MiB/s": sum(stats.nbytes) / MiB / elapsed,
+        "min replies/s in a window": min(totals, default=0) / max(step, 1),
+        "slowest client: fewest replies in a window": min((min(w) for w in per_window), default=0),
+        "longest gap without a reply, s": longest_gap(samples),
+        "clients dead": sum(stats.dead),
+        "error replies": sum(stats.errors),
+        "requests lost with their connection": sum(stats.lost),
+        "verification failures": sum(stats.mismatches),
+        "unanswered after the drain": sum(stats.unanswered),
+        "peak RSS under load MiB": peak_under_load,
+        "RSS at end of load MiB": end_rss,
+        "peak RSS after clients left MiB": after["peak RSS after clients left MiB"],
+        "RSS at the end MiB": after["RSS at the end MiB"],
+        "threads before/peak/end": (before[0], max(s["threads"] or 0 for s in samples), after["threads"]),
+        "fds before/peak/end": (before[1], max(s["fds"] or 0 for s in samples), after["fds"]),
+        "server CPU, cores": server_cpu / elapsed,
+        "generator CPU, cores": sum(stats.cpu) / elapsed,
+        "hostile READs queued": sum(n for _, n in hostile),
+        "seconds of load": elapsed,
+        "stopped early": stopped,
+        "died after clients left": after["died"],
+    }
+
+
+def soak_worst(results):
+    """Several rounds of one server in one: the worst value of each measurement."""
+    def worst(key, values):
+        if isinstance(values[0], tuple):
+            return tuple(max((x for x in v if x is not None), default=None) for v in zip(*values))
+        if all(v is None or isinstance(v, str) for v in values):  # what went wrong, if anything did
+            return next((v for v in values if v), None)
+        lower_is_worse = key.startswith(("replies/s", "MiB/s", "min ", "slowest", "seconds"))
+        return min(values) if lower_is_worse else max(values)
+    return {key: worst(key, [r[key] for r in results]) for key in results[0]}
+
+
+def soak_cell(value):
+    if value is None:
+        return "no"
+    if isinstance(value, tuple):
+        return "/".join("-" if v is None else str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def peak_rss(result):
+    """Peak RSS over the server's whole run, clients leaving included."""
+    return peak([result["peak RSS under load MiB"], result["peak RSS after clients left MiB"]])
+
+
+def soak_verdicts(label, bound_mib, results):
+    """The PASS/FAIL lines: each bound for jnbd, nbdkit's result alongside for reference."""
+    min_window, slowest = "min replies/s in a window", "slowest client: fewest replies in a window"
+    checks = [
+        (f"RSS <= {bound_mib:.0f} MiB", lambda r: peak_rss(r) <= bound_mib,
+         lambda r: f"peak {peak_rss(r):.0f} MiB"),
+        ("no error replies", lambda r: r["error replies"] == 0 and r["verification failures"] == 0,
+         lambda r: f"{r['error replies']} error replies, {r['verification failures']} with wrong data"),
+        ("no stall", lambda r: r[min_window] > 0 and not r["stopped early"],
+         lambda r: f"min window {r[min_window]:.0f} replies/s" + (f", {r['stopped early']}" if r["stopped early"] else "")),
+        ("every client served", lambda r: r[slowest] > 0 and r["clients dead"] == 0
+         and r["unanswered after the drain"] == 0,
+         lambda r: f"slowest client {r[slowest]} replies in its worst window, {r['clients dead']} dead, "
+                   f"{r['requests lost with their connection']} requests lost, "
+                   f"{r['unanswered after the drain']} unanswered {SOAK_DRAIN} s after the load"),
+        ("survives the clients leaving", lambda r: not r["died after clients left"],
+         lambda r: r["died after clients left"] or "still running"),
+    ]
+    lines = []
+    for name, passes, detail in checks:
+        verdict = "PASS" if passes(results["jnbd"]) else "FAIL"
+        reference = "pass" if passes(results["nbdkit"]) else "fail"
+        lines.append(f"{verdict} {label}: {name}: jnbd {detail(results['jnbd'])} "
+                     f"(nbdkit {reference}: {detail(results['nbdkit'])})")
+    return lines
+
+
+def soak_target(target, args):
+    bound = target.data_held / MiB + SOAK_OVERHEAD_MIB
+    log(f"soak {target.label}: {target.describe}; jnbd RSS bound {bound:.0f} MiB")
+    runs = {"nbdkit": [], "jnbd": []}
+    for _ in range(args.runs):
+        for name, argv in target.servers():
+            log(f"soak {target.label}: {name} for {args.soak_seconds} s")
+            runs[name].append(soak_run(name, argv, target, args.soak_seconds, args.soak_rss_limit))
+            log(f"soak {target.label}: {name}:", {k: soak_cell(v) for k, v in runs[name][-1].items()})
+    results = {name: soak_worst(r) for name, r in runs.items()}
+    rows = []
+    for key, j in results["jnbd"].items():
+        n = results["nbdkit"][key]
+        ratio = f"{j / n:.2f}" if isinstance(j, float) and isinstance(n, float) and n else ""  # not for counts
+        rows.append([key, soak_cell(j), soak_cell(n), ratio])
+    title = (f"soak {target.label}: {target.describe}\n"
+             f"{SOAK_CLIENTS} connections x {SOAK_DEPTH} in flight ({SOAK_WORKERS} generator processes), "
+             f"{SOAK_HOSTILE} clients queueing {SOAK_HOSTILE_READS} x 32 MiB READs and never reading, "
+             f"{args.soak_seconds} s, worst of {args.runs} run(s); windows of {SOAK_WINDOW} s "
+             f"(one window when a run is shorter)\n"
+             f"jnbd RSS bound: {target.data_held // MiB} MiB data held + {SOAK_OVERHEAD_MIB} MiB = {bound:.0f} MiB")
+    print(fmt_table(title, ["measurement", "jnbd", "nbdkit", "jnbd/nbdkit"], rows))
+    print("\n".join(soak_verdicts(target.label, bound, results)))
+    print()
+
+
+def suite_soak(args):
+    for make in (MemoryTarget, HttpTarget):
+        target = make()
+        try:
+            soak_target(target, args)
+        finally:
+            target.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault"])
-    parser.add_argument("--runs", type=int, default=3, help="runs per cell; the median is shown")
+                        choices=["core", "http", "readahead", "memory", "fault", "soak"])
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs per cell; the median is shown (default 3; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
                         help="image size (default: 1024 for core, 256 for http, readahead and fault)")
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 20],
                         help="origin delays in ms (http and readahead; fault uses the first;"
                              " the issue asks for 0 20 and 20 50)")
     parser.add_argument("--random-reads", type=int, default=2000)
+    parser.add_argument("--soak-seconds", type=int, default=120, help="soak: load time per server and target")
+    parser.add_argument("--soak-rss-limit", type=int, default=10240,
+                        help="soak: MiB of server RSS at which the server is killed to protect the machine "
+                             "(nbdkit memory levels off near 8.5 GiB under the hostile clients)")
     args = parser.parse_args()
     for suite in args.suite:
         suite_args = argparse.Namespace(**vars(args))
         if suite_args.size_mib is None:
             suite_args.size_mib = 1024 if suite == "core" else 256
+        if suite_args.runs is None:
+            suite_args.runs = 1 if suite == "soak" else 3
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
-         "memory": memory_check, "fault": suite_fault}[suite](suite_args)
+         "memory": memory_check, "fault": suite_fault,
+         "soak": suite_soak}[suite](suite_args)
         print()
-
 
 if __name__ == "__main__":
     main()
