@@ -58,6 +58,8 @@ final class Connection {
   private final String peer;
   private volatile boolean stopping;
   private volatile boolean handshakeDone;
+  /** The client closed its end or a reply to it could not be written: queued requests are dropped. */
+  private volatile boolean clientGone;
   /** A moving average of how long requests take; negative until one has been timed. */
   private volatile long recentServiceNanos = -1;
   private final AtomicInteger unexpectedFailures = new AtomicInteger();
@@ -201,6 +203,9 @@ final class Connection {
           start(run, workers);
         }
       }
+    } catch (IOException e) {
+      clientGone = true;
+      throw e;
     } finally {
       workers.shutdown();
       awaitInFlight(workers);
@@ -282,6 +287,11 @@ final class Connection {
         requestLock.lock();
       }
       try {
+        if (clientGone) {
+          // Nobody will read the reply: a request that waited (for the thread model's lock,
+          // say) while its client went away would only fetch data for nothing.
+          return;
+        }
         outcome = execute(request, payload, export);
       } finally {
         if (requestLock != null) {
@@ -304,6 +314,7 @@ final class Connection {
       }
     } catch (IOException e) {
       // The client has gone; its reader finds out too and ends the connection.
+      clientGone = true;
       log.debug("{}: cannot send the reply to {}: {}", peer, request, e.getMessage());
     } catch (RuntimeException | Error e) {
       // Most likely raised while the reply was put together (a large BLOCK_STATUS), before any

@@ -3,6 +3,7 @@ package io.jnbd.server;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.jnbd.api.ThreadModel;
 import io.jnbd.protocol.Nbd;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
@@ -10,6 +11,7 @@ import java.io.EOFException;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 
 /** The server's own limits on clients: how long a handshake may take, and how many are served at once. */
@@ -63,6 +65,35 @@ class ConnectionLimitsTest {
           Thread.sleep(25);
         }
       }
+    }
+  }
+
+  @Test
+  void requestsQueuedWhenTheClientGoesAwayAreNotRun() throws Exception {
+    GatedDisk disk = new GatedDisk(ThreadModel.SERIALIZE_REQUESTS);
+    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults())) {
+      try (RawClient client = new RawClient(server.socket())) {
+        client.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
+        for (int cookie = 1; cookie <= 5; cookie++) {
+          client.request(0, Nbd.Cmd.READ, cookie, 0, 65536);
+        }
+        awaitTrue(() -> disk.entered.get() == 1, "the first read is at the gate");
+      }
+      // The connection's reader has seen the end of the stream once it waits for its requests.
+      awaitTrue(() -> Thread.getAllStackTraces().keySet().stream()
+          .anyMatch(t -> t.getName().startsWith("nbd-conn-") && t.getState() == Thread.State.TIMED_WAITING),
+          "the reader noticed the client leave");
+      disk.gate.countDown();
+      awaitTrue(() -> disk.left.get() == disk.entered.get(), "reads finished");
+      Thread.sleep(100);
+      assertThat(disk.entered.get()).as("reads run for a client that had gone").isEqualTo(1);
+    }
+  }
+
+  private static void awaitTrue(BooleanSupplier condition, String what) throws InterruptedException {
+    for (int i = 0; !condition.getAsBoolean(); i++) {
+      assertThat(i).as(what).isLessThan(2000);
+      Thread.sleep(10);
     }
   }
 }
