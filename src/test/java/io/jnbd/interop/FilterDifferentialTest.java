@@ -1,0 +1,97 @@
+package io.jnbd.interop;
+
+import static io.jnbd.interop.DifferentialTest.JNBD_DIFFERENCES;
+import static io.jnbd.interop.DifferentialTest.assertSameExcept;
+import static io.jnbd.interop.DifferentialTest.observe;
+import static io.jnbd.interop.DifferentialTest.probeJnbd;
+import static io.jnbd.interop.DifferentialTest.probeNbdkit;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.jnbd.server.ServerConfig;
+import io.jnbd.testing.TestServer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * jnbd's filters against nbdkit 1.32's: the generic probe (probe.py) over each, and requests
+ * chosen for each filter (ops.py) whose answers must match, except where a test names and
+ * explains a difference.
+ */
+@Tag("slow")
+class FilterDifferentialTest {
+  private static Path ops;
+
+  @TempDir Path temp;
+
+  @BeforeAll
+  static void toolsInstalled() throws IOException {
+    DifferentialTest.toolsInstalled();
+    ops = DifferentialTest.script("ops.py");
+  }
+
+  /** The answers to {@code requests} (a JSON list, see ops.py) from jnbd and nbdkit serving {@code command}. */
+  private static Map<String, Map<String, String>> answers(List<String> command, boolean readOnly, String requests)
+      throws Exception {
+    return answers(file -> command, readOnly, requests);
+  }
+
+  /** As above, with a command per server (for one image file each). */
+  private static Map<String, Map<String, String>> answers(Function<String, List<String>> command, boolean readOnly,
+      String requests) throws Exception {
+    Map<String, String> jnbd;
+    try (TestServer server = DifferentialTest.serve(command.apply("jnbd"), ServerConfig.defaults().withReadOnly(readOnly))) {
+      jnbd = observe(ops, server.socket().toString(), requests);
+    }
+    List<String> nbdkitCommand = new ArrayList<>(readOnly ? List.of("-r") : List.of());
+    nbdkitCommand.addAll(command.apply("nbdkit"));
+    Map<String, String> nbdkit;
+    try (Nbdkit server = new Nbdkit(nbdkitCommand)) {
+      nbdkit = observe(ops, server.socket().toString(), requests);
+    }
+    return Map.of("jnbd", jnbd, "nbdkit", nbdkit);
+  }
+
+  private static void assertSameAnswers(Map<String, Map<String, String>> answers, Map<String, String> differences) {
+    assertSameExcept(answers.get("jnbd"), answers.get("nbdkit"), differences);
+  }
+
+  private static void assertSameAnswers(List<String> command, boolean readOnly, String requests) throws Exception {
+    assertSameAnswers(answers(command, readOnly, requests), Map.of());
+  }
+
+  private static void assertSameProbe(List<String> command, boolean writable, Map<String, String> differences)
+      throws Exception {
+    Map<String, String> jnbd = probeJnbd(command, ServerConfig.defaults(), writable);
+    Map<String, String> nbdkit = probeNbdkit(command, false, writable);
+    assertSameExcept(jnbd, nbdkit, differences);
+  }
+
+  @Test
+  void offset() throws Exception {
+    assertSameProbe(List.of("--filter=offset", "memory", "size=4M", "offset=1M", "range=2M"), true, JNBD_DIFFERENCES);
+    String requests = """
+        [["pread", 16, 0], ["pread", 16, 4984], ["pread", 32, 4984], ["pread", 5000, 0], ["pread", 1, 5000],
+         ["pwrite", 10, 4990, 255], ["pread", 16, 4984], ["pwrite", 10, 4995, 255], ["zero", 8, 4992, ""],
+         ["pread", 16, 4984], ["trim", 100, 0], ["cache", 100, 4900], ["flush"]]
+        """;
+    assertSameAnswers(List.of("--filter=offset", "memory", "size=64k", "offset=1000", "range=5000"), false, requests);
+    assertSameAnswers(List.of("--filter=offset", "pattern", "size=64k", "offset=4660"), true,
+        "[[\"pread\", 16, 0], [\"pread\", 16, 60280], [\"pread\", 16, 60300]]");
+    // A range past the end of the plugin refuses every client.
+    for (String args : List.of("offset=65537", "offset=32k range=33k")) {
+      List<String> command = new ArrayList<>(List.of("--filter=offset", "memory", "size=64k"));
+      command.addAll(List.of(args.split(" ")));
+      Map<String, Map<String, String>> answers = answers(command, false, "[]");
+      assertThat(answers.get("jnbd")).containsOnlyKeys("connect");
+      assertSameAnswers(answers, Map.of());
+    }
+  }
+}
