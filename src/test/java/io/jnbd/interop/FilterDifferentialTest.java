@@ -94,4 +94,32 @@ class FilterDifferentialTest {
       assertSameAnswers(answers, Map.of());
     }
   }
+
+  @Test
+  void truncate() throws Exception {
+    assertSameProbe(List.of("--filter=truncate", "memory", "size=3M", "truncate=4M"), true, JNBD_DIFFERENCES);
+    String straddling = "[\"extents\", 1000, 1048000, \"\"]";
+    String requests = """
+        [["pwrite", 1000, 0, 97], ["pread", 1024, 1048000], ["pread", 16, 1049000],
+         ["pwrite", 100, 1048576, 0], ["pwrite", 100, 1048500, 0], ["pwrite", 100, 1048500, 1],
+         ["pwrite", 100, 1048600, 1], ["pwrite_hex", "00000000000000000001", 1049990],
+         ["trim", 1000, 1048000], ["zero", 1000, 1048000, ""], ["zero", 1000, 1048000, "FAST_ZERO"],
+         ["zero", 1000, 1049000, "FUA"], ["cache", 1000, 1048000], ["pread", 1000, 1048000],
+         ["extents", 1000, 1048000, "REQ_ONE"], ["extents", 1000, 1048576, ""], ["extents", 100, 0, ""],
+         STRADDLING]
+        """.replace("STRADDLING", straddling);
+    Map<String, Map<String, String>> answers =
+        answers(List.of("--filter=truncate", "memory", "size=1M", "truncate=1050000"), false, requests);
+    // Asked about a range that starts in the plugin and ends past it, nbdkit answers for the
+    // plugin's part only (as the protocol allows); jnbd answers for all of it, the rest a hole.
+    String key = "17 " + straddling;
+    assertThat(answers.get("nbdkit")).containsEntry(key, "[[1048000, 576, 3]]");
+    assertSameAnswers(answers, Map.of(key, "[[1048000, 1000, 3]]"));
+    for (String rounding : List.of("round-up=512", "round-down=512", "round-up=4096 round-down=512 truncate=10",
+        "truncate=0", "round-up=2G", "round-down=2G")) {
+      List<String> command = new ArrayList<>(List.of("--filter=truncate", "memory", "size=1000001"));
+      command.addAll(List.of(rounding.split(" ")));
+      assertSameAnswers(command, false, "[]");
+    }
+  }
 }
