@@ -8,8 +8,12 @@ import static io.jnbd.interop.DifferentialTest.probeNbdkit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.server.ServerConfig;
+import io.jnbd.testing.PartitionImages;
+import io.jnbd.testing.PartitionImages.Expected;
 import io.jnbd.testing.TestServer;
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -121,5 +125,52 @@ class FilterDifferentialTest {
       command.addAll(List.of(rounding.split(" ")));
       assertSameAnswers(command, false, "[]");
     }
+  }
+
+  @Test
+  void partition() throws Exception {
+    record Image(String name, byte[] bytes, Expected[] partitions, int[] missing) {}
+    for (Image image : List.of(
+        new Image("mbr", PartitionImages.mbr(), PartitionImages.MBR_PARTITIONS, PartitionImages.MBR_MISSING),
+        new Image("gpt", PartitionImages.gpt(), PartitionImages.GPT_PARTITIONS, PartitionImages.GPT_MISSING))) {
+      Path file = Files.write(temp.resolve(image.name() + ".img"), image.bytes());
+      for (Expected partition : image.partitions()) {
+        long size = partition.length();
+        String requests = "[[\"pread\", 16, 0], [\"pread\", 16, " + (size - 16) + "], [\"pread\", " + size + ", 0],"
+            + " [\"pread\", 16, " + size + "]]";
+        Map<String, Map<String, String>> answers = answers(List.of("--filter=partition", "file", "file=" + file,
+            "partition=" + partition.number()), true, requests);
+        assertThat(answers.get("jnbd")).containsEntry("size", Long.toString(size))
+            .containsEntry("00 [\"pread\", 16, 0]", "\"" + hex(partition.start()) + hex(partition.start() + 8) + "\"");
+        assertSameAnswers(answers, Map.of());
+      }
+      for (int missing : image.missing()) {
+        Map<String, Map<String, String>> answers = answers(List.of("--filter=partition", "file", "file=" + file,
+            "partition=" + missing), true, "[]");
+        assertThat(answers.get("jnbd")).containsOnlyKeys("connect");
+        assertSameAnswers(answers, Map.of());
+      }
+    }
+  }
+
+  @Test
+  void partitionWritesLandInThePartition() throws Exception {
+    Function<String, List<String>> command = server -> {
+      try {
+        Path file = Files.write(temp.resolve(server + ".img"), PartitionImages.mbr());
+        return List.of("--filter=partition", "file", "file=" + file, "partition=6");
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    };
+    String requests = "[[\"pwrite\", 1000, 100, 170], [\"zero\", 512, 4096, \"\"], [\"trim\", 512, 8192], [\"flush\"],"
+        + " [\"pread\", 32768, 0]]";
+    // jnbd's file plugin zeroes with fallocate and says it is fast; nbdkit 1.32's does not.
+    assertSameAnswers(answers(command, false, requests), Map.of("can_fast_zero", "true"));
+    assertThat(Files.readAllBytes(temp.resolve("jnbd.img"))).isEqualTo(Files.readAllBytes(temp.resolve("nbdkit.img")));
+  }
+
+  private static String hex(long word) {
+    return String.format("%016x", word);
   }
 }
