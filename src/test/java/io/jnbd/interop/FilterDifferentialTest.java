@@ -170,6 +170,27 @@ class FilterDifferentialTest {
     assertThat(Files.readAllBytes(temp.resolve("jnbd.img"))).isEqualTo(Files.readAllBytes(temp.resolve("nbdkit.img")));
   }
 
+  @Test
+  void protect() throws Exception {
+    assertSameProbe(List.of("--filter=protect", "memory", "size=4M", "protect=0x200000-0x2fffff"), true, JNBD_DIFFERENCES);
+    // nbdkit 1.32.5 crashes (SIGSEGV) on a zero or trim that starts before a protected range and
+    // runs into it, so none is sent here; ProtectFilterTest covers them.
+    String requests = """
+        [["zero", 10, 1027, ""], ["trim", 10, 1027], ["zero", 10, 1020, ""], ["trim", 10, 1020],
+         ["pwrite_hex", "010203", 1024], ["pwrite_hex", "0000010203", 1022], ["pwrite_hex", "0901020300", 1023],
+         ["pwrite", 1, 5000, 1], ["pwrite", 1, 4095, 0], ["pwrite", 3, 4095, 0], ["pwrite_hex", "0001", 4095],
+         ["pwrite", 1, 4096, 1], ["zero", 100, 4000, "FAST_ZERO"], ["zero", 100, 5000, "FUA"],
+         ["pwrite", 1, 999, 1], ["pwrite_hex", "0101", 999], ["pwrite", 1, 65536, 1], ["pwrite", 1, 131071, 1],
+         ["pwrite", 1, 131072, 1], ["trim", 65536, 65536], ["zero", 4096, 131072, ""], ["pread", 16, 1020],
+         ["pread", 16, 131064]]
+        """;
+    assertSameAnswers(List.of("--filter=protect", "data", "data=@1024 1 2 3", "size=1M", "protect=1000-4095",
+        "protect=0x10000-0x1ffff"), false, requests);
+    assertSameAnswers(List.of("--filter=protect", "data", "data=@1024 1 2 3", "size=1M", "protect=~1000-01777"), false,
+        "[[\"pwrite\", 1, 999, 1], [\"pwrite\", 1, 1000, 1], [\"pwrite\", 1, 1023, 1], [\"pwrite\", 1, 1024, 1], "
+            + "[\"pwrite\", 999, 0, 0]]");
+  }
+
   private static String hex(long word) {
     return String.format("%016x", word);
   }
