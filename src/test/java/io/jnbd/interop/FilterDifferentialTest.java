@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.Function;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -189,6 +190,26 @@ class FilterDifferentialTest {
     assertSameAnswers(List.of("--filter=protect", "data", "data=@1024 1 2 3", "size=1M", "protect=~1000-01777"), false,
         "[[\"pwrite\", 1, 999, 1], [\"pwrite\", 1, 1000, 1], [\"pwrite\", 1, 1023, 1], [\"pwrite\", 1, 1024, 1], "
             + "[\"pwrite\", 999, 0, 0]]");
+  }
+
+  @Test
+  void swab() throws Exception {
+    Map<String, String> probeDifferences = new TreeMap<>(JNBD_DIFFERENCES);
+    // Both raise the minimum block size to the word; nbdkit's preferred and maximum are its
+    // defaults (512 and 4G-1), jnbd's those of the layer below (4096 and 32M).
+    probeDifferences.put("block_size", "[4, 4096, 33554432]");
+    assertSameProbe(List.of("--filter=swab", "memory", "size=4M", "swab-bits=32"), false, probeDifferences);
+    for (int bits : new int[] {8, 16, 32, 64}) {
+      assertSameAnswers(List.of("--filter=swab", "pattern", "size=1003", "swab-bits=" + bits), true,
+          "[[\"pread\", 32, 0], [\"pread\", 8, 992], [\"pread\", 3, 0], [\"pread\", 2, 2], [\"pread\", 4, 4]]");
+    }
+    String requests = """
+        [["pwrite_hex", "0001020304050607", 8], ["pread", 16, 0], ["pwrite_hex", "0001", 2], ["trim", 3, 0],
+         ["trim", 4, 8], ["zero", 3, 0, ""], ["zero", 4, 8, ""], ["cache", 3, 0], ["cache", 4, 4],
+         ["extents", 3, 0, ""], ["extents", 100, 0, ""], ["pread", 16, 0]]
+        """;
+    assertSameAnswers(List.of("--filter=swab", "data", "data=0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17", "size=1003",
+        "swab-bits=32"), false, requests);
   }
 
   private static String hex(long word) {
