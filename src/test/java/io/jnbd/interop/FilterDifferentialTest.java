@@ -11,6 +11,7 @@ import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.PartitionImages;
 import io.jnbd.testing.PartitionImages.Expected;
 import io.jnbd.testing.TestServer;
+import io.jnbd.testing.Tools;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -20,6 +21,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -210,6 +213,54 @@ class FilterDifferentialTest {
         """;
     assertSameAnswers(List.of("--filter=swab", "data", "data=0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17", "size=1003",
         "swab-bits=32"), false, requests);
+  }
+
+  /**
+   * The same client requests through jnbd's and nbdkit's stats filters report the same bytes in
+   * total and per operation: extents and cache requests move no bytes.
+   */
+  @Test
+  void statsTotals() throws Exception {
+    String script = """
+        for i in range(10): h.pread(4096, i * 4096)
+        h.pread(512, 1024)
+        h.pwrite(b"x" * 65536, 0)
+        h.trim(65536, 65536)
+        h.zero(4096, 0)
+        h.block_status(1 << 20, 0, lambda *a: 0)
+        h.cache(1 << 20, 0)
+        h.flush()
+        """;
+    Path jnbdStats = temp.resolve("jnbd.txt");
+    Path nbdkitStats = temp.resolve("nbdkit.txt");
+    List<String> command = List.of("--filter=stats", "memory", "size=1M");
+    try (TestServer server = DifferentialTest.serve(append(command, "statsfile=" + jnbdStats), ServerConfig.defaults())) {
+      Tools.run(List.of("nbdsh", "--base-allocation", "-u", server.uri(), "-c", script), Map.of(), 60).assertSuccess();
+    }
+    try (Nbdkit server = new Nbdkit(append(command, "statsfile=" + nbdkitStats))) {
+      Tools.run(List.of("nbdsh", "--base-allocation", "-u", server.uri(), "-c", script), Map.of(), 60).assertSuccess();
+    }
+    // nbdkit writes its file when it exits, which closing it waits for.
+    Map<String, String> nbdkit = amounts(Files.readString(nbdkitStats), "(\\w+): \\d+ ops, [\\d.]+ s, ([\\d.]+ \\w+)");
+    Map<String, String> jnbd = amounts(Files.readString(jnbdStats), "(\\w+): \\d+ ops, (?:spanning )?([\\d.]+ \\w+)");
+    nbdkit.remove("flush");
+    assertThat(nbdkit).containsEntry("total", "172.50 KiB").containsEntry("read", "40.50 KiB").containsKey("extents");
+    assertThat(jnbd).containsAllEntriesOf(nbdkit);
+  }
+
+  private static Map<String, String> amounts(String report, String line) {
+    Map<String, String> amounts = new TreeMap<>();
+    Matcher m = Pattern.compile(line).matcher(report);
+    while (m.find()) {
+      amounts.put(m.group(1), m.group(2));
+    }
+    return amounts;
+  }
+
+  private static List<String> append(List<String> list, String element) {
+    List<String> out = new ArrayList<>(list);
+    out.add(element);
+    return out;
   }
 
   private static String hex(long word) {
