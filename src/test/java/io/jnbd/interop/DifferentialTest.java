@@ -3,9 +3,10 @@ package io.jnbd.interop;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.jnbd.api.Plugin;
+import io.jnbd.api.Filter;
 import io.jnbd.server.Catalog;
 import io.jnbd.server.ServerConfig;
+import io.jnbd.server.Stack;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.io.IOException;
@@ -37,11 +38,17 @@ class DifferentialTest {
   static void toolsInstalled() throws IOException {
     assumeTrue(Tools.installed("nbdkit") && Files.isExecutable(Path.of("/usr/bin/python3")));
     assumeTrue(Tools.run("/usr/bin/python3", "-c", "import nbd").exitCode() == 0, "python3-libnbd");
-    probe = Files.createTempFile("jnbd-probe", ".py");
-    try (InputStream in = DifferentialTest.class.getResourceAsStream("probe.py")) {
-      Files.write(probe, in.readAllBytes());
+    probe = script("probe.py");
+  }
+
+  /** A Python script of this package's test resources, in a temporary file. */
+  static Path script(String name) throws IOException {
+    Path file = Files.createTempFile("jnbd-", "-" + name);
+    try (InputStream in = DifferentialTest.class.getResourceAsStream(name)) {
+      Files.write(file, in.readAllBytes());
     }
-    probe.toFile().deleteOnExit();
+    file.toFile().deleteOnExit();
+    return file;
   }
 
   @Test
@@ -93,7 +100,7 @@ class DifferentialTest {
    *       with no content chunk), as qemu-nbd does, while nbdkit replies EINVAL or ENOSPC.
    * </ul>
    */
-  private static final Map<String, String> JNBD_DIFFERENCES = zeroLengthAndBlockSize();
+  static final Map<String, String> JNBD_DIFFERENCES = zeroLengthAndBlockSize();
 
   private static Map<String, String> zeroLengthAndBlockSize() {
     Map<String, String> expected = new TreeMap<>();
@@ -107,7 +114,7 @@ class DifferentialTest {
     return expected;
   }
 
-  private static void assertSameExcept(Map<String, String> jnbd, Map<String, String> nbdkit, Map<String, String> expected) {
+  static void assertSameExcept(Map<String, String> jnbd, Map<String, String> nbdkit, Map<String, String> expected) {
     assertThat(jnbd).as("jnbd observations").isNotEmpty();
     List<String> differences = new ArrayList<>();
     TreeMap<String, String> all = new TreeMap<>(nbdkit);
@@ -122,19 +129,33 @@ class DifferentialTest {
     assertThat(differences).as("observations that differ").isEmpty();
   }
 
-  private static Map<String, String> probeJnbd(List<String> pluginAndArgs, ServerConfig config, boolean writable)
+  /**
+   * Probes jnbd serving {@code command}, written as for nbdkit: {@code --filter=NAME}s, then the
+   * plugin and its and the filters' key=value arguments.
+   */
+  static Map<String, String> probeJnbd(List<String> command, ServerConfig config, boolean writable)
       throws IOException {
-    Plugin plugin = Catalog.plugin(pluginAndArgs.get(0));
-    for (String arg : pluginAndArgs.subList(1, pluginAndArgs.size())) {
-      int eq = arg.indexOf('=');
-      plugin.config(arg.substring(0, eq), arg.substring(eq + 1));
-    }
-    try (TestServer server = new TestServer(List.of(), plugin, config)) {
+    try (TestServer server = serve(command, config)) {
       return runProbe(server.socket(), writable);
     }
   }
 
-  private static Map<String, String> probeNbdkit(List<String> pluginAndArgs, boolean readOnly, boolean writable)
+  /** jnbd serving {@code command}, written as for nbdkit (filters, plugin, key=value...). */
+  static TestServer serve(List<String> command, ServerConfig config) {
+    List<Filter> filters = new ArrayList<>();
+    int at = 0;
+    for (; command.get(at).startsWith("--filter="); at++) {
+      filters.add(Catalog.filter(command.get(at).substring("--filter=".length())));
+    }
+    Stack routing = new Stack(filters, Catalog.plugin(command.get(at)));
+    for (String arg : command.subList(at + 1, command.size())) {
+      int eq = arg.indexOf('=');
+      routing.config(arg.substring(0, eq), arg.substring(eq + 1));
+    }
+    return new TestServer(filters, routing.plugin(), config);
+  }
+
+  static Map<String, String> probeNbdkit(List<String> pluginAndArgs, boolean readOnly, boolean writable)
       throws Exception {
     List<String> command = new ArrayList<>();
     if (readOnly) {
@@ -147,8 +168,14 @@ class DifferentialTest {
   }
 
   private static Map<String, String> runProbe(Path socket, boolean writable) {
-    String stdout = Tools.run(List.of("/usr/bin/python3", probe.toString(), socket.toString(), writable ? "1" : "0"),
-        Map.of(), 120).assertSuccess().stdout();
+    return observe(probe, socket.toString(), writable ? "1" : "0");
+  }
+
+  /** Runs a probe script with python3-libnbd and parses its KEY=JSON lines. */
+  static Map<String, String> observe(Path script, String... args) {
+    List<String> command = new ArrayList<>(List.of("/usr/bin/python3", script.toString()));
+    command.addAll(List.of(args));
+    String stdout = Tools.run(command, Map.of(), 120).assertSuccess().stdout();
     Map<String, String> observations = new TreeMap<>();
     for (String line : stdout.split("\n")) {
       int eq = line.indexOf('=');

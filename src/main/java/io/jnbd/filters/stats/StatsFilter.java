@@ -23,43 +23,53 @@ import org.slf4j.LoggerFactory;
 /**
  * The stats filter: counts requests, bytes, errors and time spent per operation over all
  * connections, and reports them with the elapsed time and rates when the server exits, to a
- * file ({@code statsfile}) or the log.
+ * file ({@code statsfile}) or the log. With {@code statsthreshold} above 0 it also breaks each
+ * operation down by request size and offset alignment (see {@link Histogram}).
+ *
+ * <p>Only reads, writes, trims and zeroes count as bytes moved in the total and the rates, as in
+ * nbdkit: an extents or cache request names a range but moves none of it.
  */
 public final class StatsFilter implements Filter {
   private static final Logger log = LoggerFactory.getLogger(StatsFilter.class);
 
+  /** What the byte count of an operation's requests means. */
+  enum Span {
+    /** Bytes moved or changed: read, write, trim, zero. */
+    DATA,
+    /** A range asked about or hinted at, nothing moved: extents, cache. */
+    RANGE,
+    /** No range at all: flush. */
+    NONE
+  }
+
   /** Counters of one operation. */
   static final class Op {
     final String name;
+    final Span span;
     final LongAdder requests = new LongAdder();
     final LongAdder bytes = new LongAdder();
     final LongAdder errors = new LongAdder();
     final LongAdder nanos = new LongAdder();
+    final Histogram histogram = new Histogram();
 
-    Op(String name) {
+    Op(String name, Span span) {
       this.name = name;
-    }
-
-    void record(long byteCount, long started, boolean failed) {
-      requests.increment();
-      bytes.add(byteCount);
-      nanos.add(System.nanoTime() - started);
-      if (failed) {
-        errors.increment();
-      }
+      this.span = span;
     }
   }
 
   private Path statsFile;
   private boolean append;
+  /** The share of requests the size breakdown covers, in percent; 0 turns it off. */
+  private int threshold = 95;
   private long startedNanos = System.nanoTime();
-  final Op read = new Op("read");
-  final Op write = new Op("write");
-  final Op trim = new Op("trim");
-  final Op zero = new Op("zero");
-  final Op extents = new Op("extents");
-  final Op cache = new Op("cache");
-  final Op flush = new Op("flush");
+  final Op read = new Op("read", Span.DATA);
+  final Op write = new Op("write", Span.DATA);
+  final Op trim = new Op("trim", Span.DATA);
+  final Op zero = new Op("zero", Span.DATA);
+  final Op extents = new Op("extents", Span.RANGE);
+  final Op cache = new Op("cache", Span.RANGE);
+  final Op flush = new Op("flush", Span.NONE);
   private final List<Op> ops = List.of(read, write, trim, zero, extents, cache, flush);
 
   @Override
@@ -76,7 +86,9 @@ public final class StatsFilter implements Filter {
   public List<Parameter> parameters() {
     return List.of(
         new Parameter("statsfile", "PATH", "Write the report to this file at exit (default: the log, at INFO)."),
-        new Parameter("statsappend", "true|false", "Append to statsfile instead of replacing it (default false)."));
+        new Parameter("statsappend", "true|false", "Append to statsfile instead of replacing it (default false)."),
+        new Parameter("statsthreshold", "PERCENT", "Break each operation down by request size and offset alignment, "
+            + "showing the most common sizes until they cover PERCENT of its requests; 0 turns this off (default 95)."));
   }
 
   @Override
@@ -84,6 +96,7 @@ public final class StatsFilter implements Filter {
     switch (key) {
       case "statsfile" -> statsFile = Path.of(value);
       case "statsappend" -> append = Values.parseBool("stats: " + key, value);
+      case "statsthreshold" -> threshold = Values.parseInt("stats: " + key, value, 0, 100);
       default -> {
         return false;
       }
@@ -101,7 +114,7 @@ public final class StatsFilter implements Filter {
     return new Counting(next.open(readOnly, exportName));
   }
 
-  /** The report: elapsed time, then one line per operation that was used. */
+  /** The report: elapsed time, the total, then one line per operation that was used. */
   List<String> report() {
     double elapsed = (System.nanoTime() - startedNanos) / 1e9;
     List<String> lines = new ArrayList<>();
@@ -109,27 +122,34 @@ public final class StatsFilter implements Filter {
     long totalBytes = 0;
     for (Op op : ops) {
       totalRequests += op.requests.sum();
-      totalBytes += op.bytes.sum();
+      totalBytes += op.span == Span.DATA ? op.bytes.sum() : 0;
     }
     lines.add(String.format(Locale.ROOT, "elapsed time: %.3f s", elapsed));
-    lines.add(line("total", totalRequests, totalBytes, -1, -1, elapsed));
+    lines.add(String.format(Locale.ROOT, "total: %d ops, %s, %s/s", totalRequests, human(totalBytes), rate(totalBytes, elapsed)));
     for (Op op : ops) {
-      if (op.requests.sum() > 0) {
-        lines.add(line(op.name, op.requests.sum(), op.bytes.sum(), op.errors.sum(), op.nanos.sum() / 1e9, elapsed));
+      long requests = op.requests.sum();
+      if (requests == 0) {
+        continue;
+      }
+      String amount = switch (op.span) {
+        case DATA -> human(op.bytes.sum()) + ", " + rate(op.bytes.sum(), elapsed) + "/s, ";
+        case RANGE -> "spanning " + human(op.bytes.sum()) + ", ";
+        case NONE -> "";
+      };
+      lines.add(String.format(Locale.ROOT, "%s: %d ops, %s%d errors, %.3f s in requests", op.name, requests,
+          amount, op.errors.sum(), op.nanos.sum() / 1e9));
+      if (threshold > 0 && op.span != Span.NONE) {
+        lines.addAll(op.histogram.lines(threshold));
       }
     }
     return lines;
   }
 
-  private static String line(String name, long requests, long bytes, long errors, double busy, double elapsed) {
-    StringBuilder out = new StringBuilder(String.format(Locale.ROOT, "%s: %d ops, %s, %s/s", name, requests, human(bytes), human(elapsed > 0 ? (long) (bytes / elapsed) : 0)));
-    if (errors >= 0) {
-      out.append(String.format(Locale.ROOT, ", %d errors, %.3f s in requests", errors, busy));
-    }
-    return out.toString();
+  private static String rate(long bytes, double elapsed) {
+    return human(elapsed > 0 ? (long) (bytes / elapsed) : 0);
   }
 
-  private static String human(long bytes) {
+  static String human(long bytes) {
     String[] units = {"B", "KiB", "MiB", "GiB", "TiB"};
     double value = bytes;
     int unit = 0;
@@ -157,95 +177,68 @@ public final class StatsFilter implements Filter {
     }
   }
 
+  private interface Call {
+    void run() throws IOException;
+  }
+
   private final class Counting extends FilterExport {
     Counting(Export next) {
       super(next);
     }
 
-    @Override
-    public void pread(ByteBuffer buffer, long offset) throws IOException {
+    /** Runs one request below and counts it, failed or not, under {@code op}. */
+    private void count(Op op, long offset, long length, Call call) throws IOException {
       long started = System.nanoTime();
-      int length = buffer.remaining();
       boolean failed = true;
       try {
-        next.pread(buffer, offset);
+        call.run();
         failed = false;
       } finally {
-        read.record(length, started, failed);
+        op.requests.increment();
+        op.bytes.add(length);
+        op.nanos.add(System.nanoTime() - started);
+        if (failed) {
+          op.errors.increment();
+        }
+        if (threshold > 0 && op.span != Span.NONE) {
+          op.histogram.record(offset, length);
+        }
       }
+    }
+
+    @Override
+    public void pread(ByteBuffer buffer, long offset) throws IOException {
+      count(read, offset, buffer.remaining(), () -> next.pread(buffer, offset));
     }
 
     @Override
     public void pwrite(ByteBuffer buffer, long offset, int flags) throws IOException {
-      long started = System.nanoTime();
-      int length = buffer.remaining();
-      boolean failed = true;
-      try {
-        next.pwrite(buffer, offset, flags);
-        failed = false;
-      } finally {
-        write.record(length, started, failed);
-      }
+      count(write, offset, buffer.remaining(), () -> next.pwrite(buffer, offset, flags));
     }
 
     @Override
     public void flush() throws IOException {
-      long started = System.nanoTime();
-      boolean failed = true;
-      try {
-        next.flush();
-        failed = false;
-      } finally {
-        flush.record(0, started, failed);
-      }
+      count(flush, 0, 0, next::flush);
     }
 
     @Override
     public void trim(long offset, long length, int flags) throws IOException {
-      long started = System.nanoTime();
-      boolean failed = true;
-      try {
-        next.trim(offset, length, flags);
-        failed = false;
-      } finally {
-        trim.record(length, started, failed);
-      }
+      count(trim, offset, length, () -> next.trim(offset, length, flags));
     }
 
     @Override
     public void zero(long offset, long length, int flags) throws IOException {
-      long started = System.nanoTime();
-      boolean failed = true;
-      try {
-        next.zero(offset, length, flags);
-        failed = false;
-      } finally {
-        zero.record(length, started, failed);
-      }
+      count(zero, offset, length, () -> next.zero(offset, length, flags));
     }
 
     @Override
     public void extents(long offset, long length, int flags, Extents out) throws IOException {
-      long started = System.nanoTime();
-      boolean failed = true;
-      try {
-        next.extents(offset, length, flags, out);
-        failed = false;
-      } finally {
-        extents.record(length, started, failed);
-      }
+      count(extents, offset, length, () -> next.extents(offset, length, flags, out));
     }
 
     @Override
     public void cache(long offset, long length) throws IOException {
-      long started = System.nanoTime();
-      boolean failed = true;
-      try {
-        next.cache(offset, length);
-        failed = false;
-      } finally {
-        cache.record(length, started, failed);
-      }
+      count(cache, offset, length, () -> next.cache(offset, length));
     }
   }
 }

@@ -5,8 +5,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
+import io.jnbd.api.Extents;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Stacks;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,13 +31,7 @@ class StatsFilterTest {
   }
 
   private static Stack stack(StatsFilter stats, String... config) {
-    Stack stack = new Stack(List.of(stats), new ArrayDisk(1 << 20));
-    for (String kv : config) {
-      String[] parts = kv.split("=", 2);
-      stack.config(parts[0], parts[1]);
-    }
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(stats, new ArrayDisk(1 << 20), config);
   }
 
   @Test
@@ -73,9 +69,66 @@ class StatsFilterTest {
   }
 
   @Test
-  void rejectsABadBoolean() {
+  void extentsAndCacheRequestsMoveNoBytes() throws Exception {
+    StatsFilter stats = new StatsFilter();
+    Stack stack = stack(stats);
+    try (Export export = stack.open(false, "")) {
+      export.pread(ByteBuffer.allocate(4096), 0);
+      export.extents(0, 1 << 20, 0, new Extents(0, 1 << 20));
+      export.cache(0, 1 << 20);
+    }
+    List<String> lines = stats.report();
+    assertThat(lines.get(1)).startsWith("total: 3 ops, 4.00 KiB (4096 bytes), ");
+    assertThat(lines).anyMatch(l -> l.startsWith("extents: 1 ops, spanning 1.00 MiB (1048576 bytes), 0 errors"));
+    assertThat(lines).anyMatch(l -> l.startsWith("cache: 1 ops, spanning 1.00 MiB"));
+  }
+
+  /** Reads of 10 x 4 KiB at multiples of 4 KiB, 3 x 1 KiB at 1 KiB and 3 KiB, 1 x 64 KiB. */
+  private static List<String> breakdown(String... config) throws Exception {
+    StatsFilter stats = new StatsFilter();
+    Stack stack = stack(stats, config);
+    try (Export export = stack.open(false, "")) {
+      for (int i = 0; i < 10; i++) {
+        export.pread(ByteBuffer.allocate(4096), i * 4096L);
+      }
+      export.pread(ByteBuffer.allocate(1024), 1024);
+      export.pread(ByteBuffer.allocate(1024), 1024);
+      export.pread(ByteBuffer.allocate(1024), 3072);
+      export.pread(ByteBuffer.allocate(65536), 1 << 19);
+    }
+    return stats.report().stream().filter(l -> l.startsWith(" ")).toList();
+  }
+
+  @Test
+  void breaksRequestsDownBySizeAndAlignmentUpToTheThreshold() throws Exception {
+    assertThat(breakdown()).containsExactly(
+        "  2^12 to 2^13-1 bytes: 71.4% (10 requests, 40.00 KiB (40960 bytes))",
+        "    offset aligned to 2^12: 100.0% (10)",
+        "    offset aligned to 2^13: 50.0% (5)",
+        "    offset aligned to 2^14: 30.0% (3)",
+        "    offset aligned to 2^15: 20.0% (2)",
+        "  2^10 to 2^11-1 bytes: 21.4% (3 requests, 3.00 KiB (3072 bytes))",
+        "    offset aligned to 2^10: 100.0% (3)",
+        "  2^16 to 2^17-1 bytes: 7.1% (1 requests, 64.00 KiB (65536 bytes))",
+        "    offset aligned to 2^19: 100.0% (1)");
+    assertThat(breakdown("statsthreshold=50")).containsExactly(
+        "  2^12 to 2^13-1 bytes: 71.4% (10 requests, 40.00 KiB (40960 bytes))",
+        "    offset aligned to 2^12: 100.0% (10)",
+        "    offset aligned to 2^13: 50.0% (5)",
+        "    offset aligned to 2^14: 30.0% (3)",
+        "  other sizes: 28.6% (4 requests, 67.00 KiB (68608 bytes))");
+    assertThat(breakdown("statsthreshold=0")).isEmpty();
+  }
+
+  @Test
+  void rejectsBadValues() {
     assertThatThrownBy(() -> new StatsFilter().config("statsappend", "maybe"))
         .isInstanceOf(ConfigException.class)
         .hasMessageContaining("statsappend");
+    for (String bad : List.of("101", "-1", "50.5", "")) {
+      assertThatThrownBy(() -> new StatsFilter().config("statsthreshold", bad))
+          .isInstanceOf(ConfigException.class)
+          .hasMessageContaining("statsthreshold");
+    }
   }
 }
