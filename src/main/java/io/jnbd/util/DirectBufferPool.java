@@ -1,6 +1,9 @@
 package io.jnbd.util;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -9,14 +12,22 @@ import java.util.concurrent.atomic.AtomicLong;
  * server's request and reply payloads, and the cache filter's fills from below. Socket I/O from a heap buffer copies through a temporary direct buffer; pooling
  * direct buffers keeps the READ path at one copy (plugin into buffer, buffer onto the socket)
  * without allocating a direct buffer per request. What the pool keeps is bounded in bytes;
- * beyond that, returned buffers are left to the garbage collector.
+ * beyond that, a returned buffer's memory is freed at once. Each buffer is the segment of an
+ * arena of its own (the FFM API), so freeing does not wait for a garbage collection: a direct
+ * buffer left to the collector keeps its memory until the next GC, and with a large heap that
+ * let a server's RSS climb by gigabytes under a churn of large requests.
  */
 public final class DirectBufferPool {
   private static final int MIN_SHIFT = 12;
   private static final int MAX_SHIFT = 25;
+  /** Page-aligned, as allocateDirect's buffers are in effect, for O_DIRECT-friendly I/O. */
+  private static final long PAGE = 4096;
 
   private final ConcurrentLinkedDeque<ByteBuffer>[] free;
+  /** The arena of every buffer handed out or kept, by the buffer's address. */
+  private final ConcurrentHashMap<Long, Arena> arenas = new ConcurrentHashMap<>();
   private final AtomicLong pooledBytes = new AtomicLong();
+  private final AtomicLong allocatedBytes = new AtomicLong();
   private final long maxPooledBytes;
 
   @SuppressWarnings("unchecked")
@@ -48,26 +59,45 @@ public final class DirectBufferPool {
     int capacity = capacityFor(size);
     ByteBuffer buffer = free[Integer.numberOfTrailingZeros(capacity) - MIN_SHIFT].pollFirst();
     if (buffer == null) {
-      buffer = ByteBuffer.allocateDirect(capacity);
+      buffer = allocate(capacity);
     } else {
       pooledBytes.addAndGet(-buffer.capacity());
     }
     return buffer.clear().limit(size);
   }
 
-  /** Returns a buffer for reuse; null and buffers the pool did not hand out are ignored. */
+  /**
+   * Returns a buffer for reuse, or frees it when the pool is full; the caller must not touch it
+   * (or a slice of it) afterwards. Null and buffers the pool did not hand out are ignored.
+   */
   public void give(ByteBuffer buffer) {
-    if (buffer == null || !buffer.isDirect() || Integer.bitCount(buffer.capacity()) != 1) {
+    if (buffer == null || !buffer.isDirect()) {
       return;
     }
-    int shift = Integer.numberOfTrailingZeros(buffer.capacity());
-    if (shift < MIN_SHIFT || shift > MAX_SHIFT) {
+    long address = MemorySegment.ofBuffer(buffer).address();
+    if (!arenas.containsKey(address)) {
       return;
     }
     if (pooledBytes.addAndGet(buffer.capacity()) > maxPooledBytes) {
       pooledBytes.addAndGet(-buffer.capacity());
+      arenas.remove(address).close();
+      allocatedBytes.addAndGet(-buffer.capacity());
       return;
     }
-    free[shift - MIN_SHIFT].offerFirst(buffer);
+    free[Integer.numberOfTrailingZeros(buffer.capacity()) - MIN_SHIFT].offerFirst(buffer);
+  }
+
+  /** Bytes of buffers allocated and not yet freed, handed out or kept; for tests. */
+  public long allocatedBytes() {
+    return allocatedBytes.get();
+  }
+
+  private ByteBuffer allocate(int capacity) {
+    // Shared: a buffer is taken on one thread and given back on another.
+    Arena arena = Arena.ofShared();
+    MemorySegment segment = arena.allocate(capacity, PAGE);
+    arenas.put(segment.address(), arena);
+    allocatedBytes.addAndGet(capacity);
+    return segment.asByteBuffer();
   }
 }
