@@ -57,6 +57,11 @@ final class RawClient implements AutoCloseable {
   void goStructured() throws IOException {
     option(Nbd.Opt.STRUCTURED_REPLY, new byte[0]);
     expect(Nbd.Rep.ACK);
+    go();
+  }
+
+  /** GO for the default export; returns after the final ACK. */
+  void go() throws IOException {
     ByteBuffer go = ByteBuffer.allocate(6).putInt(0).putShort((short) 0);
     option(Nbd.Opt.GO, go.array());
     int type;
