@@ -7,6 +7,9 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
   core       file and memory plugins vs nbdkit, read by nbdcopy --no-extents (issue: jnbd core)
   http       http plugin vs nbdkit curl over a delayed origin, serial and parallel readers
   readahead  readahead+cache+http vs nbdkit and qemu's curl driver, serial/parallel/random readers
+  memory     resident memory reading 1 GiB through readahead+cache with a 64M cache
+  fuzz       the protocol fuzzer (ProtocolFuzzTest) with --fuzz-cases sessions instead of the
+             few thousand every build runs; prints its thread, fd and memory figures
 
 Run through bench/run, which builds the jar first. Work files live in bench/work (ignored by git).
 """
@@ -379,23 +382,43 @@ def memory_check(args):
                       f"{rss:.0f}", "< 256"]]))
 
 
+def suite_fuzz(args):
+    """ProtocolFuzzTest at benchmark size: the sessions, live checks and figures it prints."""
+    command = [str(ROOT / "mvnw"), "-B", "-q", "-Dtest=ProtocolFuzzTest", "-Dsurefire.failIfNoSpecifiedTests=false",
+               f"-Djnbd.fuzz.cases={args.fuzz_cases}",
+               # JUnit's default limit per test (junit-platform.properties) is for the build's size.
+               "-Djunit.jupiter.execution.timeout.default=6h", "test"]
+    if args.fuzz_seed is not None:
+        command.insert(-1, f"-Djnbd.fuzz.seed={args.fuzz_seed}")
+    log(" ".join(command))
+    result = subprocess.run(command, cwd=ROOT)
+    output = ROOT / "target" / "surefire-reports" / "io.jnbd.server.ProtocolFuzzTest-output.txt"
+    if output.exists():
+        print("\n".join(line for line in output.read_text().splitlines() if line.startswith("fuzz:")))
+    if result.returncode != 0:
+        raise SystemExit("fuzz: FAILED; the seed and the session are in "
+                         "target/surefire-reports/io.jnbd.server.ProtocolFuzzTest.txt")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory"])
+                        choices=["core", "http", "readahead", "memory", "fuzz"])
     parser.add_argument("--runs", type=int, default=3, help="runs per cell; the median is shown")
     parser.add_argument("--size-mib", type=int, default=None,
                         help="image size (default: 1024 for core, 256 for http and readahead)")
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 20],
                         help="origin delays in ms (http and readahead; the issue asks for 0 20 and 20 50)")
     parser.add_argument("--random-reads", type=int, default=2000)
+    parser.add_argument("--fuzz-cases", type=int, default=50000, help="random sessions for the fuzz suite")
+    parser.add_argument("--fuzz-seed", type=int, default=None, help="replay a fuzz run (default: a new seed)")
     args = parser.parse_args()
     for suite in args.suite:
         suite_args = argparse.Namespace(**vars(args))
         if suite_args.size_mib is None:
             suite_args.size_mib = 1024 if suite == "core" else 256
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
-         "memory": memory_check}[suite](suite_args)
+         "memory": memory_check, "fuzz": suite_fuzz}[suite](suite_args)
         print()
 
 

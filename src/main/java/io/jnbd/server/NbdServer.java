@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
 public final class NbdServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
   /** Direct buffers kept for reuse across requests, at most. */
-  private static final long POOLED_BUFFER_BYTES = 128L << 20;
+  static final long POOLED_BUFFER_BYTES = 128L << 20;
   /**
    * Socket send buffer asked for (the kernel may cap it): room for whole large READ replies, so
    * a replying thread rarely parks on a full socket and waits for the poller to wake it.

@@ -1,5 +1,6 @@
 package io.jnbd.server;
 
+import static io.jnbd.testing.ProcessFigures.liveThreadsNamed;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
@@ -15,20 +16,14 @@ import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
 import java.io.EOFException;
-import com.sun.management.HotSpotDiagnosticMXBean;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -259,25 +254,6 @@ class RobustnessTest {
       client.goStructured();
       client.request(0, Cmd.READ, 77, 0, 512);
       assertThat(client.chunk()[1]).isEqualTo(77);
-    }
-  }
-
-  /** Live threads, virtual ones included, whose name starts with prefix (from a thread dump). */
-  private static long liveThreadsNamed(String prefix) {
-    try {
-      Path dump = Files.createTempDirectory("jnbd-threads").resolve("dump.txt");
-      try {
-        ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class)
-            .dumpThreads(dump.toString(), HotSpotDiagnosticMXBean.ThreadDumpFormat.TEXT_PLAIN);
-        try (Stream<String> lines = Files.lines(dump)) {
-          return lines.filter(line -> line.contains("\"" + prefix)).count();
-        }
-      } finally {
-        Files.deleteIfExists(dump);
-        Files.deleteIfExists(dump.getParent());
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
     }
   }
 
