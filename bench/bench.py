@@ -14,6 +14,8 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              x 16 requests in flight, every reply verified, plus 16 clients that never read their
              replies; RSS, threads, fds, errors and per-client progress per 10 s window, PASS/FAIL
              against jnbd's RSS bound (data held + a fixed overhead), no errors, no stall
+  fuzz       the protocol fuzzer (ProtocolFuzzTest) with --fuzz-cases sessions instead of the
+             few thousand every build runs; prints its thread, fd and memory figures
 
 Run through bench/run, which builds the jar first. Work files live in bench/work (ignored by git).
 """
@@ -999,10 +1001,28 @@ def suite_soak(args):
             target.close()
 
 
+def suite_fuzz(args):
+    """ProtocolFuzzTest at benchmark size: the sessions, live checks and figures it prints."""
+    command = [str(ROOT / "mvnw"), "-B", "-q", "-Dtest=ProtocolFuzzTest", "-Dsurefire.failIfNoSpecifiedTests=false",
+               f"-Djnbd.fuzz.cases={args.fuzz_cases}",
+               # JUnit's default limit per test (junit-platform.properties) is for the build's size.
+               "-Djunit.jupiter.execution.timeout.default=6h", "test"]
+    if args.fuzz_seed is not None:
+        command.insert(-1, f"-Djnbd.fuzz.seed={args.fuzz_seed}")
+    log(" ".join(command))
+    result = subprocess.run(command, cwd=ROOT)
+    output = ROOT / "target" / "surefire-reports" / "io.jnbd.server.ProtocolFuzzTest-output.txt"
+    if output.exists():
+        print("\n".join(line for line in output.read_text().splitlines() if line.startswith("fuzz:")))
+    if result.returncode != 0:
+        raise SystemExit("fuzz: FAILED; the seed and the session are in "
+                         "target/surefire-reports/io.jnbd.server.ProtocolFuzzTest.txt")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault", "soak"])
+                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz"])
     parser.add_argument("--runs", type=int, default=None,
                         help="runs per cell; the median is shown (default 3; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
@@ -1015,6 +1035,8 @@ def main():
     parser.add_argument("--soak-rss-limit", type=int, default=10240,
                         help="soak: MiB of server RSS at which the server is killed to protect the machine "
                              "(nbdkit memory levels off near 8.5 GiB under the hostile clients)")
+    parser.add_argument("--fuzz-cases", type=int, default=50000, help="random sessions for the fuzz suite")
+    parser.add_argument("--fuzz-seed", type=int, default=None, help="replay a fuzz run (default: a new seed)")
     args = parser.parse_args()
     for suite in args.suite:
         suite_args = argparse.Namespace(**vars(args))
@@ -1024,7 +1046,7 @@ def main():
             suite_args.runs = 1 if suite == "soak" else 3
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
          "memory": memory_check, "fault": suite_fault,
-         "soak": suite_soak}[suite](suite_args)
+         "soak": suite_soak, "fuzz": suite_fuzz}[suite](suite_args)
         print()
 
 if __name__ == "__main__":

@@ -58,7 +58,10 @@ final class Connection {
   private final String peer;
   private volatile boolean stopping;
   private volatile boolean handshakeDone;
-  /** The client closed its end or a reply to it could not be written: queued requests are dropped. */
+  /**
+   * A reply could not be written: the client has gone, and requests still queued are dropped.
+   * The end of its input alone says less: a client may shut down its sending side and still read.
+   */
   private volatile boolean clientGone;
   /** A moving average of how long requests take; negative until one has been timed. */
   private volatile long recentServiceNanos = -1;
@@ -203,9 +206,6 @@ final class Connection {
           start(run, workers);
         }
       }
-    } catch (IOException e) {
-      clientGone = true;
-      throw e;
     } finally {
       workers.shutdown();
       awaitInFlight(workers);
@@ -245,7 +245,13 @@ final class Connection {
       wire.skip(request.length());
       throw e;
     }
-    wire.readFully(payload);
+    try {
+      wire.readFully(payload);
+    } catch (IOException | RuntimeException e) {
+      // The client went away mid-payload: the buffer would otherwise never go back.
+      pool.give(payload);
+      throw e;
+    }
     return payload.flip();
   }
 
@@ -371,8 +377,13 @@ final class Connection {
     switch (request.type()) {
       case Cmd.READ -> {
         ByteBuffer data = pool.take((int) length);
-        if (length > 0) {
-          export.pread(data, offset);
+        try {
+          if (length > 0) {
+            export.pread(data, offset);
+          }
+        } catch (Throwable failure) {
+          pool.give(data);
+          throw failure;
         }
         return new Outcome(data.flip(), null);
       }

@@ -41,7 +41,7 @@ import org.slf4j.LoggerFactory;
 public final class NbdServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
   /** Direct buffers kept for reuse across requests, at most (and no more than the memory budget). */
-  private static final long POOLED_BUFFER_BYTES = 128L << 20;
+  static final long POOLED_BUFFER_BYTES = 128L << 20;
   /**
    * Socket send buffer asked for (the kernel may cap it): room for whole large READ replies, so
    * a replying thread rarely parks on a full socket and waits for the poller to wake it.
@@ -146,6 +146,10 @@ public final class NbdServer implements AutoCloseable {
   /** Number of connections accepted since the server started. */
   public long acceptedConnections() {
     return connectionCount.get();
+  }
+
+  DirectBufferPool bufferPool() {
+    return pool;
   }
 
   MemoryBudget memoryBudget() {

@@ -153,16 +153,17 @@ final class Negotiation {
       log.info("{}: dropped: {}", peer, e.getMessage());
       return null;
     }
+    String name = resolve(requested);
     ServedExport export;
     try {
-      export = ServedExport.open(stack, resolve(requested), config.readOnly());
+      export = ServedExport.open(stack, name, config.readOnly());
     } catch (IOException | RuntimeException e) {
       // EXPORT_NAME has no error reply: the protocol's answer is to disconnect.
       log.info("{}: dropped: cannot open export '{}': {}", peer, requested, e.getMessage());
       return null;
     }
     wire.write(Replies.exportNameReply(export.size, export.transmissionFlags(structuredReplies), noZeroes));
-    return new Result(export, structuredReplies, false);
+    return new Result(export, structuredReplies, baseAllocationSelectedFor(name));
   }
 
   private void list(ByteBuffer data) throws IOException {
@@ -207,7 +208,8 @@ final class Negotiation {
     boolean keep = false;
     try {
       wire.write(Replies.infoExport(option, export.size, export.transmissionFlags(structuredReplies)));
-      for (int type : request.infoTypes()) {
+      // Each type at most once, as the protocol asks, however often the client lists it.
+      for (int type : request.infoTypes().stream().distinct().toList()) {
         switch (type) {
           case Nbd.Info.NAME -> wire.write(Replies.infoText(option, Nbd.Info.NAME, name));
           case Nbd.Info.DESCRIPTION -> {
@@ -227,8 +229,7 @@ final class Negotiation {
       sendAck(option);
       if (option == Opt.GO) {
         keep = true;
-        boolean baseAllocation = structuredReplies && name.equals(metaContextExport);
-        return new Result(export, structuredReplies, baseAllocation);
+        return new Result(export, structuredReplies, baseAllocationSelectedFor(name));
       }
       return null;
     } finally {
@@ -236,6 +237,14 @@ final class Negotiation {
         export.close();
       }
     }
+  }
+
+  /**
+   * Whether the last SET_META_CONTEXT selected base:allocation for this export. It counts for
+   * EXPORT_NAME as much as for GO: the protocol asks only that the names match.
+   */
+  private boolean baseAllocationSelectedFor(String name) {
+    return structuredReplies && name.equals(metaContextExport);
   }
 
   private String describe(String name) {
@@ -252,6 +261,11 @@ final class Negotiation {
   }
 
   private void metaContext(int option, ByteBuffer data) throws IOException {
+    boolean set = option == Opt.SET_META_CONTEXT;
+    if (set) {
+      // SET_META_CONTEXT replaces the selection even when it fails, so a failed one leaves none.
+      metaContextExport = null;
+    }
     MetaContextRequest request;
     try {
       request = OptionData.metaContextRequest(data);
@@ -259,7 +273,6 @@ final class Negotiation {
       wire.write(Replies.optionError(option, e.replyType(), e.getMessage()));
       return;
     }
-    boolean set = option == Opt.SET_META_CONTEXT;
     if (set && !structuredReplies) {
       wire.write(Replies.optionError(option, Rep.ERR_INVALID, "SET_META_CONTEXT needs structured replies first"));
       return;

@@ -33,8 +33,10 @@ final class Validation {
     if (modifying && export.readOnly) {
       return new Rejection(Errno.EPERM, "export is read-only");
     }
-    if (request.has(CmdFlag.FUA) && (!modifying || export.fua == Support.NONE)) {
-      return invalid("FUA is not allowed on " + Cmd.name(type) + " here");
+    // Once SEND_FUA is advertised the server MUST accept FUA on every command (clients are known
+    // to send it with FLUSH and READ); on a command that writes nothing it has no effect.
+    if (request.has(CmdFlag.FUA) && export.fua == Support.NONE) {
+      return invalid("FUA is not supported by this export");
     }
     if (request.has(CmdFlag.NO_HOLE) && type != Cmd.WRITE_ZEROES) {
       return invalid("NO_HOLE applies only to WRITE_ZEROES");

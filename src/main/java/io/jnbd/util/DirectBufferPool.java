@@ -74,7 +74,8 @@ public final class DirectBufferPool {
     if (buffer == null || !buffer.isDirect()) {
       return;
     }
-    long address = MemorySegment.ofBuffer(buffer).address();
+    // A buffer's segment starts at its position: its own start is that far before.
+    long address = MemorySegment.ofBuffer(buffer).address() - buffer.position();
     if (!arenas.containsKey(address)) {
       return;
     }

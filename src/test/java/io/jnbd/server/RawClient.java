@@ -4,20 +4,52 @@ import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Request;
 import java.io.EOFException;
 import java.io.IOException;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 
-/** A byte-level NBD client for tests that need to send what real clients never would. */
+/**
+ * A byte-level NBD client for tests that need to send what real clients never would. Every read
+ * and write gives up with a {@link SocketTimeoutException} after a time limit, so a server that
+ * hangs fails the test rather than stalling it. Reading and sending may happen on two threads at
+ * once (each waits on a selector of its own).
+ */
 final class RawClient implements AutoCloseable {
+  /** Far longer than any working server needs; only a hang waits this long. */
+  private static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(60);
+  private static final int SEND_SLICE = 256 * 1024;
+
   private final SocketChannel channel;
+  private final Selector readable;
+  private final Selector writable;
+  private final long timeoutNanos;
 
   RawClient(Path socket) throws IOException {
+    this(socket, DEFAULT_TIMEOUT);
+  }
+
+  RawClient(Path socket, Duration timeout) throws IOException {
+    timeoutNanos = timeout.toNanos();
     channel = SocketChannel.open(StandardProtocolFamily.UNIX);
-    channel.connect(UnixDomainSocketAddress.of(socket));
+    try {
+      channel.connect(UnixDomainSocketAddress.of(socket));
+      channel.configureBlocking(false);
+      readable = Selector.open();
+      writable = Selector.open();
+      channel.register(readable, SelectionKey.OP_READ);
+      channel.register(writable, SelectionKey.OP_WRITE);
+    } catch (IOException e) {
+      close();
+      throw e;
+    }
   }
 
   /** Reads the greeting and answers with the given client flags. */
@@ -57,6 +89,11 @@ final class RawClient implements AutoCloseable {
   void goStructured() throws IOException {
     option(Nbd.Opt.STRUCTURED_REPLY, new byte[0]);
     expect(Nbd.Rep.ACK);
+    go();
+  }
+
+  /** GO for the default export; returns after the final ACK. */
+  void go() throws IOException {
     ByteBuffer go = ByteBuffer.allocate(6).putInt(0).putShort((short) 0);
     option(Nbd.Opt.GO, go.array());
     int type;
@@ -112,31 +149,79 @@ final class RawClient implements AutoCloseable {
   }
 
   void send(ByteBuffer... buffers) throws IOException {
+    long deadline = System.nanoTime() + timeoutNanos;
     for (ByteBuffer buffer : buffers) {
       while (buffer.hasRemaining()) {
-        channel.write(buffer);
+        // A heap buffer is copied whole into a temporary direct one on every write, however
+        // little the socket then takes: slices keep sending megabytes linear in time.
+        ByteBuffer slice = buffer.slice(buffer.position(), Math.min(buffer.remaining(), SEND_SLICE));
+        int sent = channel.write(slice);
+        buffer.position(buffer.position() + sent);
+        if (sent == 0) {
+          await(writable, deadline, "the server stopped reading");
+        }
       }
     }
+  }
+
+  /** Ends the client's side of the stream, as a client that is done sending; replies still arrive. */
+  void shutdownOutput() throws IOException {
+    channel.shutdownOutput();
   }
 
   ByteBuffer read(int n) throws IOException {
     ByteBuffer buffer = ByteBuffer.allocate(n);
-    while (buffer.hasRemaining()) {
-      if (channel.read(buffer) < 0) {
-        throw new EOFException("server closed the connection");
-      }
-    }
+    fill(buffer);
     return buffer.flip();
   }
 
-  /** True when the server has closed its end (reads return end of stream). */
-  boolean closedByServer() throws IOException {
-    ByteBuffer one = ByteBuffer.allocate(1);
+  /**
+   * Reads n bytes, or returns null when the server hangs up before the first of them. A reset
+   * counts as hanging up: a peer that closes with bytes of ours unread resets the connection,
+   * once what it sent before has been read.
+   */
+  ByteBuffer readOrEnd(int n) throws IOException {
+    ByteBuffer buffer = ByteBuffer.allocate(n);
     try {
-      return channel.read(one) < 0;
+      fill(buffer.limit(Math.min(n, 1)));
+    } catch (EOFException | SocketException e) {
+      return null;
+    }
+    fill(buffer.limit(n));
+    return buffer.flip();
+  }
+
+  private void fill(ByteBuffer buffer) throws IOException {
+    long deadline = System.nanoTime() + timeoutNanos;
+    while (buffer.hasRemaining()) {
+      int got = channel.read(buffer);
+      if (got < 0) {
+        throw new EOFException("server closed the connection");
+      }
+      if (got == 0) {
+        await(readable, deadline, "no reply from the server");
+      }
+    }
+  }
+
+  /** True when the server has closed its end (reads return end of stream), false when it sent a byte. */
+  boolean closedByServer() throws IOException {
+    try {
+      read(1);
+      return false;
+    } catch (SocketTimeoutException e) {
+      throw e;
     } catch (IOException e) {
       return true;
     }
+  }
+
+  private void await(Selector selector, long deadline, String problem) throws IOException {
+    long left = deadline - System.nanoTime();
+    if (left <= 0 || selector.select(Math.max(1, left / 1_000_000)) == 0 && System.nanoTime() >= deadline) {
+      throw new SocketTimeoutException(problem + " within " + Duration.ofNanos(timeoutNanos).toMillis() + " ms");
+    }
+    selector.selectedKeys().clear();
   }
 
   static byte[] utf8(String text) {
@@ -145,6 +230,8 @@ final class RawClient implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
-    channel.close();
+    try (channel; Selector r = readable; Selector w = writable) {
+      // Closes all three, also when the constructor failed half-way (nulls are skipped).
+    }
   }
 }

@@ -1,5 +1,6 @@
 package io.jnbd.server;
 
+import static io.jnbd.testing.ProcessFigures.liveThreadsNamed;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
@@ -17,14 +18,11 @@ import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
 import io.jnbd.util.DirectBufferPool;
-import com.sun.management.HotSpotDiagnosticMXBean;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
-import java.lang.management.BufferPoolMXBean;
-import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -39,7 +37,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -187,7 +184,6 @@ class RobustnessTest {
     ArrayDisk disk = new ArrayDisk(readLength);
     // Not zeroes, which go out as small hole chunks: each reply here is as long as its read.
     Arrays.fill(disk.data, (byte) 0x55);
-    long directBefore = directMemoryUsed();
     List<RawClient> stuck = new ArrayList<>();
     ServerConfig config = ServerConfig.defaults().withMemoryBudget(budget).withShutdownGrace(Duration.ofMillis(200));
     try (TestServer server = new TestServer(List.of(), disk, config)) {
@@ -216,7 +212,9 @@ class RobustnessTest {
           }
         });
         assertThat(memory.peakUsed()).isLessThanOrEqualTo(budget);
-        assertThat(directMemoryUsed() - directBefore).as("direct memory taken").isLessThanOrEqualTo(budget);
+        // What the pool allocated: the budget in use plus what it keeps for reuse, no more.
+        assertThat(server.server().bufferPool().allocatedBytes()).as("buffer memory allocated")
+            .isLessThanOrEqualTo(budget + NbdServer.POOLED_BUFFER_BYTES);
         // Stopping wakes readers that wait for memory; after the grace, replies that cannot be
         // sent are abandoned, and everything they held comes back.
         server.close();
@@ -512,32 +510,6 @@ class RobustnessTest {
     Arrays.fill(expected, fill);
     assertThat(data.remaining()).isEqualTo(length);
     assertThat(data.mismatch(ByteBuffer.wrap(expected))).as("first byte that differs").isEqualTo(-1);
-  }
-
-  private static long directMemoryUsed() {
-    return ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
-        .filter(pool -> pool.getName().equals("direct"))
-        .mapToLong(BufferPoolMXBean::getMemoryUsed)
-        .sum();
-  }
-
-  /** Live threads, virtual ones included, whose name starts with prefix (from a thread dump). */
-  private static long liveThreadsNamed(String prefix) {
-    try {
-      Path dump = Files.createTempDirectory("jnbd-threads").resolve("dump.txt");
-      try {
-        ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class)
-            .dumpThreads(dump.toString(), HotSpotDiagnosticMXBean.ThreadDumpFormat.TEXT_PLAIN);
-        try (Stream<String> lines = Files.lines(dump)) {
-          return lines.filter(line -> line.contains("\"" + prefix)).count();
-        }
-      } finally {
-        Files.deleteIfExists(dump);
-        Files.deleteIfExists(dump.getParent());
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
   }
 
   private static void await(BooleanSupplier condition) throws InterruptedException {
