@@ -16,9 +16,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * An {@link ArrayDisk} that fails on demand, for the retry filters. It can fail the next N data
- * calls, fail the next N opens, break every export now open (each call on a broken export fails
- * until a new one is opened, like a dropped connection to a remote), and break every export by
- * itself after a number of calls. A failing read scribbles on its buffer and failing extents
+ * calls or every Nth call, fail the next N opens, break every export now open (each call on a
+ * broken export fails until a new one is opened, like a dropped connection to a remote), and
+ * break every export by itself after a number of calls. A failing read scribbles on its buffer and failing extents
  * report an extent first, so a retry that does not start afresh is caught.
  */
 public final class FlakyDisk implements Plugin {
@@ -27,6 +27,8 @@ public final class FlakyDisk implements Plugin {
   public volatile Errno errno = Errno.EIO;
   /** Each export breaks after this many successful data calls; 0: never by itself. */
   public volatile int breakAfter;
+  /** Every this-many-th data call (counted over all exports) fails; 0: none. */
+  public volatile int failEvery;
   /** When set, failing calls wait here first, so a test can hold several failures in flight. */
   public volatile CountDownLatch holdFailures;
   public final AtomicInteger opens = new AtomicInteger();
@@ -37,6 +39,7 @@ public final class FlakyDisk implements Plugin {
   private final AtomicInteger failNextCalls = new AtomicInteger();
   private final AtomicInteger failNextOpens = new AtomicInteger();
   private final AtomicInteger failuresWaiting = new AtomicInteger();
+  private final AtomicInteger calls = new AtomicInteger();
   private final Set<Flaky> open = ConcurrentHashMap.newKeySet();
 
   public FlakyDisk(int size) {
@@ -104,7 +107,9 @@ public final class FlakyDisk implements Plugin {
       if (limit > 0 && calls.incrementAndGet() > limit) {
         broken = true;
       }
-      if (broken || failNextCalls.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+      int every = failEvery;
+      boolean due = every > 0 && FlakyDisk.this.calls.incrementAndGet() % every == 0;
+      if (broken || due || failNextCalls.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
         failures.incrementAndGet();
         CountDownLatch hold = holdFailures;
         if (hold != null) {

@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Real clients through the retry filter over a disk whose exports keep breaking. */
+/** Real clients through the retry filters over disks that keep failing. */
 @Tag("slow")
 class RetryRealClientsTest {
   private static final int SIZE = 4 << 20;
@@ -110,5 +110,35 @@ class RetryRealClientsTest {
     assertThat(sleeper.waits).isEqualTo(RecordingSleeper.seconds(2, 4));
     // No reopen after the last failure: the next request goes to the export that failed.
     assertThat(flaky.opens).hasValue(3);
+  }
+
+  @Test
+  void retryRequestCarriesNbdcopyOverSporadicFailuresBothWays() throws Exception {
+    assumeTrue(Tools.installed("nbdcopy"));
+    byte[] image = new byte[SIZE];
+    new Random(14).nextBytes(image);
+    Path in = Files.write(dir.resolve("in.img"), image);
+    Path out = dir.resolve("out.img");
+    FlakyDisk flaky = new FlakyDisk(SIZE);
+    flaky.failEvery = 7;
+    try (TestServer server = new TestServer(List.of(new RetryRequestFilter(sleeper)), flaky, ServerConfig.defaults())) {
+      Tools.run("nbdcopy", "--request-size=65536", in.toString(), server.uri()).assertSuccess();
+      Tools.run("nbdcopy", "--request-size=65536", server.uri(), out.toString()).assertSuccess();
+    }
+    assertThat(flaky.disk.data).isEqualTo(image);
+    assertThat(Files.readAllBytes(out)).isEqualTo(image);
+    assertThat(flaky.failures.get()).isGreaterThan(SIZE / 65536 / 7);
+    assertThat(flaky.opens.get()).as("no reopens: one per connection").isLessThanOrEqualTo(8);
+  }
+
+  @Test
+  void retryRequestLetsAClientConnectWhenTheFirstOpenFails() throws Exception {
+    assumeTrue(Tools.installed("nbdinfo"));
+    FlakyDisk flaky = new FlakyDisk(SIZE);
+    flaky.failOpens(1);
+    try (TestServer server = new TestServer(List.of(new RetryRequestFilter(sleeper)), flaky, ServerConfig.defaults())) {
+      assertThat(Tools.run("nbdinfo", "--size", server.uri()).assertSuccess().stdout().trim()).isEqualTo(String.valueOf(SIZE));
+    }
+    assertThat(sleeper.waits).isEqualTo(RecordingSleeper.seconds(2));
   }
 }
