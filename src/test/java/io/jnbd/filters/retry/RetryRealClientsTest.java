@@ -5,8 +5,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Filter;
 import io.jnbd.api.Plugin;
+import io.jnbd.filters.error.ErrorFilter;
 import io.jnbd.server.Catalog;
 import io.jnbd.server.ServerConfig;
+import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.RecordingSleeper;
@@ -140,5 +142,27 @@ class RetryRealClientsTest {
       assertThat(Tools.run("nbdinfo", "--size", server.uri()).assertSuccess().stdout().trim()).isEqualTo(String.valueOf(SIZE));
     }
     assertThat(sleeper.waits).isEqualTo(RecordingSleeper.seconds(2));
+  }
+
+  @Test
+  void retryRidesOutAnOutageThatTheErrorFilterInjects() throws Exception {
+    assumeTrue(Tools.installed("nbdcopy"));
+    Path outage = Files.createFile(dir.resolve("outage"));
+    // The outage ends during the first wait, so the request after the reopen succeeds.
+    RetryFilter retry = new RetryFilter(wait -> {
+      sleeper.sleep(wait);
+      outage.toFile().delete();
+    });
+    ErrorFilter error = new ErrorFilter();
+    error.config("error-rate", "100%");
+    error.config("error-file", outage.toString());
+    ArrayDisk disk = new ArrayDisk(SIZE);
+    new Random(15).nextBytes(disk.data);
+    Path out = dir.resolve("out.img");
+    try (TestServer server = new TestServer(List.of(retry, error), disk, ServerConfig.defaults())) {
+      Tools.run("nbdcopy", server.uri(), out.toString()).assertSuccess();
+    }
+    assertThat(Files.readAllBytes(out)).isEqualTo(disk.data);
+    assertThat(sleeper.waits).isNotEmpty();
   }
 }
