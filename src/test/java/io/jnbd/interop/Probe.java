@@ -54,6 +54,13 @@ final class Probe {
    */
   static Map<String, String> jnbd(List<String> filterNames, List<String> pluginAndArgs, ServerConfig config,
       boolean writable) throws IOException {
+    try (TestServer server = jnbdServer(filterNames, pluginAndArgs, config)) {
+      return run(server.socket(), writable);
+    }
+  }
+
+  /** jnbd in-process with the named filters over the plugin, configured as the command line would. */
+  static TestServer jnbdServer(List<String> filterNames, List<String> pluginAndArgs, ServerConfig config) {
     List<Filter> filters = filterNames.stream().map(Catalog::filter).toList();
     Plugin plugin = Catalog.plugin(pluginAndArgs.get(0));
     Stack routing = new Stack(filters, plugin);
@@ -61,9 +68,7 @@ final class Probe {
       int eq = arg.indexOf('=');
       routing.config(arg.substring(0, eq), arg.substring(eq + 1));
     }
-    try (TestServer server = new TestServer(filters, plugin, config)) {
-      return run(server.socket(), writable);
-    }
+    return new TestServer(filters, plugin, config);
   }
 
   /** Probes nbdkit with the same filters and arguments. */
