@@ -4,6 +4,7 @@ import io.jnbd.api.Errno;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import java.io.IOException;
+import java.util.Locale;
 
 /** What a retried request asks of the export below, so an attempt can be checked against it. */
 record Request(Operation operation, long offset, long length, int flags) {
@@ -21,7 +22,7 @@ record Request(Operation operation, long offset, long length, int flags) {
     }
 
     String label() {
-      return name().toLowerCase(java.util.Locale.ROOT);
+      return name().toLowerCase(Locale.ROOT);
     }
   }
 
