@@ -1,5 +1,8 @@
 package io.jnbd.api;
 
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.time.Duration;
 import java.util.Locale;
 
 /** Parsers for configuration values, with the syntax nbdkit accepts, and one-line errors. */
@@ -66,6 +69,34 @@ public final class Values {
       return value;
     } catch (NumberFormatException e) {
       throw new ConfigException(what + ": not a number: '" + text + "'");
+    }
+  }
+
+  /**
+   * Parses a delay as nbdkit (1.40 and later) does: a non-negative decimal number with an
+   * optional unit, seconds by default: {@code 2}, {@code 1.5}, {@code 1.5s}, {@code 100ms},
+   * {@code 20us} (or {@code μs}), {@code 500ns}. nbdkit 1.32 takes only whole seconds or whole
+   * milliseconds ({@code NNms}), which this accepts too.
+   */
+  public static Duration parseDelay(String what, String text) {
+    String s = text.trim();
+    int number = 0;
+    while (number < s.length() && (Character.isDigit(s.charAt(number)) || s.charAt(number) == '.')) {
+      number++;
+    }
+    long nanosPerUnit =
+        switch (s.substring(number)) {
+          case "", "s" -> 1_000_000_000L;
+          case "ms" -> 1_000_000L;
+          case "us", "\u03bcs", "\u00b5s" -> 1_000L;
+          case "ns" -> 1L;
+          default -> throw new ConfigException(what + ": not a delay (SECS, or NN with s, ms, us or ns): '" + text + "'");
+        };
+    try {
+      BigDecimal nanos = new BigDecimal(s.substring(0, number)).multiply(BigDecimal.valueOf(nanosPerUnit));
+      return Duration.ofNanos(nanos.setScale(0, RoundingMode.DOWN).longValueExact());
+    } catch (NumberFormatException | ArithmeticException e) {
+      throw new ConfigException(what + ": not a delay (SECS, or NN with s, ms, us or ns): '" + text + "'");
     }
   }
 }

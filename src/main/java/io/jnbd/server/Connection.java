@@ -403,7 +403,11 @@ final class Connection {
           export.zero(offset, length, fua, !request.has(CmdFlag.NO_HOLE), request.has(CmdFlag.FAST_ZERO));
         }
       }
-      case Cmd.CACHE -> export.cache(offset, length, pool);
+      case Cmd.CACHE -> {
+        if (length > 0) {
+          export.cache(offset, length, pool);
+        }
+      }
       case Cmd.BLOCK_STATUS -> {
         Extents extents = new Extents(offset, offset + length);
         export.extents(offset, length, request.has(CmdFlag.REQ_ONE), extents);

@@ -1,0 +1,117 @@
+package io.jnbd.interop;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.jnbd.api.Filter;
+import io.jnbd.api.Plugin;
+import io.jnbd.server.Catalog;
+import io.jnbd.server.ServerConfig;
+import io.jnbd.server.Stack;
+import io.jnbd.testing.TestServer;
+import io.jnbd.testing.Tools;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Runs the libnbd probe (probe.py) against jnbd or nbdkit serving the same command line
+ * (filters, plugin, key=value arguments), and compares what the two showed a client.
+ */
+final class Probe {
+  private static Path script;
+
+  private Probe() {}
+
+  /** Skips the test unless nbdkit and python3 with libnbd's module are installed. */
+  static void assumeAvailable() {
+    assumeTrue(Tools.installed("nbdkit") && Files.isExecutable(Path.of("/usr/bin/python3")));
+    assumeTrue(Tools.run("/usr/bin/python3", "-c", "import nbd").exitCode() == 0, "python3-libnbd");
+  }
+
+  private static synchronized Path script() {
+    if (script == null) {
+      try (InputStream in = Probe.class.getResourceAsStream("probe.py")) {
+        script = Files.createTempFile("jnbd-probe", ".py");
+        Files.write(script, in.readAllBytes());
+        script.toFile().deleteOnExit();
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
+    return script;
+  }
+
+  /**
+   * Probes jnbd in-process with the named filters (outermost first) over the plugin, each
+   * key=value routed as the command line routes it.
+   */
+  static Map<String, String> jnbd(List<String> filterNames, List<String> pluginAndArgs, ServerConfig config,
+      boolean writable) throws IOException {
+    try (TestServer server = jnbdServer(filterNames, pluginAndArgs, config)) {
+      return run(server.socket(), writable);
+    }
+  }
+
+  /** jnbd in-process with the named filters over the plugin, configured as the command line would. */
+  static TestServer jnbdServer(List<String> filterNames, List<String> pluginAndArgs, ServerConfig config) {
+    List<Filter> filters = filterNames.stream().map(Catalog::filter).toList();
+    Plugin plugin = Catalog.plugin(pluginAndArgs.get(0));
+    Stack routing = new Stack(filters, plugin);
+    for (String arg : pluginAndArgs.subList(1, pluginAndArgs.size())) {
+      int eq = arg.indexOf('=');
+      routing.config(arg.substring(0, eq), arg.substring(eq + 1));
+    }
+    return new TestServer(filters, plugin, config);
+  }
+
+  /** Probes nbdkit with the same filters and arguments. */
+  static Map<String, String> nbdkit(List<String> filterNames, List<String> pluginAndArgs, boolean readOnly,
+      boolean writable) throws Exception {
+    List<String> command = new ArrayList<>();
+    if (readOnly) {
+      command.add("-r");
+    }
+    filterNames.forEach(filter -> command.add("--filter=" + filter));
+    command.addAll(pluginAndArgs);
+    try (Nbdkit nbdkit = new Nbdkit(command)) {
+      return run(nbdkit.socket(), writable);
+    }
+  }
+
+  /**
+   * Asserts that jnbd saw what nbdkit saw, except for the keys in {@code expected}, where jnbd
+   * must have seen the value given there.
+   */
+  static void assertSameExcept(Map<String, String> jnbd, Map<String, String> nbdkit, Map<String, String> expected) {
+    assertThat(jnbd).as("jnbd observations").isNotEmpty();
+    List<String> differences = new ArrayList<>();
+    TreeMap<String, String> all = new TreeMap<>(nbdkit);
+    all.putAll(jnbd);
+    for (String key : all.keySet()) {
+      String ours = jnbd.getOrDefault(key, "<absent>");
+      String want = expected.containsKey(key) ? expected.get(key) : nbdkit.getOrDefault(key, "<absent>");
+      if (!ours.equals(want)) {
+        differences.add(key + ": jnbd " + ours + ", expected " + want + " (nbdkit " + nbdkit.getOrDefault(key, "<absent>") + ")");
+      }
+    }
+    assertThat(differences).as("observations that differ").isEmpty();
+  }
+
+  private static Map<String, String> run(Path socket, boolean writable) {
+    String stdout = Tools.run(List.of("/usr/bin/python3", script().toString(), socket.toString(), writable ? "1" : "0"),
+        Map.of(), 120).assertSuccess().stdout();
+    Map<String, String> observations = new TreeMap<>();
+    for (String line : stdout.split("\n")) {
+      int eq = line.indexOf('=');
+      observations.put(line.substring(0, eq), line.substring(eq + 1));
+    }
+    return observations;
+  }
+}
