@@ -217,6 +217,36 @@ class LinkTest {
   }
 
   @Test
+  void underReadaheadASerializeAllRequestsPluginNeverSeesTwoCallsAtOnce() throws Exception {
+    WatchedPlugin plugin = new WatchedPlugin(ThreadModel.SERIALIZE_ALL_REQUESTS);
+    Stack stack = new Stack(List.of(new ReadaheadFilter()), plugin);
+    stack.configComplete();
+    ExecutorService clients = Executors.newFixedThreadPool(4);
+    try {
+      List<Future<Void>> reads = new ArrayList<>();
+      for (int connection = 0; connection < 4; connection++) {
+        Export export = stack.open(true, "");
+        reads.add(clients.submit(() -> {
+          try (export) {
+            for (long offset = 0; offset < 48 * 4096; offset += 4096) {
+              export.pread(ByteBuffer.allocate(4096), offset);
+            }
+          }
+          return null;
+        }));
+      }
+      for (Future<Void> read : reads) {
+        read.get(60, TimeUnit.SECONDS);
+      }
+    } finally {
+      clients.shutdownNow();
+      stack.unload();
+    }
+    assertThat(plugin.reads.get()).isGreaterThanOrEqualTo(4 * 48);
+    assertThat(plugin.mostAtOnce.get()).isEqualTo(1);
+  }
+
+  @Test
   void debugFlagsParseAsNbdkitWritesThem() {
     DebugFlags flags = DebugFlags.parse(List.of("nbdkit.backend.datapath=0", "jnbd.layers=1", "file.zero=1"));
     assertThat(flags.datapath()).isFalse();
