@@ -593,7 +593,8 @@ final class ApacheRangeClient implements RangeClient {
     if (headers != null) {
       headers.close();
     }
-    client.close(CloseMode.IMMEDIATE);
+    // Graceful: idle keep-alive connections end with a normal close, not a reset the origin logs.
+    client.close(CloseMode.GRACEFUL);
   }
 
   /** Retries only a request that met a keep-alive connection the server had closed meanwhile. */
