@@ -118,6 +118,14 @@ class DifferentialTest {
     assertSameExcept(jnbd, nbdkit, expected);
   }
 
+  /** Filters that must look exactly like nbdkit's over the memory plugin. */
+  @ParameterizedTest
+  @ValueSource(strings = {"cacheextents"})
+  void filterOverMemory(String filter) throws Exception {
+    List<String> command = List.of("--filter=" + filter, "memory", "size=" + SIZE);
+    assertSameExcept(probeJnbd(command, ServerConfig.defaults(), true), probeNbdkit(command, false, true), JNBD_DIFFERENCES);
+  }
+
   /**
    * Where jnbd deliberately answers differently from nbdkit 1.32, and what jnbd answers.
    * <ul>
