@@ -9,6 +9,7 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.Support;
 import io.jnbd.protocol.Nbd.TransmissionFlag;
 import io.jnbd.util.DirectBufferPool;
+import io.jnbd.util.Emulation;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -19,10 +20,6 @@ import java.nio.ByteBuffer;
  * been validated against these same capabilities.
  */
 final class ServedExport implements AutoCloseable {
-  /** How much zero-writing or cache-reading emulation does per call. */
-  private static final int EMULATION_CHUNK = 1 << 20;
-  private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(EMULATION_CHUNK).asReadOnlyBuffer();
-
   final Export export;
   final String name;
   final long size;
@@ -132,17 +129,8 @@ final class ServedExport implements AutoCloseable {
     } else if (fast) {
       throw new NbdException(Errno.ENOTSUP, "fast zero is not supported by this export");
     }
-    writeZeroes(offset, length);
+    Emulation.writeZeroes(export, offset, length, nativeFua(fuaRequested));
     flushIfEmulatingFua(fuaRequested);
-  }
-
-  private void writeZeroes(long offset, long length) throws IOException {
-    long done = 0;
-    while (done < length) {
-      int n = (int) Math.min(EMULATION_CHUNK, length - done);
-      export.pwrite(ZEROES.duplicate().limit(n), offset + done, 0);
-      done += n;
-    }
   }
 
   void extents(long offset, long length, boolean reqOne, Extents extents) throws IOException {
@@ -157,18 +145,7 @@ final class ServedExport implements AutoCloseable {
   void cache(long offset, long length, DirectBufferPool pool) throws IOException {
     switch (cache) {
       case NATIVE -> export.cache(offset, length);
-      case EMULATE -> {
-        ByteBuffer scratch = pool.take(EMULATION_CHUNK);
-        try {
-          for (long done = 0; done < length; ) {
-            int n = (int) Math.min(EMULATION_CHUNK, length - done);
-            export.pread(scratch.clear().limit(n), offset + done);
-            done += n;
-          }
-        } finally {
-          pool.give(scratch);
-        }
-      }
+      case EMULATE -> Emulation.readAndDiscard(export, offset, length, pool);
       case NONE -> {
         // Not advertised; some clients send it anyway, and a hint may be ignored.
       }

@@ -8,6 +8,7 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.util.DirectBufferPool;
+import io.jnbd.util.Emulation;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -39,7 +40,6 @@ final class Overlay implements AutoCloseable {
   private static final int LOCKS = 256;
   /** The most read below at once when copying blocks in. */
   private static final int MAX_COPY = DirectBufferPool.maxSize();
-  private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(64 * 1024).asReadOnlyBuffer();
 
   private final long size;
   private final int blockSize;
@@ -100,7 +100,7 @@ final class Overlay implements AutoCloseable {
       if (states.get(block) == ALLOCATED) {
         store.read(block, at, dst);
       } else {
-        zeroFill(dst);
+        Emulation.fillZeroes(dst);
       }
     } finally {
       lock.unlock();
@@ -136,13 +136,13 @@ final class Overlay implements AutoCloseable {
       } else if (whole || state == ALLOCATED) {
         ByteBuffer zeroes = buffers.take(to - from);
         try {
-          store.write(block, from, zeroFill(zeroes));
+          store.write(block, from, Emulation.fillZeroes(zeroes));
         } finally {
           buffers.give(zeroes);
         }
         states.set(block, ALLOCATED);
       } else if (state == ABSENT) {
-        rewrite(below, block, copy -> zeroFill(copy.slice(from, to - from)));
+        rewrite(below, block, copy -> Emulation.fillZeroes(copy.slice(from, to - from)));
       }
     });
   }
@@ -277,7 +277,7 @@ final class Overlay implements AutoCloseable {
         below.pread(copy, blockStart(block));
         copy.flip();
       } else {
-        zeroFill(copy);
+        Emulation.fillZeroes(copy);
       }
       edit.apply(copy);
       store.write(block, 0, copy);
@@ -362,13 +362,5 @@ final class Overlay implements AutoCloseable {
 
   private ReentrantReadWriteLock lockOf(long block) {
     return locks[(int) (block & (LOCKS - 1))];
-  }
-
-  /** Zeroes the buffer from its position to its limit, which stay where they are. */
-  private static ByteBuffer zeroFill(ByteBuffer buffer) {
-    for (int at = buffer.position(); at < buffer.limit(); at += ZEROES.capacity()) {
-      buffer.put(at, ZEROES, 0, Math.min(ZEROES.capacity(), buffer.limit() - at));
-    }
-    return buffer;
   }
 }
