@@ -1,12 +1,14 @@
 package io.jnbd.util;
 
 import io.jnbd.api.Export;
+import io.jnbd.api.Flags;
+import io.jnbd.api.Support;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /**
- * Operations done with others where a layer emulates them: zeroes written as data, a cache
- * request served by reading. The server does this for the top of the stack; a filter that
+ * Operations done with others where a layer emulates them: FUA as a flush after, zeroes written
+ * as data, a cache request served by reading. The server does this for the top of the stack; a filter that
  * advertises an emulated operation does it for a filter above that calls it.
  */
 public final class Emulation {
@@ -15,6 +17,25 @@ public final class Emulation {
   private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(CHUNK).asReadOnlyBuffer();
 
   private Emulation() {}
+
+  /** A write, trim or zero, given its flags. */
+  public interface FlaggedOperation {
+    void run(int flags) throws IOException;
+  }
+
+  /**
+   * Runs the operation with {@code flags} on {@code below}; where they ask for FUA and {@code
+   * below} only emulates it (or lacks it), runs it without FUA and flushes after, as the server
+   * would. A layer that emulates FUA may ignore the flag, so passing it on is not enough.
+   */
+  public static void withFua(Export below, int flags, FlaggedOperation operation) throws IOException {
+    if (Flags.has(flags, Flags.FUA) && below.canFua() != Support.NATIVE) {
+      operation.run(flags & ~Flags.FUA);
+      below.flush();
+    } else {
+      operation.run(flags);
+    }
+  }
 
   /** Writes zeroes over the range, each write with {@code flags} (FUA or none). */
   public static void writeZeroes(Export export, long offset, long length, int flags) throws IOException {

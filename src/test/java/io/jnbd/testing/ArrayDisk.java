@@ -34,6 +34,7 @@ public final class ArrayDisk implements Plugin {
   public final AtomicInteger caches = new AtomicInteger();
   public final AtomicInteger extentsCalls = new AtomicInteger();
   public volatile int lastExtentsFlags = -1;
+  public volatile int lastZeroFlags = -1;
 
   public ArrayDisk(int size) {
     data = new byte[size];
@@ -98,6 +99,7 @@ public final class ArrayDisk implements Plugin {
           throw new NbdException(Errno.ENOTSUP, "no native zero");
         }
         nativeZeroes.incrementAndGet();
+        lastZeroFlags = flags;
         fill(offset, length);
       }
 
