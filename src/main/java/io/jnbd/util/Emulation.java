@@ -25,13 +25,16 @@ public final class Emulation {
 
   /**
    * Runs the operation with {@code flags} on {@code below}; where they ask for FUA and {@code
-   * below} only emulates it (or lacks it), runs it without FUA and flushes after, as the server
-   * would. A layer that emulates FUA may ignore the flag, so passing it on is not enough.
+   * below} only emulates it, runs it without FUA and flushes after, as the server would. A layer
+   * that emulates FUA may ignore the flag, so passing it on is not enough. A layer with neither
+   * FUA nor flush has no way to make data durable, and gets the operation alone.
    */
   public static void withFua(Export below, int flags, FlaggedOperation operation) throws IOException {
     if (Flags.has(flags, Flags.FUA) && below.canFua() != Support.NATIVE) {
       operation.run(flags & ~Flags.FUA);
-      below.flush();
+      if (below.canFlush()) {
+        below.flush();
+      }
     } else {
       operation.run(flags);
     }

@@ -228,6 +228,7 @@ final class Overlay implements AutoCloseable {
     return states.count(ALLOCATED) + " blocks of " + blockSize + " bytes written, " + states.count(ZERO) + " zeroed";
   }
 
+  /** Where a block reads from now; for tests. */
   byte state(long block) {
     return states.get(block);
   }
