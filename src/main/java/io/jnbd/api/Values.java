@@ -99,4 +99,24 @@ public final class Values {
       throw new ConfigException(what + ": not a delay (SECS, or NN with s, ms, us or ns): '" + text + "'");
     }
   }
+
+  /**
+   * Parses one of an enum's constants, written in lower case on the command line ({@code
+   * zeromode=emulate} for {@code EMULATE}), case insensitive.
+   *
+   * @param what the key, for the error message, which lists the choices
+   */
+  public static <E extends Enum<E>> E parseChoice(String what, String text, Class<E> choices) {
+    String wanted = text.trim();
+    for (E choice : choices.getEnumConstants()) {
+      if (choice.name().equalsIgnoreCase(wanted)) {
+        return choice;
+      }
+    }
+    StringBuilder names = new StringBuilder();
+    for (E choice : choices.getEnumConstants()) {
+      names.append(names.isEmpty() ? "" : "|").append(choice.name().toLowerCase(Locale.ROOT));
+    }
+    throw new ConfigException(what + ": must be " + names + ": '" + text + "'");
+  }
 }

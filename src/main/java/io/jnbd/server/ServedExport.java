@@ -11,6 +11,7 @@ import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.TransmissionFlag;
 import io.jnbd.protocol.Request;
 import io.jnbd.util.DirectBufferPool;
+import io.jnbd.util.Emulation;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -21,10 +22,6 @@ import java.nio.ByteBuffer;
  * been validated against these same capabilities.
  */
 final class ServedExport implements AutoCloseable {
-  /** How much zero-writing or cache-reading emulation does per call. */
-  private static final int EMULATION_CHUNK = 1 << 20;
-  private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(EMULATION_CHUNK).asReadOnlyBuffer();
-
   final Export export;
   final String name;
   final long size;
@@ -105,7 +102,7 @@ final class ServedExport implements AutoCloseable {
   int bufferBytes(Request request) {
     return switch (request.type()) {
       case Cmd.READ, Cmd.WRITE -> DirectBufferPool.capacityFor((int) request.length());
-      case Cmd.CACHE -> cache == Support.EMULATE ? DirectBufferPool.capacityFor(EMULATION_CHUNK) : 0;
+      case Cmd.CACHE -> cache == Support.EMULATE ? DirectBufferPool.capacityFor(Emulation.CHUNK) : 0;
       default -> 0;
     };
   }
@@ -146,17 +143,8 @@ final class ServedExport implements AutoCloseable {
     } else if (fast) {
       throw new NbdException(Errno.ENOTSUP, "fast zero is not supported by this export");
     }
-    writeZeroes(offset, length);
+    Emulation.writeZeroes(export, offset, length, nativeFua(fuaRequested));
     flushIfEmulatingFua(fuaRequested);
-  }
-
-  private void writeZeroes(long offset, long length) throws IOException {
-    long done = 0;
-    while (done < length) {
-      int n = (int) Math.min(EMULATION_CHUNK, length - done);
-      export.pwrite(ZEROES.duplicate().limit(n), offset + done, 0);
-      done += n;
-    }
   }
 
   void extents(long offset, long length, boolean reqOne, Extents extents) throws IOException {
@@ -171,18 +159,7 @@ final class ServedExport implements AutoCloseable {
   void cache(long offset, long length, DirectBufferPool pool) throws IOException {
     switch (cache) {
       case NATIVE -> export.cache(offset, length);
-      case EMULATE -> {
-        ByteBuffer scratch = pool.take(EMULATION_CHUNK);
-        try {
-          for (long done = 0; done < length; ) {
-            int n = (int) Math.min(EMULATION_CHUNK, length - done);
-            export.pread(scratch.clear().limit(n), offset + done);
-            done += n;
-          }
-        } finally {
-          pool.give(scratch);
-        }
-      }
+      case EMULATE -> Emulation.readAndDiscard(export, offset, length, pool);
       case NONE -> {
         // Not advertised; some clients send it anyway, and a hint may be ignored.
       }

@@ -157,12 +157,14 @@ class NbdshProtocolTest {
           h.pwrite(b"x" * 8192, 0)
           h.zero(8192, 0)
           assert h.pread(8192, 0) == bytes(8192)
+          h.zero(4096, 0, nbd.CMD_FLAG_FUA)
           h.set_strict_mode(0)
           fails_with(errno.EINVAL, h.zero, 4096, 0, nbd.CMD_FLAG_FAST_ZERO)
           h.shutdown()
           """);
     }
     assertThat(disk.nativeZeroes.get()).isZero();
+    assertThat(disk.fuaWrites.get()).as("the zeroes of a FUA zero are written with FUA").isEqualTo(1);
   }
 
   @Test

@@ -14,7 +14,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A small disk in a byte array for server tests: every capability can be switched, and what
  * reached it (flushes, FUA writes, native zeroes) is counted, so tests can check that the server
- * honours and emulates capabilities as advertised. Extents report runs of zero bytes as holes.
+ * honours and emulates capabilities as advertised. Extents report runs of zero bytes as holes
+ * (and ignore REQ_ONE, as a layer may).
  */
 public final class ArrayDisk implements Plugin {
   public final byte[] data;
@@ -31,6 +32,9 @@ public final class ArrayDisk implements Plugin {
   public final AtomicInteger fuaWrites = new AtomicInteger();
   public final AtomicInteger nativeZeroes = new AtomicInteger();
   public final AtomicInteger caches = new AtomicInteger();
+  public final AtomicInteger extentsCalls = new AtomicInteger();
+  public volatile int lastExtentsFlags = -1;
+  public volatile int lastZeroFlags = -1;
 
   public ArrayDisk(int size) {
     data = new byte[size];
@@ -95,11 +99,14 @@ public final class ArrayDisk implements Plugin {
           throw new NbdException(Errno.ENOTSUP, "no native zero");
         }
         nativeZeroes.incrementAndGet();
+        lastZeroFlags = flags;
         fill(offset, length);
       }
 
       @Override
       public void extents(long offset, long length, int flags, Extents out) {
+        extentsCalls.incrementAndGet();
+        lastExtentsFlags = flags;
         long end = offset + length;
         long at = offset;
         synchronized (data) {

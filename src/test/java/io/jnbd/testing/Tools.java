@@ -83,4 +83,9 @@ public final class Tools {
   public static Result nbdsh(String uri, String script) {
     return run(List.of("nbdsh", "-u", uri, "-c", script), Map.of(), 120);
   }
+
+  /** As {@link #nbdsh}, with the {@code base:allocation} context negotiated for {@code h.block_status}. */
+  public static Result nbdshWithExtents(String uri, String script) {
+    return run(List.of("nbdsh", "--base-allocation", "-u", uri, "-c", script), Map.of(), 120);
+  }
 }

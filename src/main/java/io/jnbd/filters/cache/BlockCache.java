@@ -3,8 +3,8 @@ package io.jnbd.filters.cache;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
 import io.jnbd.api.Flags;
-import io.jnbd.api.Support;
 import io.jnbd.util.DirectBufferPool;
+import io.jnbd.util.Emulation;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
@@ -375,8 +375,7 @@ public final class BlockCache implements AutoCloseable {
     try {
       awaitFills(offset, src.remaining());
       if (settings.mode() == CacheMode.WRITETHROUGH) {
-        below.pwrite(src.duplicate(), offset, fuaBelow(below, flags));
-        flushIfFuaEmulated(below, flags);
+        Emulation.withFua(below, flags, fua -> below.pwrite(src.duplicate(), offset, fua));
         updateCached(offset, src.remaining(), src);
       } else {
         writeIntoCache(below, src.duplicate(), offset);
@@ -534,8 +533,7 @@ public final class BlockCache implements AutoCloseable {
     beginMutation();
     try {
       awaitFills(offset, length);
-      below.zero(offset, length, fuaBelow(below, flags));
-      flushIfFuaEmulated(below, flags);
+      Emulation.withFua(below, flags, fua -> below.zero(offset, length, fua));
       dropCovered(offset, length);
       updateCached(offset, length, null);
     } finally {
@@ -549,8 +547,7 @@ public final class BlockCache implements AutoCloseable {
     beginMutation();
     try {
       awaitFills(offset, length);
-      below.trim(offset, length, fuaBelow(below, flags));
-      flushIfFuaEmulated(below, flags);
+      Emulation.withFua(below, flags, fua -> below.trim(offset, length, fua));
       // Partly trimmed blocks keep their data: a trimmed range may read back as anything.
       dropCovered(offset, length);
     } finally {
@@ -601,16 +598,6 @@ public final class BlockCache implements AutoCloseable {
       }
     } finally {
       writeLock.unlock();
-    }
-  }
-
-  private int fuaBelow(Export below, int flags) throws IOException {
-    return Flags.has(flags, Flags.FUA) && below.canFua() != Support.NATIVE ? flags & ~Flags.FUA : flags;
-  }
-
-  private void flushIfFuaEmulated(Export below, int flags) throws IOException {
-    if (Flags.has(flags, Flags.FUA) && below.canFua() != Support.NATIVE && below.canFlush()) {
-      below.flush();
     }
   }
 

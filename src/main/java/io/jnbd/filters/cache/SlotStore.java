@@ -1,11 +1,8 @@
 package io.jnbd.filters.cache;
 
+import io.jnbd.util.SparseTempFile;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
@@ -35,46 +32,26 @@ abstract sealed class SlotStore implements AutoCloseable {
   }
 
   static final class TempFile extends SlotStore {
-    private final FileChannel channel;
+    private final SparseTempFile file;
 
     TempFile(int blockSize) throws IOException {
       super(blockSize);
-      Path path = Files.createTempFile("jnbd-cache", ".blocks");
-      try {
-        channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-      } finally {
-        // Unlinked at once: the blocks vanish with the process however it ends.
-        Files.deleteIfExists(path);
-      }
+      file = SparseTempFile.create(null, "jnbd-cache");
     }
 
     @Override
     void read(int slot, int at, ByteBuffer dst) throws IOException {
-      long position = (long) slot * blockSize + at;
-      while (dst.hasRemaining()) {
-        int n = channel.read(dst, position);
-        if (n < 0) {
-          // Never-written tail of the sparse file: it holds zeroes.
-          while (dst.hasRemaining()) {
-            dst.put((byte) 0);
-          }
-          return;
-        }
-        position += n;
-      }
+      file.read((long) slot * blockSize + at, dst);
     }
 
     @Override
     void write(int slot, int at, ByteBuffer src) throws IOException {
-      long position = (long) slot * blockSize + at;
-      while (src.hasRemaining()) {
-        position += channel.write(src, position);
-      }
+      file.write((long) slot * blockSize + at, src);
     }
 
     @Override
     public void close() throws IOException {
-      channel.close();
+      file.close();
     }
   }
 
