@@ -1,18 +1,11 @@
 package io.jnbd.interop;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.jnbd.api.Plugin;
-import io.jnbd.server.Catalog;
 import io.jnbd.server.ServerConfig;
-import io.jnbd.testing.TestServer;
-import io.jnbd.testing.Tools;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -23,32 +16,25 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The same libnbd probe (probe.py) against jnbd and nbdkit serving the same plugin configuration:
- * what a client can observe must match, except for the differences listed in {@link #EXPECTED},
- * each asserted for jnbd and explained there.
+ * what a client can observe must match, except for the differences listed in {@link
+ * Probe#jnbdDifferences}, each asserted for jnbd and explained there, and those of each test.
  */
 @Tag("slow")
 class DifferentialTest {
   private static final String SIZE = "4M";
-  private static Path probe;
 
   @TempDir Path temp;
 
   @BeforeAll
-  static void toolsInstalled() throws IOException {
-    assumeTrue(Tools.installed("nbdkit") && Files.isExecutable(Path.of("/usr/bin/python3")));
-    assumeTrue(Tools.run("/usr/bin/python3", "-c", "import nbd").exitCode() == 0, "python3-libnbd");
-    probe = Files.createTempFile("jnbd-probe", ".py");
-    try (InputStream in = DifferentialTest.class.getResourceAsStream("probe.py")) {
-      Files.write(probe, in.readAllBytes());
-    }
-    probe.toFile().deleteOnExit();
+  static void toolsInstalled() {
+    Probe.assumeInstalled();
   }
 
   @Test
   void memoryPlugin() throws Exception {
     Map<String, String> jnbd = probeJnbd(List.of("memory", "size=" + SIZE), ServerConfig.defaults(), true);
     Map<String, String> nbdkit = probeNbdkit(List.of("memory", "size=" + SIZE), false, true);
-    assertSameExcept(jnbd, nbdkit, JNBD_DIFFERENCES);
+    Probe.assertSameExcept(jnbd, nbdkit, JNBD_DIFFERENCES);
   }
 
   @Test
@@ -63,7 +49,7 @@ class DifferentialTest {
     // EINVAL before anything else; nbdkit checks read-only first.
     expected.put("pwrite_unknown_flag", "\"error:EINVAL\"");
     expected.put("simple_pwrite_unknown_flag", "\"error:EINVAL\"");
-    assertSameExcept(jnbd, nbdkit, expected);
+    Probe.assertSameExcept(jnbd, nbdkit, expected);
   }
 
   @Test
@@ -79,81 +65,18 @@ class DifferentialTest {
       expected.put(prefix + "can_fast_zero", "true");
       expected.put(prefix + "zero_fast", "\"ok\"");
     }
-    assertSameExcept(jnbd, nbdkit, expected);
+    Probe.assertSameExcept(jnbd, nbdkit, expected);
   }
 
-  /**
-   * Where jnbd deliberately answers differently from nbdkit 1.32, and what jnbd answers.
-   * <ul>
-   *   <li>block_size: jnbd always sends NBD_INFO_BLOCK_SIZE (as qemu-nbd does), nbdkit only for
-   *       plugins with a block_size callback; the defaults (1, 4096, 32 MiB) are what the protocol
-   *       assumes when nothing is sent.
-   *   <li>zero-length READ, WRITE, TRIM, WRITE_ZEROES and CACHE: the protocol leaves them
-   *       unspecified and asks servers not to disconnect; jnbd replies success (a structured READ
-   *       with no content chunk), as qemu-nbd does, while nbdkit replies EINVAL or ENOSPC.
-   * </ul>
-   */
-  private static final Map<String, String> JNBD_DIFFERENCES = zeroLengthAndBlockSize();
-
-  private static Map<String, String> zeroLengthAndBlockSize() {
-    Map<String, String> expected = new TreeMap<>();
-    expected.put("block_size", "[1, 4096, 33554432]");
-    for (String prefix : List.of("", "simple_")) {
-      expected.put(prefix + "pread_zero_length", "\"\"");
-      for (String command : List.of("pwrite", "trim", "zero", "cache")) {
-        expected.put(prefix + command + "_zero_length", "\"ok\"");
-      }
-    }
-    return expected;
-  }
-
-  private static void assertSameExcept(Map<String, String> jnbd, Map<String, String> nbdkit, Map<String, String> expected) {
-    assertThat(jnbd).as("jnbd observations").isNotEmpty();
-    List<String> differences = new ArrayList<>();
-    TreeMap<String, String> all = new TreeMap<>(nbdkit);
-    all.putAll(jnbd);
-    for (String key : all.keySet()) {
-      String ours = jnbd.getOrDefault(key, "<absent>");
-      String want = expected.containsKey(key) ? expected.get(key) : nbdkit.getOrDefault(key, "<absent>");
-      if (!ours.equals(want)) {
-        differences.add(key + ": jnbd " + ours + ", expected " + want + " (nbdkit " + nbdkit.getOrDefault(key, "<absent>") + ")");
-      }
-    }
-    assertThat(differences).as("observations that differ").isEmpty();
-  }
+  private static final Map<String, String> JNBD_DIFFERENCES = Probe.jnbdDifferences();
 
   private static Map<String, String> probeJnbd(List<String> pluginAndArgs, ServerConfig config, boolean writable)
       throws IOException {
-    Plugin plugin = Catalog.plugin(pluginAndArgs.get(0));
-    for (String arg : pluginAndArgs.subList(1, pluginAndArgs.size())) {
-      int eq = arg.indexOf('=');
-      plugin.config(arg.substring(0, eq), arg.substring(eq + 1));
-    }
-    try (TestServer server = new TestServer(List.of(), plugin, config)) {
-      return runProbe(server.socket(), writable);
-    }
+    return Probe.jnbd(List.of(), pluginAndArgs, config, writable);
   }
 
   private static Map<String, String> probeNbdkit(List<String> pluginAndArgs, boolean readOnly, boolean writable)
       throws Exception {
-    List<String> command = new ArrayList<>();
-    if (readOnly) {
-      command.add("-r");
-    }
-    command.addAll(pluginAndArgs);
-    try (Nbdkit nbdkit = new Nbdkit(command)) {
-      return runProbe(nbdkit.socket(), writable);
-    }
-  }
-
-  private static Map<String, String> runProbe(Path socket, boolean writable) {
-    String stdout = Tools.run(List.of("/usr/bin/python3", probe.toString(), socket.toString(), writable ? "1" : "0"),
-        Map.of(), 120).assertSuccess().stdout();
-    Map<String, String> observations = new TreeMap<>();
-    for (String line : stdout.split("\n")) {
-      int eq = line.indexOf('=');
-      observations.put(line.substring(0, eq), line.substring(eq + 1));
-    }
-    return observations;
+    return Probe.nbdkit(readOnly ? List.of("-r") : List.of(), List.of(), pluginAndArgs, writable);
   }
 }
