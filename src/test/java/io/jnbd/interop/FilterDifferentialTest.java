@@ -43,4 +43,11 @@ class FilterDifferentialTest {
     assertThat(jnbd).containsEntry("block_size", "[1, 4096, 4294967295]")
         .containsEntry("unaligned_write_readback", "\"000102030405066162630a0b0c0d0e0f\"");
   }
+
+  @Test
+  void multiConn() throws Exception {
+    compare(List.of("multi-conn"), List.of(), Probe.jnbdDifferences());
+    Map<String, String> disabled = compare(List.of("multi-conn"), List.of("multi-conn-mode=disable"), Probe.jnbdDifferences());
+    assertThat(disabled).containsEntry("can_multi_conn", "false");
+  }
 }
