@@ -50,4 +50,10 @@ class FilterDifferentialTest {
     Map<String, String> disabled = compare(List.of("multi-conn"), List.of("multi-conn-mode=disable"), Probe.jnbdDifferences());
     assertThat(disabled).containsEntry("can_multi_conn", "false");
   }
+
+  /** Only the pace of reads and writes may change, never what a client sees. */
+  @Test
+  void rate() throws Exception {
+    compare(List.of("rate"), List.of("rate=10G", "connection-rate=8G"), Probe.jnbdDifferences());
+  }
 }
