@@ -56,4 +56,11 @@ class FilterDifferentialTest {
   void rate() throws Exception {
     compare(List.of("rate"), List.of("rate=10G", "connection-rate=8G"), Probe.jnbdDifferences());
   }
+
+  @Test
+  void noparallel() throws Exception {
+    compare(List.of("noparallel"), List.of(), Probe.jnbdDifferences());
+    Map<String, String> connections = compare(List.of("noparallel"), List.of("serialize=connections"), Probe.jnbdDifferences());
+    assertThat(connections).containsEntry("can_multi_conn", "false");
+  }
 }
