@@ -2,7 +2,13 @@ package io.jnbd.interop;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.jnbd.api.Filter;
+import io.jnbd.server.Catalog;
 import io.jnbd.server.ServerConfig;
+import io.jnbd.server.Stack;
+import io.jnbd.testing.Stacks;
+import io.jnbd.testing.TestServer;
+import io.jnbd.testing.Tools;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -13,7 +19,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Filters compared with nbdkit 1.32's filters of the same name, over the memory plugin: the probe
  * (probe.py) must observe the same from both, except what {@link Probe#jnbdDifferences} and each
- * test list.
+ * test list; filters that act on connections rather than requests run one nbdsh script against
+ * both, which must print the same.
  */
 @Tag("slow")
 class FilterDifferentialTest {
@@ -32,6 +39,30 @@ class FilterDifferentialTest {
     Map<String, String> nbdkit = Probe.nbdkit(List.of(), filters, pluginAndArgs, true);
     Probe.assertSameExcept(jnbd, nbdkit, expected);
     return jnbd;
+  }
+
+  /** What the nbdsh script prints against jnbd and against nbdkit, which must be the same; URI is the server's. */
+  private static List<String> sameOutput(List<String> filters, List<String> arguments, String script) throws Exception {
+    List<String> pluginAndArgs = new ArrayList<>(MEMORY);
+    pluginAndArgs.addAll(arguments);
+    List<String> jnbd;
+    List<Filter> layers = filters.stream().map(Catalog::filter).toList();
+    Stack stack = Stacks.configured(layers, Catalog.plugin(MEMORY.get(0)), pluginAndArgs.subList(1, pluginAndArgs.size()).toArray(String[]::new));
+    try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
+      jnbd = nbdsh(server.uri(), script);
+    }
+    List<String> command = new ArrayList<>();
+    filters.forEach(filter -> command.add("--filter=" + filter));
+    command.addAll(pluginAndArgs);
+    try (Nbdkit nbdkit = new Nbdkit(command)) {
+      assertThat(jnbd).as("jnbd, then nbdkit").isEqualTo(nbdsh(nbdkit.uri(), script));
+    }
+    return jnbd;
+  }
+
+  private static List<String> nbdsh(String uri, String script) {
+    return Tools.run(List.of("nbdsh", "-c", script.replace("URI", "'" + uri + "'")), Map.of(), 60)
+        .assertSuccess().stdout().lines().toList();
   }
 
   @Test
@@ -62,5 +93,34 @@ class FilterDifferentialTest {
     compare(List.of("noparallel"), List.of(), Probe.jnbdDifferences());
     Map<String, String> connections = compare(List.of("noparallel"), List.of("serialize=connections"), Probe.jnbdDifferences());
     assertThat(connections).containsEntry("can_multi_conn", "false");
+  }
+
+  /** The second client is refused while the first is connected; one is admitted once it leaves. */
+  @Test
+  void limit() throws Exception {
+    String script = """
+        import nbd, time
+        def connect():
+            h = nbd.NBD()
+            h.connect_uri(URI)
+            return h
+        first = connect()
+        try:
+            connect()
+            print("second admitted")
+        except nbd.Error:
+            print("second refused")
+        first.shutdown()
+        # The server learns of the disconnection a moment later.
+        for attempt in range(100):
+            try:
+                connect()
+                print("third admitted")
+                break
+            except nbd.Error:
+                time.sleep(0.05)
+        """;
+    assertThat(sameOutput(List.of("limit"), List.of(), script)).containsExactly("second refused", "third admitted");
+    assertThat(sameOutput(List.of("limit"), List.of("limit=2"), script)).containsExactly("second admitted", "third admitted");
   }
 }
