@@ -12,6 +12,8 @@ import io.jnbd.testing.Tools;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -122,5 +124,39 @@ class FilterDifferentialTest {
         """;
     assertThat(sameOutput(List.of("limit"), List.of(), script)).containsExactly("second refused", "third admitted");
     assertThat(sameOutput(List.of("limit"), List.of("limit=2"), script)).containsExactly("second admitted", "third admitted");
+  }
+
+  /** Both servers stay while a client remains, and exit once the last has gone. */
+  @Test
+  void exitlast() throws Exception {
+    String script = """
+        import nbd
+        def connect():
+            h = nbd.NBD()
+            h.connect_uri(URI)
+            return h
+        first = connect()
+        second = connect()
+        first.shutdown()
+        third = connect()
+        print("still serving after the first left:", len(third.pread(512, 0)))
+        second.shutdown()
+        third.shutdown()
+        """;
+    Stack stack = Stacks.configured(List.of(Catalog.filter("exitlast")), Catalog.plugin("memory"), "size=1M");
+    try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
+      assertThat(nbdsh(server.uri(), script)).containsExactly("still serving after the first left: 512");
+      CompletableFuture.runAsync(() -> {
+        try {
+          server.server().awaitTermination();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }).get(30, TimeUnit.SECONDS);
+    }
+    try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exitlast", "memory", "size=1M"))) {
+      assertThat(nbdsh(nbdkit.uri(), script)).containsExactly("still serving after the first left: 512");
+      assertThat(nbdkit.exitsWithin(30)).as("nbdkit exited").isTrue();
+    }
   }
 }

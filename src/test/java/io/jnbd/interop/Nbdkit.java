@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /** nbdkit, the reference server, run in the foreground on a private Unix socket for one test. */
 final class Nbdkit implements AutoCloseable {
@@ -40,6 +41,11 @@ final class Nbdkit implements AutoCloseable {
 
   String uri() {
     return "nbd+unix:///?socket=" + socket;
+  }
+
+  /** Waits up to {@code seconds} for nbdkit to exit on its own; true if it did. */
+  boolean exitsWithin(long seconds) throws InterruptedException {
+    return process.waitFor(seconds, TimeUnit.SECONDS);
   }
 
   @Override

@@ -4,11 +4,11 @@ import io.jnbd.api.Client;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.Filter;
-import io.jnbd.api.FilterExport;
 import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Values;
+import io.jnbd.filters.ExportCount;
 import java.io.IOException;
 import java.util.List;
 
@@ -20,8 +20,7 @@ import java.util.List;
  */
 public final class LimitFilter implements Filter {
   private int limit = 1;
-  /** Open exports, over all connections; guarded by this. */
-  private int connected;
+  private final ExportCount clients = new ExportCount(stillOpen -> {});
 
   @Override
   public String name() {
@@ -50,40 +49,22 @@ public final class LimitFilter implements Filter {
   @Override
   public void preconnect(Layer next, Client client, boolean readOnly) throws IOException {
     next.preconnect(client, readOnly);
-    synchronized (this) {
-      if (full()) {
-        throw tooMany();
-      }
+    if (!roomFor(clients.open())) {
+      throw tooMany();
     }
   }
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    Export export = next.open(readOnly, exportName);
-    boolean admitted;
-    synchronized (this) {
-      admitted = !full();
-      if (admitted) {
-        connected++;
-      }
-    }
-    if (!admitted) {
-      export.close();
+    Export admitted = clients.admit(next.open(readOnly, exportName), this::roomFor);
+    if (admitted == null) {
       throw tooMany();
     }
-    return new FilterExport(export) {
-      @Override
-      public void close() throws IOException {
-        synchronized (LimitFilter.this) {
-          connected--;
-        }
-        next.close();
-      }
-    };
+    return admitted;
   }
 
-  private boolean full() {
-    return limit > 0 && connected >= limit;
+  private boolean roomFor(int alreadyOpen) {
+    return limit == 0 || alreadyOpen < limit;
   }
 
   private static NbdException tooMany() {
