@@ -9,6 +9,8 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -17,6 +19,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Filters compared with nbdkit 1.32's filters of the same name, over the memory plugin: the probe
@@ -146,17 +149,57 @@ class FilterDifferentialTest {
     Stack stack = Stacks.configured(List.of(Catalog.filter("exitlast")), Catalog.plugin("memory"), "size=1M");
     try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
       assertThat(nbdsh(server.uri(), script)).containsExactly("still serving after the first left: 512");
-      CompletableFuture.runAsync(() -> {
-        try {
-          server.server().awaitTermination();
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-      }).get(30, TimeUnit.SECONDS);
+      awaitTermination(server);
     }
     try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exitlast", "memory", "size=1M"))) {
       assertThat(nbdsh(nbdkit.uri(), script)).containsExactly("still serving after the first left: 512");
       assertThat(nbdkit.exitsWithin(30)).as("nbdkit exited").isTrue();
     }
+  }
+
+  /**
+   * Once the file appears, both refuse new clients, keep serving the connected one, and exit when
+   * it leaves.
+   */
+  @Test
+  void exitwhen(@TempDir Path dir) throws Exception {
+    Path flag = dir.resolve("stop");
+    String script = """
+        import nbd
+        def connect():
+            h = nbd.NBD()
+            h.connect_uri(URI)
+            return h
+        first = connect()
+        open(FLAG, "w").close()
+        try:
+            connect()
+            print("new client admitted")
+        except nbd.Error:
+            print("new client refused")
+        print("the connected one is served:", len(first.pread(512, 0)))
+        first.shutdown()
+        """.replace("FLAG", "'" + flag + "'");
+    List<String> expected = List.of("new client refused", "the connected one is served: 512");
+    Stack stack = Stacks.configured(List.of(Catalog.filter("exitwhen")), Catalog.plugin("memory"), "size=1M", "exit-when-file-created=" + flag);
+    try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
+      assertThat(nbdsh(server.uri(), script)).isEqualTo(expected);
+      awaitTermination(server);
+    }
+    Files.delete(flag);
+    try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exitwhen", "memory", "size=1M", "exit-when-file-created=" + flag))) {
+      assertThat(nbdsh(nbdkit.uri(), script)).isEqualTo(expected);
+      assertThat(nbdkit.exitsWithin(30)).as("nbdkit exited").isTrue();
+    }
+  }
+
+  private static void awaitTermination(TestServer server) throws Exception {
+    CompletableFuture.runAsync(() -> {
+      try {
+        server.server().awaitTermination();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }).get(30, TimeUnit.SECONDS);
   }
 }

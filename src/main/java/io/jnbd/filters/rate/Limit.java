@@ -1,16 +1,11 @@
 package io.jnbd.filters.rate;
 
+import io.jnbd.filters.Sleeper;
 import java.io.InterruptedIOException;
 import java.util.function.LongSupplier;
 
 /** One bandwidth limit: a token bucket whose rate follows its source, and the sleeping it takes. */
 final class Limit {
-  /** Sleeps, injected so that tests run on a clock of their own. */
-  @FunctionalInterface
-  interface Sleeper {
-    void sleep(long nanos) throws InterruptedException;
-  }
-
   private final RateSource source;
   private final TokenBucket bucket;
   private final LongSupplier clock;

@@ -7,11 +7,11 @@ import io.jnbd.api.FilterExport;
 import io.jnbd.api.Layer;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Values;
+import io.jnbd.filters.Sleeper;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
 /**
@@ -26,7 +26,7 @@ public final class RateFilter implements Filter {
   static final double DEFAULT_BURSTINESS = 2.0;
 
   private final LongSupplier clock;
-  private final Limit.Sleeper sleeper;
+  private final Sleeper sleeper;
   private long rate;
   private long connectionRate;
   private Path rateFile;
@@ -37,10 +37,10 @@ public final class RateFilter implements Filter {
   Limit writes;
 
   public RateFilter() {
-    this(System::nanoTime, nanos -> TimeUnit.NANOSECONDS.sleep(nanos));
+    this(System::nanoTime, Sleeper.SYSTEM);
   }
 
-  RateFilter(LongSupplier clock, Limit.Sleeper sleeper) {
+  RateFilter(LongSupplier clock, Sleeper sleeper) {
     this.clock = clock;
     this.sleeper = sleeper;
   }
