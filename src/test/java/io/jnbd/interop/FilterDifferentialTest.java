@@ -9,9 +9,13 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -48,21 +52,32 @@ class FilterDifferentialTest {
 
   /** What the nbdsh script prints against jnbd and against nbdkit, which must be the same; URI is the server's. */
   private static List<String> sameOutput(List<String> filters, List<String> arguments, String script) throws Exception {
+    return sameOutput(false, filters, arguments, script);
+  }
+
+  /** The same, with both servers on loopback TCP instead of a Unix socket when {@code tcp}. */
+  private static List<String> sameOutput(boolean tcp, List<String> filters, List<String> arguments, String script) throws Exception {
     List<String> pluginAndArgs = new ArrayList<>(MEMORY);
     pluginAndArgs.addAll(arguments);
     List<String> jnbd;
     List<Filter> layers = filters.stream().map(Catalog::filter).toList();
     Stack stack = Stacks.configured(layers, Catalog.plugin(MEMORY.get(0)), pluginAndArgs.subList(1, pluginAndArgs.size()).toArray(String[]::new));
     try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
-      jnbd = nbdsh(server.uri(), script);
+      jnbd = nbdsh(tcp ? "nbd://127.0.0.1:" + server.withTcp().port() : server.uri(), script);
     }
     List<String> command = new ArrayList<>();
     filters.forEach(filter -> command.add("--filter=" + filter));
     command.addAll(pluginAndArgs);
-    try (Nbdkit nbdkit = new Nbdkit(command)) {
-      assertThat(jnbd).as("jnbd, then nbdkit").isEqualTo(nbdsh(nbdkit.uri(), script));
+    try (Nbdkit nbdkit = new Nbdkit(tcp ? freePort() : 0, command)) {
+      assertThat(jnbd).as("jnbd, then nbdkit, with " + arguments).isEqualTo(nbdsh(nbdkit.uri(), script));
     }
     return jnbd;
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return probe.getLocalPort();
+    }
   }
 
   private static List<String> nbdsh(String uri, String script) {
@@ -201,5 +216,40 @@ class FilterDifferentialTest {
         Thread.currentThread().interrupt();
       }
     }).get(30, TimeUnit.SECONDS);
+  }
+
+  /**
+   * Clients admitted and refused by keyword rules, over a Unix socket and over TCP. nbdkit 1.32.5
+   * cannot parse rules with literal addresses ("don't know how to parse rule: allow=127.0.0.1"),
+   * so those are tested against jnbd alone, in IpFilterTest.
+   */
+  @Test
+  void ip() throws Exception {
+    String script = """
+        import nbd
+        try:
+            h = nbd.NBD()
+            h.connect_uri(URI)
+            print("admitted", h.get_size())
+        except nbd.Error:
+            print("refused")
+        """;
+    Map<List<String>, String> unix = new LinkedHashMap<>();
+    unix.put(List.of("deny=anyunix"), "refused");
+    unix.put(List.of("allow=anyunix", "deny=all"), "admitted 4194304");
+    unix.put(List.of("deny=all"), "refused");
+    unix.put(List.of("allow=anyipv4,anyipv6", "deny=any"), "refused");
+    unix.put(List.of("deny=anyipv4,anyvsock"), "admitted 4194304");
+    for (Map.Entry<List<String>, String> rules : unix.entrySet()) {
+      assertThat(sameOutput(List.of("ip"), rules.getKey(), script)).as("%s", rules.getKey()).containsExactly(rules.getValue());
+    }
+    Map<List<String>, String> tcp = new LinkedHashMap<>();
+    tcp.put(List.of("allow=anyipv4", "deny=all"), "admitted 4194304");
+    tcp.put(List.of("deny=allipv4"), "refused");
+    tcp.put(List.of("allow=anyipv6", "deny=all"), "refused");
+    tcp.put(List.of("deny=anyunix,anyipv6"), "admitted 4194304");
+    for (Map.Entry<List<String>, String> rules : tcp.entrySet()) {
+      assertThat(sameOutput(true, List.of("ip"), rules.getKey(), script)).as("%s", rules.getKey()).containsExactly(rules.getValue());
+    }
   }
 }
