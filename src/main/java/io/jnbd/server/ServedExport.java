@@ -7,6 +7,7 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Support;
+import io.jnbd.api.ThreadModel;
 import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.TransmissionFlag;
 import io.jnbd.protocol.Request;
@@ -37,7 +38,7 @@ final class ServedExport implements AutoCloseable {
   final boolean rotational;
   final BlockSize blockSize;
 
-  private ServedExport(Export export, String name, boolean serverReadOnly) throws IOException {
+  private ServedExport(Export export, String name, boolean serverReadOnly, boolean oneConnectionAtATime) throws IOException {
     this.export = export;
     this.name = name;
     this.size = export.size();
@@ -52,8 +53,10 @@ final class ServedExport implements AutoCloseable {
     this.canFastZero = zero != Support.NONE && export.canFastZero();
     this.canExtents = export.canExtents();
     this.cache = export.canCache();
-    // A read-only export cannot diverge between connections through us.
-    this.multiConn = readOnly || export.canMultiConn();
+    // A read-only export cannot diverge between connections through us. Where connections are
+    // served one at a time, as nbdkit does, none is advertised: a client would wait for ever for
+    // its second connection.
+    this.multiConn = !oneConnectionAtATime && (readOnly || export.canMultiConn());
     this.rotational = export.isRotational();
     BlockSize advertised = export.blockSize();
     this.blockSize = advertised != null ? advertised : BlockSize.DEFAULT;
@@ -63,7 +66,7 @@ final class ServedExport implements AutoCloseable {
   static ServedExport open(Stack stack, String name, boolean serverReadOnly) throws IOException {
     Export export = stack.open(serverReadOnly, name);
     try {
-      return new ServedExport(export, name, serverReadOnly);
+      return new ServedExport(export, name, serverReadOnly, stack.threadModel() == ThreadModel.SERIALIZE_CONNECTIONS);
     } catch (IOException | RuntimeException e) {
       try {
         export.close();

@@ -5,19 +5,32 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
-/** nbdkit, the reference server, run in the foreground on a private Unix socket for one test. */
+/**
+ * nbdkit, the reference server, run in the foreground for one test on a private Unix socket, or
+ * on a loopback TCP port.
+ */
 final class Nbdkit implements AutoCloseable {
   private final Process process;
   private final Path directory;
   private final Path socket;
+  private final int port;
 
-  /** Starts {@code nbdkit [options] plugin args...} and waits until it accepts connections. */
+  /** Starts {@code nbdkit [options] plugin args...} on a Unix socket and waits until it accepts connections. */
   Nbdkit(List<String> optionsPluginAndArgs) throws IOException, InterruptedException {
+    this(0, optionsPluginAndArgs);
+  }
+
+  /** The same on 127.0.0.1:{@code port} instead, unless the port is 0. */
+  Nbdkit(int port, List<String> optionsPluginAndArgs) throws IOException, InterruptedException {
     directory = Files.createTempDirectory("jnbd-nbdkit");
-    socket = directory.resolve("nbdkit.sock");
+    this.port = port;
+    socket = port == 0 ? directory.resolve("nbdkit.sock") : null;
     Path pidFile = directory.resolve("nbdkit.pid");
-    List<String> command = new ArrayList<>(List.of("nbdkit", "-U", socket.toString(), "-f", "--pidfile", pidFile.toString()));
+    List<String> listen = port == 0 ? List.of("-U", socket.toString()) : List.of("-i", "127.0.0.1", "-p", Integer.toString(port));
+    List<String> command = new ArrayList<>(List.of("nbdkit", "-f", "--pidfile", pidFile.toString()));
+    command.addAll(listen);
     command.addAll(optionsPluginAndArgs);
     process = new ProcessBuilder(command).redirectErrorStream(true)
         .redirectOutput(directory.resolve("nbdkit.log").toFile()).start();
@@ -39,7 +52,12 @@ final class Nbdkit implements AutoCloseable {
   }
 
   String uri() {
-    return "nbd+unix:///?socket=" + socket;
+    return socket != null ? "nbd+unix:///?socket=" + socket : "nbd://127.0.0.1:" + port;
+  }
+
+  /** Waits up to {@code seconds} for nbdkit to exit on its own; true if it did. */
+  boolean exitsWithin(long seconds) throws InterruptedException {
+    return process.waitFor(seconds, TimeUnit.SECONDS);
   }
 
   @Override

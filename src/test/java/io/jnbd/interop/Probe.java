@@ -85,6 +85,11 @@ final class Probe {
     }
   }
 
+  /** Where jnbd answers differently from nbdkit whatever the filters, as a map to add to. */
+  static Map<String, String> jnbdDifferences() {
+    return new TreeMap<>(DifferentialTest.JNBD_DIFFERENCES);
+  }
+
   /**
    * Asserts that jnbd saw what nbdkit saw, except for the keys in {@code expected}, where jnbd
    * must have seen the value given there.

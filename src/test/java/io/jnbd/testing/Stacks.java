@@ -11,7 +11,12 @@ public final class Stacks {
 
   /** {@code filter} on {@code plugin}, each {@code key=value} given to the layer that claims it. */
   public static Stack configured(Filter filter, Plugin plugin, String... keyValues) {
-    Stack stack = new Stack(List.of(filter), plugin);
+    return configured(List.of(filter), plugin, keyValues);
+  }
+
+  /** {@code filters} (outermost first) on {@code plugin}, configured the same way. */
+  public static Stack configured(List<Filter> filters, Plugin plugin, String... keyValues) {
+    Stack stack = new Stack(filters, plugin);
     for (String keyValue : keyValues) {
       int eq = keyValue.indexOf('=');
       stack.config(keyValue.substring(0, eq), keyValue.substring(eq + 1));

@@ -25,9 +25,12 @@ public final class TestServer implements AutoCloseable {
   }
 
   public TestServer(List<Filter> filters, Plugin plugin, ServerConfig config) {
+    this(completed(new Stack(filters, plugin)), config);
+  }
+
+  /** Serves a stack whose configuration is complete (see {@link Stacks#configured}). */
+  public TestServer(Stack stack, ServerConfig config) {
     try {
-      Stack stack = new Stack(filters, plugin);
-      stack.configComplete();
       server = new NbdServer(stack, config);
       directory = Files.createTempDirectory("jnbd-test");
       socket = directory.resolve("nbd.sock");
@@ -35,6 +38,11 @@ public final class TestServer implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  private static Stack completed(Stack stack) {
+    stack.configComplete();
+    return stack;
   }
 
   /** Also listens on a free loopback TCP port. */

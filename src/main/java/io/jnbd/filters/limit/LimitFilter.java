@@ -1,0 +1,73 @@
+package io.jnbd.filters.limit;
+
+import io.jnbd.api.Client;
+import io.jnbd.api.Errno;
+import io.jnbd.api.Export;
+import io.jnbd.api.Filter;
+import io.jnbd.api.Layer;
+import io.jnbd.api.NbdException;
+import io.jnbd.api.Parameter;
+import io.jnbd.api.Values;
+import io.jnbd.filters.ExportCount;
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * The limit filter (nbdkit's): refuses clients while {@code limit} of them are connected. A
+ * client counts from the export's open to its close. It is refused before the handshake when the
+ * limit is already reached, and again at open, where a client that held back its handshake while
+ * others connected is caught.
+ */
+public final class LimitFilter implements Filter {
+  private int limit = 1;
+  private final ExportCount clients = new ExportCount(stillOpen -> {});
+
+  @Override
+  public String name() {
+    return "limit";
+  }
+
+  @Override
+  public String description() {
+    return "limit the number of clients connected at once";
+  }
+
+  @Override
+  public List<Parameter> parameters() {
+    return List.of(new Parameter("limit", "N", "Most clients connected at once; later ones are refused (default 1; 0: no limit)."));
+  }
+
+  @Override
+  public boolean config(String key, String value) {
+    if (!key.equals("limit")) {
+      return false;
+    }
+    limit = Values.parseInt("limit: " + key, value, 0, Integer.MAX_VALUE);
+    return true;
+  }
+
+  @Override
+  public void preconnect(Layer next, Client client, boolean readOnly) throws IOException {
+    next.preconnect(client, readOnly);
+    if (!roomFor(clients.open())) {
+      throw tooMany();
+    }
+  }
+
+  @Override
+  public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
+    Export admitted = clients.admit(next.open(readOnly, exportName), this::roomFor);
+    if (admitted == null) {
+      throw tooMany();
+    }
+    return admitted;
+  }
+
+  private boolean roomFor(int alreadyOpen) {
+    return limit == 0 || alreadyOpen < limit;
+  }
+
+  private static NbdException tooMany() {
+    return new NbdException(Errno.EPERM, "limit: too many clients connected, connection rejected");
+  }
+}
