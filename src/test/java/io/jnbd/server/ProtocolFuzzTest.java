@@ -91,7 +91,9 @@ class ProtocolFuzzTest {
       // With every session over, the request buffers still allocated are those kept for reuse.
       assertThat(server.server().bufferPool().allocatedBytes()).as("request buffers allocated")
           .isLessThanOrEqualTo(NbdServer.POOLED_BUFFER_BYTES);
-      assertThat(after.directBytes()).as("direct memory in use").isLessThanOrEqualTo(before.directBytes() + (1 << 20));
+      // Small pool buffers are plain direct buffers: what the pool keeps shows here as well.
+      assertThat(after.directBytes()).as("direct memory in use")
+          .isLessThanOrEqualTo(before.directBytes() + NbdServer.POOLED_BUFFER_BYTES + (1 << 20));
     }
   }
 
