@@ -3,6 +3,7 @@ package io.jnbd.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.jnbd.testing.OriginGate;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.Tools;
 import java.io.File;
@@ -16,6 +17,7 @@ import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -144,6 +146,56 @@ class ProcessIT {
     String layers = Tools.run(jnbd("-v", "-D", "jnbd.layers=1", "-D", "nbdkit.backend.datapath=0", "--run", read,
         "--filter=stats", "memory", "1M"), Map.of(), 120).assertSuccess().stderr();
     assertThat(layers).contains("server -> stats: extents").contains("stats -> memory: extents").doesNotContain(" ok in ");
+  }
+
+  /**
+   * virt-v2v's server line for a remote input, word for word, then its copy: nbdcopy with 64
+   * requests in flight and a flush, byte-identical; then again while the origin refuses
+   * connections for 2 s, which the http plugin and the retry filter ride out.
+   */
+  @Test
+  void virtV2vsCommandLineCopiesAnHttpImageIdenticallyAndAcrossAnOutage() throws Exception {
+    assumeTrue(Tools.installed("nbdcopy"));
+    byte[] image = new byte[8 << 20];
+    new Random(7).nextBytes(image);
+    try (RangeOrigin origin = RangeOrigin.http(image); OriginGate gate = new OriginGate(origin.port())) {
+      Path socket = dir.resolve("in.sock");
+      Path pidfile = dir.resolve("in.pid");
+      Process server = new ProcessBuilder(jnbd("--exit-with-parent", "--foreground", "--pidfile", pidfile.toString(),
+          "--unix", socket.toString(), "--threads", "16", "-D", "nbdkit.backend.datapath=0", "--readonly",
+          "--filter", "retry", "--filter", "cacheextents", "--filter", "cow",
+          "http", "url=" + gate.url("/disk.img"), "timeout=2000"))
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+          .redirectError(dir.resolve("server.log").toFile())
+          .start();
+      try {
+        for (int i = 0; i < 1200 && !Files.exists(pidfile); i++) {
+          Thread.sleep(50);
+        }
+        assertThat(pidfile).as("pidfile of a started server").exists();
+        String uri = "nbd+unix:///?socket=" + socket;
+        Path copy = dir.resolve("copy.raw");
+        Tools.run(List.of("nbdcopy", "--requests=64", "--flush", uri, copy.toString()), Map.of(), 120).assertSuccess();
+        assertThat(Files.readAllBytes(copy)).isEqualTo(image);
+
+        gate.refuse();
+        Thread reopen = Thread.ofPlatform().start(() -> {
+          try {
+            Thread.sleep(2000);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+          gate.open();
+        });
+        Path again = dir.resolve("again.raw");
+        Tools.run(List.of("nbdcopy", "--requests=64", "--flush", uri, again.toString()), Map.of(), 120).assertSuccess();
+        reopen.join();
+        assertThat(Files.readAllBytes(again)).isEqualTo(image);
+      } finally {
+        server.destroy();
+        server.waitFor(60, TimeUnit.SECONDS);
+      }
+    }
   }
 
   @Test
