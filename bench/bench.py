@@ -8,7 +8,10 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
   http       http plugin vs nbdkit curl over a delayed origin, serial and parallel readers
   readahead  readahead+cache+http vs nbdkit and qemu's curl driver, serial/parallel/random readers
   fault      readahead+cache+http vs nbdkit when the origin goes away for 2 s mid-copy (the copy
-             must be identical) and when its image changes mid-copy (the copy must fail)
+             must be identical) and when its image changes mid-copy (the copy must fail); and
+             virt-v2v's line (retry, cacheextents, cow over http) across the outage
+  v2v        virt-v2v's remote-input line, jnbd vs nbdkit, copied by nbdcopy --requests=64 --flush
+             over a delayed origin (--delays); the issue asks for at least 4x nbdkit at 20 ms
   memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M
   soak       memory and readahead+cache+http vs nbdkit for --soak-seconds (default 120): 64 connections
              x 16 requests in flight, every reply verified, plus 16 clients that never read their
@@ -416,6 +419,56 @@ def suite_readahead(args):
     memory_check(args)
 
 
+# virt-v2v's server line for a remote input (its -i vmx / vCenter paths), jnbd and nbdkit alike;
+# Server adds --foreground, --unix and --pidfile.
+V2V_FILTERS = ["--filter=retry", "--filter=cacheextents", "--filter=cow"]
+
+
+def v2v_servers(url):
+    common = ["--threads", "16", "-D", "nbdkit.backend.datapath=0", "--readonly", *V2V_FILTERS]
+    return [("jnbd, virt-v2v's line", ["jnbd", *common, "http", f"url={url}", "timeout=2000"]),
+            ("nbdkit, virt-v2v's line", ["nbdkit", *common, "curl", f"url={url}", "timeout=2000"])]
+
+
+def copy_outcomes(args, origin, fault, label, argv, sha, copy_options):
+    """Copies the image args.runs times through a fresh server with the fault armed; (outcomes, seconds)."""
+    outcomes, seconds = [], []
+    for _ in range(args.runs):
+        origin.reset()
+        if fault:
+            origin.arm(fault)
+        with Server(label, argv) as server:
+            start = time.monotonic()
+            result = subprocess.run(["nbdcopy", *copy_options, server.uri, str(OUT)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            seconds.append(time.monotonic() - start)
+        if result.returncode != 0:
+            outcomes.append("copy failed")
+        else:
+            outcomes.append("identical" if sha256(OUT) == sha else "WRONG DATA")
+        OUT.unlink(missing_ok=True)
+    return outcomes, seconds
+
+
+def fault_rows(args, origin, servers, scenarios, sha, delay, copy_options, missed):
+    rows = []
+    for scenario, fault, must_copy in scenarios:
+        for label, argv in servers:
+            outcomes, seconds = copy_outcomes(args, origin, fault, label, argv, sha, copy_options)
+            required = "identical" if must_copy else "copy failed"
+            if label.startswith("jnbd"):
+                met = all(o == required for o in outcomes)
+                verdict = "yes" if met else "NO"
+                if not met:
+                    missed.append(f"{scenario}: {label}: {outcomes}")
+            else:
+                verdict = "(reference)"
+            rows.append([f"{delay} ms", scenario, label, ", ".join(sorted(set(outcomes))),
+                         f"{statistics.median(seconds):.2f}", f"{required}: {verdict}"])
+            log(rows[-1])
+    return rows
+
+
 def suite_fault(args):
     size = args.size_mib * MiB
     image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
@@ -426,43 +479,48 @@ def suite_fault(args):
     scenarios = [("origin down 2 s at 1/2", f"outage_at={size // 2}&outage_ms=2000", True),
                  ("image changes at 1/2", f"change_at={size // 2}", False)]
     origin = Origin(image, delay)
-    rows, missed = [], []
+    missed = []
     try:
         servers = [("jnbd readahead+cache+http", ["jnbd", "-r", *filters, "http", f"url={origin.url}"]),
                    ("nbdkit readahead+cache+curl", ["nbdkit", "-r", *filters, "curl", f"url={origin.url}"])]
-        for scenario, fault, must_copy in scenarios:
-            for label, argv in servers:
-                outcomes, seconds = [], []
-                for _ in range(args.runs):
-                    origin.reset()
-                    origin.arm(fault)
-                    with Server(label, argv) as server:
-                        start = time.monotonic()
-                        result = subprocess.run(["nbdcopy", server.uri, str(OUT)],
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                        seconds.append(time.monotonic() - start)
-                    if result.returncode != 0:
-                        outcomes.append("copy failed")
-                    else:
-                        outcomes.append("identical" if sha256(OUT) == sha else "WRONG DATA")
-                    OUT.unlink(missing_ok=True)
-                required = "identical" if must_copy else "copy failed"
-                if label.startswith("jnbd"):
-                    met = all(o == required for o in outcomes)
-                    verdict = "yes" if met else "NO"
-                    if not met:
-                        missed.append(f"{scenario}: {label}: {outcomes}")
-                else:
-                    verdict = "(reference)"
-                rows.append([f"{delay} ms", scenario, label, ", ".join(sorted(set(outcomes))),
-                             f"{statistics.median(seconds):.2f}", f"{required}: {verdict}"])
-                log(rows[-1])
+        rows = fault_rows(args, origin, servers, scenarios, sha, delay, [], missed)
+        rows += fault_rows(args, origin, v2v_servers(origin.url), scenarios[:1], sha, delay,
+                           ["--requests=64", "--flush"], missed)
     finally:
         origin.stop()
     print(fmt_table(f"fault: {args.size_mib} MiB image, nbdcopy, {args.runs} runs (median seconds)",
                     ["delay", "fault", "server", "outcome", "seconds", "required for jnbd"], rows))
     if missed:
         raise SystemExit("fault: jnbd did not behave as required:\n" + "\n".join(missed))
+
+
+def suite_v2v(args):
+    """virt-v2v's line, copied as virt-v2v copies (nbdcopy --requests=64 --flush), jnbd vs nbdkit."""
+    size = args.size_mib * MiB
+    image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
+    sha = sha256(image)
+    rows, missed = [], []
+    for delay in args.delays:
+        origin = Origin(image, delay)
+        try:
+            medians = {}
+            for label, argv in v2v_servers(origin.url):
+                outcomes, seconds = copy_outcomes(args, origin, None, label, argv, sha, ["--requests=64", "--flush"])
+                medians[label] = statistics.median(seconds)
+                if label.startswith("jnbd") and any(o != "identical" for o in outcomes):
+                    missed.append(f"{delay} ms: {label}: {outcomes}")
+                rows.append([f"{delay} ms", label, ", ".join(sorted(set(outcomes))), f"{medians[label]:.2f}",
+                             f"{size / MiB / medians[label]:.0f}"])
+                log(rows[-1])
+            jnbd_s, nbdkit_s = medians.values()
+            rows.append([f"{delay} ms", "speed-up (nbdkit s / jnbd s)", "", f"{nbdkit_s / jnbd_s:.2f}x", ""])
+        finally:
+            origin.stop()
+    print(fmt_table(f"v2v: {args.size_mib} MiB image over http, virt-v2v's filters (retry, cacheextents, cow), "
+                    f"nbdcopy --requests=64 --flush, median of {args.runs}",
+                    ["delay", "server", "outcome", "seconds", "MiB/s"], rows))
+    if missed:
+        raise SystemExit("v2v: jnbd did not copy identically:\n" + "\n".join(missed))
 
 
 def memory_check(args):
@@ -1022,7 +1080,7 @@ def suite_fuzz(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz"])
+                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v"])
     parser.add_argument("--runs", type=int, default=None,
                         help="runs per cell; the median is shown (default 3; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
@@ -1046,7 +1104,8 @@ def main():
             suite_args.runs = 1 if suite == "soak" else 3
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
          "memory": memory_check, "fault": suite_fault,
-         "soak": suite_soak, "fuzz": suite_fuzz}[suite](suite_args)
+         "soak": suite_soak, "fuzz": suite_fuzz,
+         "v2v": suite_v2v}[suite](suite_args)
         print()
 
 if __name__ == "__main__":
