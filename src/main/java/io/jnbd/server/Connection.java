@@ -11,6 +11,7 @@ import io.jnbd.util.DirectBufferPool;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
@@ -125,6 +126,22 @@ final class Connection {
       stopping = true;
       wire.close();
     }
+  }
+
+  /**
+   * Drops the connection if a reply to it has waited this long for the client to read: under
+   * memory pressure, a client that takes none of its replies holds memory others need.
+   */
+  boolean dropIfRepliesStalled(long now, Duration limit) {
+    if (wire.writeStalledFor(now) < limit.toNanos()) {
+      return false;
+    }
+    log.warn("{}: dropped: a reply has waited {} s for the client to read it while other clients wait for memory",
+        peer, limit.toSeconds());
+    clientGone = true;
+    stop();
+    wire.close();
+    return true;
   }
 
   /** Closes the socket, failing whatever is still being written or read. */

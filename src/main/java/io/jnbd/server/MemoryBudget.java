@@ -43,6 +43,8 @@ final class MemoryBudget {
   private long used;
   private long peakUsed;
   private int waiting;
+  /** Waiters that the whole budget, not their connection's share, holds up. */
+  private int starved;
 
   MemoryBudget(long capacity) {
     if (capacity <= 0) {
@@ -92,6 +94,19 @@ final class MemoryBudget {
   }
 
   /** A new connection's part of the budget, holding nothing yet. */
+  /**
+   * True while some connection waits because the whole budget is taken (not merely its own
+   * share): then connections whose clients do not read their replies are holding others up.
+   */
+  boolean starved() {
+    lock.lock();
+    try {
+      return starved > 0;
+    } finally {
+      lock.unlock();
+    }
+  }
+
   Account openAccount() {
     return new Account();
   }
@@ -112,8 +127,11 @@ final class MemoryBudget {
       lock.lock();
       try {
         while (!closed && !fits(bytes)) {
+          boolean forTheServer = !fitsTheServer(bytes);
           waiting++;
+          starved += forTheServer ? 1 : 0;
           returned.awaitUninterruptibly();
+          starved -= forTheServer ? 1 : 0;
           waiting--;
         }
         if (closed) {
@@ -157,7 +175,11 @@ final class MemoryBudget {
     }
 
     private boolean fits(long bytes) {
-      return (held == 0 || held + bytes <= connectionShare) && (used == 0 || used + bytes <= capacity);
+      return (held == 0 || held + bytes <= connectionShare) && fitsTheServer(bytes);
+    }
+
+    private boolean fitsTheServer(long bytes) {
+      return used == 0 || used + bytes <= capacity;
     }
   }
 }

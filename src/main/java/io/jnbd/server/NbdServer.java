@@ -73,9 +73,9 @@ public final class NbdServer implements AutoCloseable {
   /** Clients served at once, up to --max-connections. */
   private final Semaphore connectionSlots;
   private final AtomicLong refusedOverLimit = new AtomicLong();
-  /** Drops clients that have not finished the handshake in time; one daemon thread for all. */
-  private final ScheduledExecutorService handshakeTimer = Executors.newSingleThreadScheduledExecutor(
-      Thread.ofPlatform().daemon().name("nbd-handshake-limit").factory());
+  /** Drops clients that have not finished the handshake in time, or stall others; one daemon thread. */
+  private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
+      Thread.ofPlatform().daemon().name("nbd-timer").factory());
 
   public NbdServer(Stack stack, ServerConfig config) {
     this.stack = stack;
@@ -89,6 +89,23 @@ public final class NbdServer implements AutoCloseable {
     log.debug("requests may hold {} KiB at once, {} KiB on one connection",
         memoryBudget.capacity() >> 10, memoryBudget.connectionShare() >> 10);
     stack.attach(() -> Thread.ofPlatform().name("nbd-shutdown-request").start(onShutdownRequest));
+    long check = Math.max(10, config.stalledReplyLimit().toMillis() / 4);
+    timer.scheduleWithFixedDelay(this::dropStalledClientsIfStarved, check, check, TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * A client that never reads its replies keeps the memory of the replies it was sent; enough
+   * of them take the whole budget, and then every other client waits. Only then, a client
+   * whose reply has not moved for {@link ServerConfig#stalledReplyLimit()} is dropped.
+   */
+  private void dropStalledClientsIfStarved() {
+    if (!memoryBudget.starved()) {
+      return;
+    }
+    long now = System.nanoTime();
+    for (Connection connection : connections) {
+      connection.dropIfRepliesStalled(now, config.stalledReplyLimit());
+    }
   }
 
   /**
@@ -262,7 +279,7 @@ public final class NbdServer implements AutoCloseable {
       }
       log.debug("{}: connected", peer);
       if (!config.handshakeLimit().isZero()) {
-        handshakeLimit = handshakeTimer.schedule(connection::dropIfStillNegotiating,
+        handshakeLimit = timer.schedule(connection::dropIfStillNegotiating,
             config.handshakeLimit().toMillis(), TimeUnit.MILLISECONDS);
       }
       try {
@@ -315,7 +332,7 @@ public final class NbdServer implements AutoCloseable {
     if (open > 0) {
       log.warn("stopping with {} connections still closing after {} + {}", open, config.shutdownGrace(), CLOSE_ALLOWANCE);
     }
-    handshakeTimer.shutdownNow();
+    timer.shutdownNow();
     try {
       stack.unload();
     } catch (RuntimeException e) {

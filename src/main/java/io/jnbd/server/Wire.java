@@ -21,6 +21,8 @@ final class Wire implements AutoCloseable {
   private final ReadableByteChannel in;
   private final WritableByteChannel out;
   private final ByteBuffer readBuffer = ByteBuffer.allocateDirect(READ_BUFFER).flip();
+  /** When the write under way last moved bytes (System.nanoTime), or 0 when none is. */
+  private volatile long lastWriteProgress;
 
   Wire(ReadableByteChannel in, WritableByteChannel out) {
     this.in = in;
@@ -79,21 +81,37 @@ final class Wire implements AutoCloseable {
 
   /** Writes every buffer completely, with one gathering write where the channel allows. */
   void write(ByteBuffer... buffers) throws IOException {
-    if (out instanceof GatheringByteChannel gathering) {
-      long left = 0;
-      for (ByteBuffer buffer : buffers) {
-        left += buffer.remaining();
-      }
-      while (left > 0) {
-        left -= gathering.write(buffers);
-      }
-    } else {
-      for (ByteBuffer buffer : buffers) {
-        while (buffer.hasRemaining()) {
-          out.write(buffer);
+    lastWriteProgress = System.nanoTime();
+    try {
+      if (out instanceof GatheringByteChannel gathering) {
+        long left = 0;
+        for (ByteBuffer buffer : buffers) {
+          left += buffer.remaining();
+        }
+        while (left > 0) {
+          left -= gathering.write(buffers);
+          lastWriteProgress = System.nanoTime();
+        }
+      } else {
+        for (ByteBuffer buffer : buffers) {
+          while (buffer.hasRemaining()) {
+            out.write(buffer);
+            lastWriteProgress = System.nanoTime();
+          }
         }
       }
+    } finally {
+      lastWriteProgress = 0;
     }
+  }
+
+  /**
+   * How long a write has been waiting for the client to take more bytes, in nanoseconds at
+   * {@code now}; 0 when no write is under way.
+   */
+  long writeStalledFor(long now) {
+    long progress = lastWriteProgress;
+    return progress == 0 ? 0 : now - progress;
   }
 
   /** Makes a blocked reader see end of stream, leaving replies free to go out. */

@@ -8,7 +8,9 @@ import io.jnbd.protocol.Nbd;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
 import java.io.EOFException;
+import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -92,6 +94,56 @@ class ConnectionLimitsTest {
       awaitTrue(() -> disk.left.get() == disk.entered.get(), "reads finished");
       Thread.sleep(100);
       assertThat(disk.entered.get()).as("reads run for a client that had gone").isLessThanOrEqualTo(2);
+    }
+  }
+
+  /**
+   * Clients that never read their replies take the whole memory budget; a client that reads is
+   * then held up only until they are dropped, not for good.
+   */
+  @Test
+  void clientsThatNeverReadAreDroppedWhenOthersWaitForMemory() throws Exception {
+    int read = 16 << 20;
+    ArrayDisk disk = new ArrayDisk(read);
+    Arrays.fill(disk.data, (byte) 0x2a); // data, not a hole, so each reply is as long as its read
+    ServerConfig config = ServerConfig.defaults().withMemoryBudget(2L * read).withStalledReplyLimit(Duration.ofMillis(300));
+    List<RawClient> stuck = new ArrayList<>();
+    try (TestServer server = new TestServer(List.of(), disk, config)) {
+      try {
+        for (int i = 0; i < 3; i++) {
+          RawClient client = new RawClient(server.socket());
+          stuck.add(client);
+          client.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
+          client.request(0, Nbd.Cmd.READ, 1, 0, read);
+          client.request(0, Nbd.Cmd.READ, 2, 0, read);
+        }
+        try (RawClient reader = new RawClient(server.socket())) {
+          reader.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
+          reader.request(0, Nbd.Cmd.READ, 9, 0, read);
+          // Blocks until memory frees up; RawClient's own time limit fails the test if it never does.
+          assertThat(reader.data(9).remaining()).isEqualTo(read);
+        }
+        // The first took memory before anyone waited, and its reply stalled: it was dropped.
+        assertThat(endsWithin(stuck.get(0), 2L * read)).as("the first client that never read, dropped").isTrue();
+      } finally {
+        for (RawClient client : stuck) {
+          client.close();
+        }
+      }
+    }
+  }
+
+  /** True when the server hangs up before sending more than {@code most} further bytes. */
+  private static boolean endsWithin(RawClient client, long most) throws IOException {
+    try {
+      for (long got = 0; got <= most; got += 65536) {
+        if (client.readOrEnd(65536) == null) {
+          return true;
+        }
+      }
+      return false;
+    } catch (EOFException endedMidway) {
+      return true;
     }
   }
 
