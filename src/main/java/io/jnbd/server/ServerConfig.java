@@ -38,7 +38,7 @@ public record ServerConfig(
   /** Each connection has a platform thread of its own: this keeps a flood from exhausting them. */
   public static final int DEFAULT_MAX_CONNECTIONS = 1024;
   /** Long for a client that reads at all (any progress resets it), short for the others waiting. */
-  public static final Duration DEFAULT_STALLED_REPLY_LIMIT = Duration.ofSeconds(5);
+  public static final Duration DEFAULT_STALLED_REPLY_LIMIT = Duration.ofSeconds(3);
 
   public static ServerConfig defaults() {
     return new ServerConfig(false, null, DEFAULT_MAX_REQUESTS, false, Duration.ofSeconds(5), MemoryBudget.defaultCapacity(),

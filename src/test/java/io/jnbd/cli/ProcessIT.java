@@ -19,8 +19,12 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -153,6 +157,49 @@ class ProcessIT {
    * requests in flight and a flush, byte-identical; then again while the origin refuses
    * connections for 2 s, which the http plugin and the retry filter ride out.
    */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("virtV2vFilterLines")
+  void virtV2vsCommandLinesCopyAnHttpImageIdentically(String which, List<String> filtersAndPlugin) throws Exception {
+    assumeTrue(Tools.installed("nbdcopy"));
+    byte[] image = new byte[8 << 20];
+    new Random(8).nextBytes(image);
+    try (RangeOrigin origin = RangeOrigin.http(image)) {
+      Path socket = dir.resolve("in.sock");
+      Path pidfile = dir.resolve("in.pid");
+      List<String> line = new ArrayList<>(List.of("--exit-with-parent", "--foreground", "--pidfile", pidfile.toString(),
+          "--unix", socket.toString(), "--threads", "16", "-D", "nbdkit.backend.datapath=0", "--readonly"));
+      line.addAll(filtersAndPlugin);
+      line.add("url=" + origin.url());
+      line.add("cow-on-read=" + dir.resolve("convert"));
+      Process server = new ProcessBuilder(jnbd(line.toArray(String[]::new)))
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+          .redirectError(dir.resolve("server.log").toFile())
+          .start();
+      try {
+        for (int i = 0; i < 1200 && !Files.exists(pidfile); i++) {
+          Thread.sleep(50);
+        }
+        assertThat(pidfile).as("pidfile of a started server: " + Files.readString(dir.resolve("server.log"))).exists();
+        Path copy = dir.resolve("copy.raw");
+        Tools.run(List.of("nbdcopy", "--requests=64", "--flush", "nbd+unix:///?socket=" + socket, copy.toString()),
+            Map.of(), 120).assertSuccess();
+        assertThat(Files.readAllBytes(copy)).isEqualTo(image);
+      } finally {
+        server.destroy();
+        server.waitFor(60, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  /** virt-v2v 2.2.0's vCenter line (cow outermost, retry next to the plugin) and upstream's vddk filters over http. */
+  static Stream<Arguments> virtV2vFilterLines() {
+    return Stream.of(
+        Arguments.of("2.2.0 vCenter", List.of("--filter", "cow", "--filter", "cacheextents", "--filter", "retry",
+            "curl", "timeout=2000")),
+        Arguments.of("upstream vddk filters", List.of("--filter", "multi-conn", "--filter", "cow", "--filter", "blocksize",
+            "--filter", "retry", "http", "minblock=512", "maxdata=2M", "multi-conn-mode=disable", "cow-block-size=4096")));
+  }
+
   @Test
   void virtV2vsCommandLineCopiesAnHttpImageIdenticallyAndAcrossAnOutage() throws Exception {
     assumeTrue(Tools.installed("nbdcopy"));

@@ -95,19 +95,9 @@ final class Probe {
    * must have seen the value given there.
    */
   static void assertSameExcept(Map<String, String> jnbd, Map<String, String> nbdkit, Map<String, String> expected) {
-    assertThat(jnbd).as("jnbd observations").isNotEmpty();
-    List<String> differences = new ArrayList<>();
-    TreeMap<String, String> all = new TreeMap<>(nbdkit);
-    all.putAll(jnbd);
-    for (String key : all.keySet()) {
-      String ours = jnbd.getOrDefault(key, "<absent>");
-      String want = expected.containsKey(key) ? expected.get(key) : nbdkit.getOrDefault(key, "<absent>");
-      if (!ours.equals(want)) {
-        differences.add(key + ": jnbd " + ours + ", expected " + want + " (nbdkit " + nbdkit.getOrDefault(key, "<absent>") + ")");
-      }
-    }
-    assertThat(differences).as("observations that differ").isEmpty();
+    DifferentialTest.assertSameExcept(jnbd, nbdkit, expected);
   }
+
 
   private static Map<String, String> run(Path socket, boolean writable) {
     String stdout = Tools.run(List.of("/usr/bin/python3", script().toString(), socket.toString(), writable ? "1" : "0"),
