@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.jnbd.api.Export;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.CountingExport;
+import io.jnbd.testing.TaggedUnits;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,7 +15,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -220,131 +220,50 @@ class BlockCacheConcurrencyTest {
   /**
    * One writer rewrites tagged 4 KiB units (whole blocks mostly, also runs of blocks and parts of
    * blocks) of a cache far smaller than the disk, so slots are reused all the time, while readers
-   * read across them and a filler caches and flushes. Every unit a reader gets must be one that
-   * was written there, whole: not another unit's bytes, not zeroes, not a mix of two versions,
-   * and not older than a write that had finished before the read began.
+   * read across them and a filler caches and flushes (see {@link TaggedUnits}).
    */
   @ParameterizedTest(name = "{0} memory={1} cache-on-read={2}")
   @MethodSource("modesAndStores")
   void aReadUnderConcurrentWritesGetsTheOldOrTheNewUnitNeverAnotherOne(CacheMode mode, boolean inMemory, boolean onRead) throws Exception {
-    long seed = Long.getLong("jnbd.seed", System.nanoTime());
     int blocks = 16;
-    int size = blocks * BLOCK;
-    int units = size / UNIT;
-    ArrayDisk disk = new ArrayDisk(size);
-    for (int u = 0; u < units; u++) {
-      fillUnit(disk.data, u, tag(u, 0));
-    }
-    AtomicLongArray started = new AtomicLongArray(units);
-    AtomicLongArray committed = new AtomicLongArray(units);
+    int unitsPerBlock = BLOCK / TaggedUnits.UNIT;
+    int units = blocks * unitsPerBlock;
+    ArrayDisk disk = TaggedUnits.disk(units);
     CacheSettings settings = new CacheSettings(mode, onRead, 4L * BLOCK, 95, 80, BLOCK, inMemory);
-    ExecutorService pool = Executors.newFixedThreadPool(6);
-    try (BlockCache cache = new BlockCache(settings, size)) {
+    try (BlockCache cache = new BlockCache(settings, disk.data.length)) {
       Export below = disk.open(false, "");
-      CountDownLatch writing = new CountDownLatch(1);
-      List<Future<?>> futures = new ArrayList<>();
-      futures.add(pool.submit(() -> {
-        try {
-          Random random = new Random(seed);
-          for (long version = 1; version <= 3000; version++) {
-            int firstUnit;
-            int count;
-            switch (random.nextInt(4)) {
-              case 0 -> {
-                firstUnit = random.nextInt(units - 1);
-                count = 1 + random.nextInt(Math.min(units - firstUnit, 2 * UNITS_PER_BLOCK));
-              }
-              case 1 -> {
-                firstUnit = random.nextInt(blocks - 1) * UNITS_PER_BLOCK;
-                count = 2 * UNITS_PER_BLOCK;
-              }
-              default -> {
-                firstUnit = random.nextInt(blocks) * UNITS_PER_BLOCK;
-                count = UNITS_PER_BLOCK;
-              }
-            }
-            byte[] bytes = new byte[count * UNIT];
-            for (int u = 0; u < count; u++) {
-              started.set(firstUnit + u, version);
-              fillUnit(bytes, u, tag(firstUnit + u, version));
-            }
-            cache.write(below, ByteBuffer.wrap(bytes), (long) firstUnit * UNIT, 0);
-            for (int u = 0; u < count; u++) {
-              committed.set(firstUnit + u, version);
-            }
-          }
-          return null;
-        } finally {
-          writing.countDown();
+      TaggedUnits.Store store = new TaggedUnits.Store() {
+        @Override
+        public void write(ByteBuffer data, long offset) throws Exception {
+          cache.write(below, data, offset, 0);
         }
-      }));
-      for (int r = 0; r < 4; r++) {
-        long readerSeed = seed + 1 + r;
-        futures.add(pool.submit(() -> {
-          Random random = new Random(readerSeed);
-          while (writing.getCount() > 0) {
-            int firstUnit = random.nextInt(units);
-            int count = 1 + random.nextInt(Math.min(units - firstUnit, 3 * UNITS_PER_BLOCK));
-            long[] oldest = new long[count];
-            for (int u = 0; u < count; u++) {
-              oldest[u] = committed.get(firstUnit + u);
-            }
-            ByteBuffer buffer = ByteBuffer.allocate(count * UNIT);
-            cache.read(below, buffer, (long) firstUnit * UNIT);
-            for (int u = 0; u < count; u++) {
-              long word = buffer.getLong(u * UNIT);
-              int unit = firstUnit + u;
-              String where = "unit " + unit + " (seed " + seed + ", -Djnbd.seed to repeat)";
-              for (int w = 8; w < UNIT; w += 8) {
-                assertThat(buffer.getLong(u * UNIT + w)).as("a word of %s: one version throughout", where).isEqualTo(word);
-              }
-              assertThat(word >>> 32).as("the unit whose bytes %s holds", where).isEqualTo(unit);
-              assertThat(word & 0xffffffffL).as("version of %s", where).isBetween(oldest[u], started.get(unit));
-            }
-          }
-          return null;
-        }));
-      }
-      futures.add(pool.submit(() -> {
-        Random random = new Random(seed - 1);
-        while (writing.getCount() > 0) {
-          int offset = random.nextInt(size);
-          cache.fill(below, offset, Math.min(size - offset, 1 + random.nextInt(3 * BLOCK)));
-          if (random.nextInt(8) == 0) {
-            cache.flush(below);
-          }
+
+        @Override
+        public void read(ByteBuffer into, long offset) throws Exception {
+          cache.read(below, into, offset);
         }
-        return null;
-      }));
-      for (Future<?> future : futures) {
-        future.get(60, TimeUnit.SECONDS);
-      }
-      ByteBuffer all = ByteBuffer.allocate(size);
-      cache.read(below, all, 0);
-      for (int u = 0; u < units; u++) {
-        assertThat(all.getLong(u * UNIT)).as("unit %d after the last write", u).isEqualTo(tag(u, committed.get(u)));
-      }
+      };
+      AtomicLongArray committed = TaggedUnits.hammer(store, units, 3000, random -> switch (random.nextInt(4)) {
+        case 0 -> {
+          int first = random.nextInt(units - 1);
+          yield new int[] {first, 1 + random.nextInt(Math.min(units - first, 2 * unitsPerBlock))};
+        }
+        case 1 -> new int[] {random.nextInt(blocks - 1) * unitsPerBlock, 2 * unitsPerBlock};
+        default -> new int[] {random.nextInt(blocks) * unitsPerBlock, unitsPerBlock};
+      }, 4, 3 * unitsPerBlock, random -> {
+        int offset = random.nextInt(disk.data.length);
+        cache.fill(below, offset, Math.min(disk.data.length - offset, 1 + random.nextInt(3 * BLOCK)));
+        if (random.nextInt(8) == 0) {
+          cache.flush(below);
+        }
+      });
+      TaggedUnits.assertLastVersions(store, units, committed);
       assertThat(cache.usedSlots()).isLessThanOrEqualTo(cache.capacity());
-    } finally {
-      pool.shutdownNow();
     }
   }
-
-  private static final int UNIT = 4096;
-  private static final int UNITS_PER_BLOCK = BLOCK / UNIT;
 
   static Stream<Arguments> modesAndStores() {
     return Stream.of(CacheMode.values())
         .flatMap(mode -> Stream.of(true, false).flatMap(memory -> Stream.of(true, false).map(onRead -> Arguments.of(mode, memory, onRead))));
-  }
-
-  private static long tag(int unit, long version) {
-    return (long) unit << 32 | version;
-  }
-
-  private static void fillUnit(byte[] bytes, int unitInArray, long tag) {
-    for (int w = 0; w < UNIT; w += 8) {
-      ByteBuffer.wrap(bytes).putLong(unitInArray * UNIT + w, tag);
-    }
   }
 }

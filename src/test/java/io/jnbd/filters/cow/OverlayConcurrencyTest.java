@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Export;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.TaggedUnits;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -24,7 +25,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 class OverlayConcurrencyTest {
   /** The unit that writers tag and readers check; a block holds four, so unit writes are partial-block writes. */
-  private static final int UNIT = 4096;
+  private static final int UNIT = TaggedUnits.UNIT;
   private static final int BLOCK = 4 * UNIT;
   private static final int UNITS_PER_BLOCK = BLOCK / UNIT;
 
@@ -44,97 +45,35 @@ class OverlayConcurrencyTest {
   @ParameterizedTest(name = "memory={0} cow-on-read={1}")
   @MethodSource("storesAndCopyOnRead")
   void aReadUnderConcurrentWritesGetsTheOldOrTheNewUnitNeverAnotherOne(boolean inMemory, boolean copyOnRead) throws Exception {
-    long seed = Long.getLong("jnbd.seed", System.nanoTime());
     int blocks = 16;
     int size = blocks * BLOCK;
     int units = size / UNIT;
-    ArrayDisk disk = new ArrayDisk(size);
-    for (int u = 0; u < units; u++) {
-      fillUnit(disk.data, u, tag(u, 0));
-    }
-    AtomicLongArray started = new AtomicLongArray(units);
-    AtomicLongArray committed = new AtomicLongArray(units);
-    ExecutorService pool = Executors.newFixedThreadPool(5);
+    ArrayDisk disk = TaggedUnits.disk(units);
     try (Overlay overlay = new Overlay(size, BLOCK, inMemory, temp)) {
       Export below = disk.open(true, "");
-      CountDownLatch writing = new CountDownLatch(1);
-      List<Future<?>> futures = new ArrayList<>();
-      futures.add(pool.submit(() -> {
-        try {
-          Random random = new Random(seed);
-          for (long version = 1; version <= 3000; version++) {
-            int firstUnit;
-            int count;
-            switch (random.nextInt(3)) {
-              case 0 -> {
-                firstUnit = random.nextInt(units - 1);
-                count = 1 + random.nextInt(Math.min(units - firstUnit, 2 * UNITS_PER_BLOCK));
-              }
-              case 1 -> {
-                firstUnit = random.nextInt(blocks - 1) * UNITS_PER_BLOCK;
-                count = 2 * UNITS_PER_BLOCK;
-              }
-              default -> {
-                firstUnit = random.nextInt(units);
-                count = 1;
-              }
-            }
-            byte[] bytes = new byte[count * UNIT];
-            for (int u = 0; u < count; u++) {
-              started.set(firstUnit + u, version);
-              fillUnit(bytes, u, tag(firstUnit + u, version));
-            }
-            overlay.write(below, ByteBuffer.wrap(bytes), (long) firstUnit * UNIT);
-            for (int u = 0; u < count; u++) {
-              committed.set(firstUnit + u, version);
-            }
-          }
-          return null;
-        } finally {
-          writing.countDown();
+      TaggedUnits.Store store = new TaggedUnits.Store() {
+        @Override
+        public void write(ByteBuffer data, long offset) throws Exception {
+          overlay.write(below, data, offset);
         }
-      }));
-      for (int r = 0; r < 3; r++) {
-        long readerSeed = seed + 1 + r;
-        futures.add(pool.submit(() -> {
-          Random random = new Random(readerSeed);
-          while (writing.getCount() > 0) {
-            int firstUnit = random.nextInt(units);
-            int count = 1 + random.nextInt(Math.min(units - firstUnit, 3 * UNITS_PER_BLOCK));
-            long[] oldest = new long[count];
-            for (int u = 0; u < count; u++) {
-              oldest[u] = committed.get(firstUnit + u);
-            }
-            ByteBuffer buffer = ByteBuffer.allocate(count * UNIT);
-            overlay.read(below, buffer, (long) firstUnit * UNIT, copyOnRead);
-            for (int u = 0; u < count; u++) {
-              long word = buffer.getLong(u * UNIT);
-              int unit = firstUnit + u;
-              String where = "unit " + unit + " (seed " + seed + ", -Djnbd.seed to repeat)";
-              for (int w = 8; w < UNIT; w += 8) {
-                assertThat(buffer.getLong(u * UNIT + w)).as("a word of %s: one version throughout", where).isEqualTo(word);
-              }
-              assertThat(word >>> 32).as("the unit whose bytes %s holds", where).isEqualTo(unit);
-              assertThat(word & 0xffffffffL).as("version of %s", where).isBetween(oldest[u], started.get(unit));
-            }
-          }
-          return null;
-        }));
-      }
-      futures.add(pool.submit(() -> {
-        Random random = new Random(seed - 1);
-        while (writing.getCount() > 0) {
-          int offset = random.nextInt(size);
-          overlay.copyIn(below, offset, Math.min(size - offset, 1 + random.nextInt(3 * BLOCK)));
+
+        @Override
+        public void read(ByteBuffer into, long offset) throws Exception {
+          overlay.read(below, into, offset, copyOnRead);
         }
-        return null;
-      }));
-      for (Future<?> future : futures) {
-        future.get(60, TimeUnit.SECONDS);
-      }
+      };
+      AtomicLongArray committed = TaggedUnits.hammer(store, units, 3000, random -> switch (random.nextInt(3)) {
+        case 0 -> {
+          int first = random.nextInt(units - 1);
+          yield new int[] {first, 1 + random.nextInt(Math.min(units - first, 2 * UNITS_PER_BLOCK))};
+        }
+        case 1 -> new int[] {random.nextInt(blocks - 1) * UNITS_PER_BLOCK, 2 * UNITS_PER_BLOCK};
+        default -> new int[] {random.nextInt(units), 1};
+      }, 3, 3 * UNITS_PER_BLOCK, random -> {
+        int offset = random.nextInt(size);
+        overlay.copyIn(below, offset, Math.min(size - offset, 1 + random.nextInt(3 * BLOCK)));
+      });
       assertEveryUnitHasItsLastVersion(overlay, below, size, committed);
-    } finally {
-      pool.shutdownNow();
     }
   }
 
@@ -151,10 +90,7 @@ class OverlayConcurrencyTest {
     int blocks = 512;
     int size = blocks * BLOCK;
     int units = size / UNIT;
-    ArrayDisk disk = new ArrayDisk(size);
-    for (int u = 0; u < units; u++) {
-      fillUnit(disk.data, u, tag(u, 0));
-    }
+    ArrayDisk disk = TaggedUnits.disk(units);
     AtomicLongArray committed = new AtomicLongArray(units);
     ExecutorService pool = Executors.newFixedThreadPool(UNITS_PER_BLOCK + 1);
     try (Overlay overlay = new Overlay(size, BLOCK, inMemory, temp)) {
@@ -168,7 +104,7 @@ class OverlayConcurrencyTest {
             for (int block = 0; block < blocks; block++) {
               int unit = block * UNITS_PER_BLOCK + lane;
               byte[] bytes = new byte[UNIT];
-              fillUnit(bytes, 0, tag(unit, 1));
+              TaggedUnits.fillUnit(bytes, 0, TaggedUnits.tag(unit, 1));
               overlay.write(below, ByteBuffer.wrap(bytes), (long) unit * UNIT);
               committed.set(unit, 1);
             }
@@ -198,17 +134,7 @@ class OverlayConcurrencyTest {
     ByteBuffer all = ByteBuffer.allocate(size);
     overlay.read(below, all, 0, false);
     for (int u = 0; u < size / UNIT; u++) {
-      assertThat(all.getLong(u * UNIT)).as("unit %d after the last write", u).isEqualTo(tag(u, committed.get(u)));
-    }
-  }
-
-  private static long tag(int unit, long version) {
-    return (long) unit << 32 | version;
-  }
-
-  private static void fillUnit(byte[] bytes, int unitInArray, long tag) {
-    for (int w = 0; w < UNIT; w += 8) {
-      ByteBuffer.wrap(bytes).putLong(unitInArray * UNIT + w, tag);
+      assertThat(all.getLong(u * UNIT)).as("unit %d after the last write", u).isEqualTo(TaggedUnits.tag(u, committed.get(u)));
     }
   }
 }
