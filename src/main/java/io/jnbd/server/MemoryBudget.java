@@ -1,6 +1,7 @@
 package io.jnbd.server;
 
 import io.jnbd.util.DirectBufferPool;
+import java.util.ArrayDeque;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -27,9 +28,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>A connection that holds nothing may take one request however large, so a request larger than
  * the share runs (alone on its connection), and so may a request larger than the whole budget
  * when nothing else holds any. The budget therefore bounds memory exactly when it is at least
- * the largest request (32 MiB), as its default is. Waiting requests are not served in order of
- * arrival: one that fits goes ahead of a larger one that does not, so a large request waiting for
- * memory that stuck clients hold does not hold up the small ones of other clients.
+ * the largest request (32 MiB), as its default is. Requests that wait for the server's budget
+ * (not for their own share) are served in order of arrival: with wake-ups left to chance, a
+ * connection lost every race for freed memory for as long as 80 s in the two-minute soak. A large
+ * request first in line holds up the ones behind it only until enough memory comes back, which
+ * clients that read do within moments, and clients that never read do once they are dropped
+ * ({@link NbdServer}: a client whose reply has not moved for a while is dropped while anyone
+ * waits here).
  */
 final class MemoryBudget {
   private static final long DEFAULT_MAX = 256L << 20;
@@ -43,8 +48,8 @@ final class MemoryBudget {
   private long used;
   private long peakUsed;
   private int waiting;
-  /** Waiters that the whole budget, not their connection's share, holds up. */
-  private int starved;
+  /** Requests waiting for the server's budget, first come first served. */
+  private final ArrayDeque<Object> line = new ArrayDeque<>();
 
   MemoryBudget(long capacity) {
     if (capacity <= 0) {
@@ -101,7 +106,7 @@ final class MemoryBudget {
   boolean starved() {
     lock.lock();
     try {
-      return starved > 0;
+      return !line.isEmpty();
     } finally {
       lock.unlock();
     }
@@ -126,13 +131,25 @@ final class MemoryBudget {
       }
       lock.lock();
       try {
-        while (!closed && !fits(bytes)) {
-          boolean forTheServer = !fitsTheServer(bytes);
+        Object place = null;
+        while (!closed) {
+          boolean withinShare = held == 0 || held + bytes <= connectionShare;
+          if (withinShare && (line.isEmpty() || line.peekFirst() == place) && fitsTheServer(bytes)) {
+            break;
+          }
+          if (withinShare && place == null) {
+            // Only this connection's gives could change the share, and they only add room.
+            place = new Object();
+            line.addLast(place);
+          }
           waiting++;
-          starved += forTheServer ? 1 : 0;
           returned.awaitUninterruptibly();
-          starved -= forTheServer ? 1 : 0;
           waiting--;
+        }
+        if (place != null) {
+          line.remove(place);
+          // The next in line may fit now.
+          returned.signalAll();
         }
         if (closed) {
           return false;
@@ -172,10 +189,6 @@ final class MemoryBudget {
       } finally {
         lock.unlock();
       }
-    }
-
-    private boolean fits(long bytes) {
-      return (held == 0 || held + bytes <= connectionShare) && fitsTheServer(bytes);
     }
 
     private boolean fitsTheServer(long bytes) {
