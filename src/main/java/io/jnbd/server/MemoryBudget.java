@@ -21,20 +21,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * server's budget. It takes sixteen such clients to fill the budget (fewer if their requests are
  * larger than a share); until then every other client is served. No scheme of shares or
  * reservations can guarantee more: a reply's memory comes back only when the reply is sent, so
- * enough clients that never read can hold any amount, unless requests are failed or clients are
- * disconnected, which jnbd (like nbdkit) does not do. Once the budget is full, requests wait until
- * one of those clients reads or goes away.
+ * enough clients that never read can hold any amount unless they are disconnected. Once the
+ * budget is full, {@link NbdServer} drops the clients whose replies have not moved for a while;
+ * requests are never failed for want of memory.
  *
  * <p>A connection that holds nothing may take one request however large, so a request larger than
  * the share runs (alone on its connection), and so may a request larger than the whole budget
  * when nothing else holds any. The budget therefore bounds memory exactly when it is at least
  * the largest request (32 MiB), as its default is. Requests that wait for the server's budget
- * (not for their own share) are served in order of arrival: with wake-ups left to chance, a
- * connection lost every race for freed memory for as long as 80 s in the two-minute soak. A large
- * request first in line holds up the ones behind it only until enough memory comes back, which
- * clients that read do within moments, and clients that never read do once they are dropped
- * ({@link NbdServer}: a client whose reply has not moved for a while is dropped while anyone
- * waits here).
+ * (not for their own share) are served in order of arrival, so that no connection can lose every
+ * race for freed memory. A large request first in line holds up the ones behind it only until
+ * enough memory comes back, which clients that read do within moments and clients that never
+ * read do once they are dropped.
  */
 final class MemoryBudget {
   private static final long DEFAULT_MAX = 256L << 20;

@@ -1,13 +1,8 @@
 package io.jnbd.interop;
 
-import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.jnbd.api.Filter;
-import io.jnbd.api.Plugin;
-import io.jnbd.server.Catalog;
 import io.jnbd.server.ServerConfig;
-import io.jnbd.server.Stack;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.io.IOException;
@@ -61,14 +56,10 @@ final class Probe {
 
   /** jnbd in-process with the named filters over the plugin, configured as the command line would. */
   static TestServer jnbdServer(List<String> filterNames, List<String> pluginAndArgs, ServerConfig config) {
-    List<Filter> filters = filterNames.stream().map(Catalog::filter).toList();
-    Plugin plugin = Catalog.plugin(pluginAndArgs.get(0));
-    Stack routing = new Stack(filters, plugin);
-    for (String arg : pluginAndArgs.subList(1, pluginAndArgs.size())) {
-      int eq = arg.indexOf('=');
-      routing.config(arg.substring(0, eq), arg.substring(eq + 1));
-    }
-    return new TestServer(filters, plugin, config);
+    List<String> command = new ArrayList<>();
+    filterNames.forEach(filter -> command.add("--filter=" + filter));
+    command.addAll(pluginAndArgs);
+    return DifferentialTest.serve(command, config);
   }
 
   /** Probes nbdkit with the same filters and arguments. */
