@@ -1,7 +1,6 @@
 package io.jnbd.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.testing.Tools;
 import java.io.ByteArrayOutputStream;
@@ -103,7 +102,7 @@ class MainTest {
 
   @Test
   void runServesTheExportWithFiltersAndKeysRouted() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     Path json = dir.resolve("info.json");
     Result r = jnbd("-r", "--filter=shrink", "testdisk", "1M", "shrink=4k",
         "--run", "nbdinfo --json \"$uri\" > " + json);
@@ -129,7 +128,7 @@ class MainTest {
 
   @Test
   void runOverTcpGivesTheBoundPort() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     Path env = dir.resolve("env");
     Result r = jnbd("-i", "127.0.0.1", "-p", "0", "testdisk", "64k",
         "--run", "nbdinfo --size \"$uri\" > " + dir.resolve("size") + " && env > " + env);

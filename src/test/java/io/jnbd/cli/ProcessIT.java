@@ -1,7 +1,6 @@
 package io.jnbd.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.testing.OriginGate;
 import io.jnbd.testing.RangeOrigin;
@@ -38,7 +37,7 @@ class ProcessIT {
   /** The java command line that runs jnbd from the packaged jar, with the test plugin. */
   static List<String> jnbd(String... args) throws Exception {
     String jar = System.getProperty("jnbd.jar");
-    assumeTrue(jar != null && Files.exists(Path.of(jar)), "needs the packaged jar (mvn verify)");
+    assertThat(jar).as("the packaged jar (run under mvn verify)").isNotNull().satisfies(j -> assertThat(Path.of(j)).exists());
     Path testClasses = Path.of(TestDisk.class.getProtectionDomain().getCodeSource().getLocation().toURI());
     List<String> command = new ArrayList<>(List.of(
         Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -49,7 +48,7 @@ class ProcessIT {
 
   @Test
   void backgroundStartReturnsOnceServingAndStopsOnSigterm() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     Path socket = dir.resolve("nbd.sock");
     Path pidfile = dir.resolve("jnbd.pid");
     Tools.Result start = Tools.run(jnbd("-U", socket.toString(), "-P", pidfile.toString(), "testdisk", "1M"),
@@ -72,7 +71,7 @@ class ProcessIT {
 
   @Test
   void backgroundStartReadsAPasswordFromStdinBeforeDetaching() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     byte[] image = new byte[1 << 20];
     String expected = "Basic " + Base64.getEncoder().encodeToString("carol:typed-pw".getBytes(StandardCharsets.UTF_8));
     try (RangeOrigin origin = RangeOrigin.http(image)) {
@@ -107,7 +106,7 @@ class ProcessIT {
    */
   @Test
   void sigtermWritesBackTheCacheRemovesItsFilesAndExitsZero() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     Path image = dir.resolve("disk.img");
     Files.write(image, new byte[4 << 20]);
     Path socket = dir.resolve("nbd.sock");
@@ -140,7 +139,7 @@ class ProcessIT {
   /** virt-v2v runs with -v and -D nbdkit.backend.datapath=0: no line per request; -D jnbd.layers=1 adds one per call. */
   @Test
   void debugFlagsChooseWhatVerboseTraces() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     String read = "nbdinfo --map \"$uri\" >/dev/null";
     String everyRequest = Tools.run(jnbd("-v", "--run", read, "memory", "1M"), Map.of(), 120).assertSuccess().stderr();
     assertThat(everyRequest).contains(" ok in ").doesNotContain("server -> memory");
@@ -160,7 +159,7 @@ class ProcessIT {
   @ParameterizedTest(name = "{0}")
   @MethodSource("virtV2vFilterLines")
   void virtV2vsCommandLinesCopyAnHttpImageIdentically(String which, List<String> filtersAndPlugin) throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] image = new byte[8 << 20];
     new Random(8).nextBytes(image);
     try (RangeOrigin origin = RangeOrigin.http(image)) {
@@ -202,7 +201,7 @@ class ProcessIT {
 
   @Test
   void virtV2vsCommandLineCopiesAnHttpImageIdenticallyAndAcrossAnOutage() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] image = new byte[8 << 20];
     new Random(7).nextBytes(image);
     try (RangeOrigin origin = RangeOrigin.http(image); OriginGate gate = new OriginGate(origin.port())) {
@@ -269,7 +268,7 @@ class ProcessIT {
 
   @Test
   void singleModeServesOneClientOnStdinAndStdout() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     String argv = String.join(", ", jnbd("-s", "--filter=shrink", "testdisk", "1M", "shrink=1k").stream()
         .map(word -> "'" + word + "'").toList());
     String script = "h.connect_command([" + argv + "]); h.pwrite(b'jnbd' * 128, 0); print(h.get_size(), h.pread(4, 508))";
@@ -284,14 +283,14 @@ class ProcessIT {
   @Test
   void launcherRunsTheJarFromAnyDirectory() throws Exception {
     String jar = System.getProperty("jnbd.jar");
-    assumeTrue(jar != null && Files.exists(Path.of(jar)), "needs the packaged jar (mvn verify)");
+    assertThat(jar).as("the packaged jar (run under mvn verify)").isNotNull().satisfies(j -> assertThat(Path.of(j)).exists());
     Path root = Path.of(jar).toAbsolutePath().getParent().getParent();
     Path launcher = root.resolve("jnbd");
     // A stale jar would make the launcher run Maven inside this very build: leave that alone.
     long built = Files.getLastModifiedTime(Path.of(jar)).toMillis();
     try (var files = Files.walk(root.resolve("src"))) {
-      assumeTrue(files.allMatch(f -> modified(f) <= built) && modified(root.resolve("pom.xml")) <= built,
-          "sources are newer than the jar");
+      assertThat(files.allMatch(f -> modified(f) <= built) && modified(root.resolve("pom.xml")) <= built)
+          .as("sources changed during the build; the launcher would rebuild the jar").isTrue();
     }
     Process process = new ProcessBuilder(launcher.toString(), "--version")
         .directory(dir.toFile())

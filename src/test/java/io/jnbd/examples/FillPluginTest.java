@@ -1,7 +1,6 @@
 package io.jnbd.examples;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.TestServer;
@@ -14,7 +13,7 @@ import org.junit.jupiter.api.Test;
 class FillPluginTest {
   @Test
   void servesTheConfiguredByte() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     FillPlugin plugin = new FillPlugin();
     plugin.config("size", "64k");
     plugin.config("byte", "171");

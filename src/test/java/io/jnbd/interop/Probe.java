@@ -1,6 +1,5 @@
 package io.jnbd.interop;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.TestServer;
@@ -26,8 +25,7 @@ final class Probe {
 
   /** Skips the test unless nbdkit and python3 with libnbd's module are installed. */
   static void assumeAvailable() {
-    assumeTrue(Tools.installed("nbdkit") && Files.isExecutable(Path.of("/usr/bin/python3")));
-    assumeTrue(Tools.run("/usr/bin/python3", "-c", "import nbd").exitCode() == 0, "python3-libnbd");
+    Tools.require("nbdkit", "python3-libnbd");
   }
 
   private static synchronized Path script() {

@@ -1,7 +1,6 @@
 package io.jnbd.interop;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Plugin;
 import io.jnbd.server.Catalog;
@@ -39,7 +38,7 @@ class RealClientsInteropTest {
 
   @Test
   void nbdinfoReportsSizeFlagsMapAndList() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo", "nbdcopy"));
+    Tools.require("nbdinfo", "nbdcopy");
     try (TestServer server = memoryServer(ServerConfig.defaults())) {
       Tools.run("nbdcopy", sourceImage().toString(), server.uri()).assertSuccess();
       String json = Tools.run("nbdinfo", "--json", server.uri()).assertSuccess().stdout();
@@ -59,7 +58,7 @@ class RealClientsInteropTest {
 
   @Test
   void nbdcopyIntoAndOutOfJnbdOverFourConnections() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     Path source = sourceImage();
     for (String requests : List.of("1", "64")) {
       try (TestServer server = memoryServer(ServerConfig.defaults())) {
@@ -79,7 +78,7 @@ class RealClientsInteropTest {
 
   @Test
   void qemuImgConvertsIntoJnbdAndComparesInfoAndMap() throws Exception {
-    assumeTrue(Tools.installed("qemu-img"));
+    Tools.require("qemu-img");
     Path source = sourceImage();
     try (TestServer server = memoryServer(ServerConfig.defaults())) {
       String uri = server.uri();

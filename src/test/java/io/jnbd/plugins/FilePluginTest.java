@@ -78,7 +78,7 @@ class FilePluginTest {
 
   @Test
   void trimAndZeroPunchHolesThatExtentsReport() throws Exception {
-    assumeTrue(NativeFileOps.available(), () -> "native file ops: " + NativeFileOps.unavailableReason());
+    assertThat(NativeFileOps.available()).as(NativeFileOps::unavailableReason).isTrue();
     Path file = fileWithData(4 * MIB);
     plugin = configured("file", "file=" + file);
     try (Export export = plugin.open(false, "")) {
@@ -107,7 +107,7 @@ class FilePluginTest {
 
   @Test
   void extentsOfASparseFileShowItsHoles() throws Exception {
-    assumeTrue(NativeFileOps.available(), () -> "native file ops: " + NativeFileOps.unavailableReason());
+    assertThat(NativeFileOps.available()).as(NativeFileOps::unavailableReason).isTrue();
     Path file = dir.resolve("sparse.img");
     try (var sparse = new java.io.RandomAccessFile(file.toFile(), "rw")) {
       sparse.setLength(4 * MIB);

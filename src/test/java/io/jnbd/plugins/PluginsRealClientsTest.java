@@ -3,7 +3,6 @@ package io.jnbd.plugins;
 import static io.jnbd.plugins.Plugins.configured;
 import static io.jnbd.plugins.Plugins.write;
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Export;
 import io.jnbd.api.Plugin;
@@ -56,7 +55,7 @@ class PluginsRealClientsTest {
 
   @Test
   void nbdinfoMapsTheHolesOfAMemoryDisk() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     Plugin memory = configured("memory", "size=8M");
     try (Export export = memory.open(false, "")) {
       write(export, 2 * MIB + 5, new byte[] {1});
@@ -75,8 +74,8 @@ class PluginsRealClientsTest {
 
   @Test
   void nbdinfoMapsTheHolesOfAFile() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
-    assumeTrue(NativeFileOps.available(), () -> "native file ops: " + NativeFileOps.unavailableReason());
+    Tools.require("nbdinfo");
+    assertThat(NativeFileOps.available()).as(NativeFileOps::unavailableReason).isTrue();
     Path file = dir.resolve("sparse.img");
     try (RandomAccessFile sparse = new RandomAccessFile(file.toFile(), "rw")) {
       sparse.setLength(8 * MIB);
@@ -102,7 +101,7 @@ class PluginsRealClientsTest {
 
   @Test
   void nbdcopyOfAFileExportIsByteIdenticalAndWritesGoThrough() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] bytes = new byte[3 * MIB + 7];
     new Random(7).nextBytes(bytes);
     Path file = dir.resolve("disk.img");
@@ -124,7 +123,7 @@ class PluginsRealClientsTest {
 
   @Test
   void withoutNativeCallsTheServerWritesZeroesForTheFilePlugin() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     Path file = dir.resolve("plain.img");
     byte[] ones = new byte[64 * 1024];
     java.util.Arrays.fill(ones, (byte) 1);
@@ -150,7 +149,7 @@ class PluginsRealClientsTest {
 
   @Test
   void nbdcopyIntoAMemoryDiskAndBackRoundTrips() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] bytes = new byte[4 * MIB];
     Random random = new Random(9);
     for (int i = 0; i < bytes.length; i += 4096) {
@@ -170,7 +169,7 @@ class PluginsRealClientsTest {
 
   @Test
   void patternIsByteIdenticalToNbdkitsPattern() throws Exception {
-    assumeTrue(Tools.installed("nbdkit", "nbdcopy", "qemu-img"));
+    Tools.require("nbdkit", "nbdcopy", "qemu-img");
     Path reference = nbdkitReference("pattern", "pattern", "size=1M");
     try (TestServer server = new TestServer(configured("pattern", "size=1M"))) {
       Tools.run("qemu-img", "compare", "-f", "raw", "-F", "raw", reference.toString(), server.uri())
@@ -189,7 +188,7 @@ class PluginsRealClientsTest {
 
   @Test
   void dataIsByteIdenticalToNbdkitsData() throws Exception {
-    assumeTrue(Tools.installed("nbdkit", "nbdcopy"));
+    Tools.require("nbdkit", "nbdcopy");
     String data = "( 0x55 0xAA )*3000 @^512 \"Hello\\tworld\\x21\" le32:0x11223344 "
         + "( @3 be16:513 ( 7 )*5 )*100 @+70000 0377 @-9 0x0 @^4096 1";
     Path reference = nbdkitReference("data", "data", data);
@@ -200,7 +199,7 @@ class PluginsRealClientsTest {
 
   @Test
   void nullServesZeroesToNbdcopy() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     try (TestServer server = new TestServer(configured("null", "size=1M"))) {
       assertThat(Files.readAllBytes(copyOut(server, "null.img"))).containsOnly(0).hasSize(MIB);
     }

@@ -1,7 +1,6 @@
 package io.jnbd.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Support;
 import io.jnbd.server.ServerConfig;
@@ -44,7 +43,7 @@ class NbdshProtocolTest {
 
   @BeforeAll
   static void clientInstalled() {
-    assumeTrue(Tools.installed("nbdsh"), "nbdsh (python3-libnbd) is not installed");
+    Tools.require("nbdsh");
   }
 
   private static void runScript(TestServer server, String script) {

@@ -133,10 +133,7 @@ class ProtocolFuzzTest {
    * well-behaved clients, and holds what the model says.
    */
   private void liveCheck(SplittableRandom random) throws IOException {
-    if (!Tools.installed("nbdsh")) {
-      System.out.println("fuzz: nbdsh is not installed; no live checks");
-      return;
-    }
+    Tools.require("nbdsh");
     byte[] data = new byte[1 + random.nextInt(65536)];
     random.nextBytes(data);
     long offset = random.nextLong(EXPORT_SIZE - data.length + 1);

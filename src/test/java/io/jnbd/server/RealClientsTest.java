@@ -1,7 +1,6 @@
 package io.jnbd.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
@@ -11,7 +10,7 @@ import org.junit.jupiter.api.Test;
 class RealClientsTest {
   @Test
   void nbdinfoSeesSizeAndFlags() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     ArrayDisk disk = new ArrayDisk(1 << 20);
     try (TestServer server = new TestServer(disk)) {
       String json = Tools.run("nbdinfo", "--json", server.uri()).assertSuccess().stdout();

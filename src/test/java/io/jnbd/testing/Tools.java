@@ -24,21 +24,52 @@ public final class Tools {
     }
   }
 
-  /** True when every named program is on the PATH (tests assume() this). */
-  public static boolean installed(String... programs) {
-    for (String program : programs) {
-      boolean found = false;
-      for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin").split(":")) {
-        if (Files.isExecutable(Path.of(dir, program))) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) {
-        return false;
+  /** The Debian package that provides each tool a test may require. */
+  private static final Map<String, String> PACKAGES = Map.of(
+      "nbdinfo", "libnbd-bin",
+      "nbdcopy", "libnbd-bin",
+      "nbdsh", "python3-libnbd",
+      "qemu-img", "qemu-utils",
+      "qemu-nbd", "qemu-utils",
+      "nbdkit", "nbdkit",
+      "python3-libnbd", "python3-libnbd");
+
+  private static final Map<String, java.util.concurrent.atomic.AtomicInteger> REQUIRED = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /**
+   * Fails the calling test, naming the package to install, unless every named tool is there. A
+   * missing tool is a broken test machine, not a reason to skip: `.ci/run` installs them all.
+   * "python3-libnbd" stands for Debian's python3 with libnbd's module (what nbdsh and the probe
+   * scripts run on).
+   */
+  public static void require(String... tools) {
+    for (String tool : tools) {
+      REQUIRED.computeIfAbsent(tool, t -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
+      boolean present = tool.equals("python3-libnbd")
+          ? Files.isExecutable(Path.of("/usr/bin/python3"))
+              && run("/usr/bin/python3", "-c", "import nbd").exitCode() == 0
+          : onPath(tool);
+      if (!present) {
+        throw new AssertionError(tool + " is not installed: install Debian's "
+            + PACKAGES.getOrDefault(tool, tool) + " package (.ci/run does)");
       }
     }
-    return true;
+  }
+
+  /** How many tests required each tool in this JVM, for the summary the test run prints. */
+  public static Map<String, Integer> requiredCounts() {
+    Map<String, Integer> counts = new java.util.TreeMap<>();
+    REQUIRED.forEach((tool, count) -> counts.put(tool, count.get()));
+    return counts;
+  }
+
+  private static boolean onPath(String program) {
+    for (String dir : ("/usr/bin:/bin:" + System.getenv().getOrDefault("PATH", "")).split(":")) {
+      if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, program))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   public static Result run(String... command) {

@@ -2,7 +2,6 @@ package io.jnbd.filters.blocksize;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.BlockSize;
 import io.jnbd.api.ConfigException;
@@ -200,7 +199,7 @@ class BlocksizeFilterTest {
   @Test
   @Tag("slow")
   void nbdshReadsAndWritesUnalignedThroughAnAlignedDisk() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     AlignedDisk disk = new AlignedDisk(4 << 20, BLOCK);
     BlocksizeFilter filter = new BlocksizeFilter();
     filter.config("minblock", "4k");

@@ -2,7 +2,6 @@ package io.jnbd.filters.blocksize;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.BlockSize;
 import io.jnbd.api.ConfigException;
@@ -41,7 +40,7 @@ class BlocksizePolicyFilterTest {
   @Test
   @Tag("slow")
   void clientsSeeAndMustObeyTheAdvertisedConstraints() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     BlocksizePolicyFilter filter = new BlocksizePolicyFilter();
     filter.config("blocksize-minimum", "512");
     filter.config("blocksize-preferred", "128k");

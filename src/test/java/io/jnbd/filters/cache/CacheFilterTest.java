@@ -2,7 +2,6 @@ package io.jnbd.filters.cache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Filter;
@@ -46,7 +45,7 @@ class CacheFilterTest {
   @Test
   @Tag("slow")
   void answersNbdCacheFromRealClients() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     SlowDisk disk = new SlowDisk(16 << 20, 0, 9);
     CacheFilter cache = new CacheFilter();
     cache.configComplete();

@@ -1,7 +1,6 @@
 package io.jnbd.filters.cacheextents;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
@@ -89,7 +88,7 @@ class CacheextentsFilterTest {
   @Test
   @Tag("slow")
   void nbdshQueriesInsideTheFirstAnswerStayInTheFilter() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     ArrayDisk disk = disk();
     try (TestServer server = new TestServer(List.of(Catalog.filter("cacheextents")), disk, ServerConfig.defaults())) {
       Tools.nbdshWithExtents(server.uri(), String.join("\n",

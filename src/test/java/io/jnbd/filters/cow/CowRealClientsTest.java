@@ -1,7 +1,6 @@
 package io.jnbd.filters.cow;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
@@ -30,7 +29,7 @@ class CowRealClientsTest {
   /** The pattern plugin is read-only: through cow it takes writes, zeroes and trims, and reads them back. */
   @Test
   void nbdshWritesThroughCowOverAReadOnlyPlugin() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     String check = String.join("\n",
         "import struct",
         "def word(offset): return struct.pack('>Q', offset)",
@@ -59,7 +58,7 @@ class CowRealClientsTest {
   /** qemu-img writes an image into a file-backed export; the file is never touched, and a new server sees none of it. */
   @Test
   void qemuImgWritesLandInTheOverlayNotTheFile() throws Exception {
-    assumeTrue(Tools.installed("qemu-img", "nbdcopy", "nbdinfo"));
+    Tools.require("qemu-img", "nbdcopy", "nbdinfo");
     byte[] base = new byte[4 * MIB];
     new Random(1).nextBytes(base);
     Path file = Files.write(dir.resolve("base.img"), base);
@@ -85,7 +84,7 @@ class CowRealClientsTest {
   /** nbdinfo --map shows written blocks as data over a sparse plugin, the rest as its holes. */
   @Test
   void nbdinfoMapsTheOverlayOverTheHolesBelow() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo", "nbdsh"));
+    Tools.require("nbdinfo", "nbdsh");
     try (TestServer server = cowOver("memory", "size=4M")) {
       Tools.nbdsh(server.uri(), "h.pwrite(b'x', 1048576 + 10)").assertSuccess();
       List<String> map = Tools.run("nbdinfo", "--map", server.uri()).assertSuccess().stdout().lines()
@@ -97,7 +96,7 @@ class CowRealClientsTest {
   /** One server, one overlay per export name, as upstream virt-v2v's -i disk uses it. */
   @Test
   void eachExportHasItsOwnOverlay() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     ArrayDisk disk = new ArrayDisk(MIB);
     disk.data[0] = 42;
     try (TestServer server = new TestServer(List.of(Layers.filter("cow")), disk, ServerConfig.defaults())) {

@@ -1,7 +1,6 @@
 package io.jnbd.filters.delay;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
@@ -19,7 +18,7 @@ import org.junit.jupiter.api.Test;
 class DelayRealClientsTest {
   @Test
   void nbdshRequestsWaitTheirDelaysAndADelayedFastZeroFailsFast() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     RecordingSleeper sleeper = new RecordingSleeper();
     DelayFilter delay = new DelayFilter(sleeper);
     for (String keyValue : List.of("rdelay=100ms", "wdelay=2", "delay-fast-zero=false", "delay-open=5ms")) {

@@ -1,7 +1,6 @@
 package io.jnbd.filters.error;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
@@ -30,7 +29,7 @@ class ErrorRealClientsTest {
 
   @Test
   void nbdcopyIntoAnExportWhoseWritesFailReportsTheInjectedError() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] image = new byte[1 << 20];
     java.util.Arrays.fill(image, (byte) 1);
     Path in = Files.write(dir.resolve("in.img"), image);
@@ -44,7 +43,7 @@ class ErrorRealClientsTest {
 
   @Test
   void aQuarterOfReadsFailForNbdsh() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     double[] draws = {0.1, 0.6, 0.3, 0.2, 0.9, 0.24, 0.5, 0.7};
     int[] next = {0};
     ErrorFilter filter = new ErrorFilter(() -> draws[next[0]++ % draws.length]);

@@ -2,7 +2,6 @@ package io.jnbd.filters.fua;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -78,7 +77,7 @@ class FuaFilterTest {
       "discard, True,  0, 0"})
   @Tag("slow")
   void nbdshSeesTheModes(String mode, String canFua, int fuaWrites, int flushes) throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     ArrayDisk disk = new ArrayDisk(1 << 20);
     try (TestServer server = new TestServer(List.of(Layers.filter("fua", "fuamode=" + mode)), disk, ServerConfig.defaults())) {
       Tools.nbdsh(server.uri(), String.join("\n",

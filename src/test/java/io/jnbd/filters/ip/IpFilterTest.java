@@ -2,7 +2,6 @@ package io.jnbd.filters.ip;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.server.ServerConfig;
@@ -88,7 +87,7 @@ class IpFilterTest {
   @Test
   @Tag("slow")
   void nbdinfoOverTcpIsAdmittedOrRefusedByItsAddress() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     for (List<String> rules : List.of(List.of("allow=127.0.0.1", "deny=all"), List.of("deny=127.0.0.0/8"))) {
       IpFilter filter = filter(rules.toArray(String[]::new));
       try (TestServer server = new TestServer(List.of(filter), new ArrayDisk(4096), ServerConfig.defaults()).withTcp()) {

@@ -2,7 +2,6 @@ package io.jnbd.filters.multiconn;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -183,7 +182,7 @@ class MultiConnFilterTest {
   @Test
   @Tag("slow")
   void nbdinfoSeesMultiConnPerModeAndNbdshSeesFlushesReplayed() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo", "nbdsh"));
+    Tools.require("nbdinfo", "nbdsh");
     for (String mode : List.of("auto", "plugin", "disable")) {
       MultiConnFilter filter = new MultiConnFilter();
       filter.config("multi-conn-mode", mode);

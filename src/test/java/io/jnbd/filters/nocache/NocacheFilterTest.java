@@ -2,7 +2,6 @@ package io.jnbd.filters.nocache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -47,7 +46,7 @@ class NocacheFilterTest {
   @CsvSource({"cachemode=none, False", "cachemode=emulate, True", "cachemode=nop, True"})
   @Tag("slow")
   void nbdshSeesTheModes(String args, String canCache) throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     ArrayDisk disk = new ArrayDisk(1 << 20);
     try (TestServer server = new TestServer(List.of(Layers.filter("nocache", args)), disk, ServerConfig.defaults())) {
       Tools.nbdsh(server.uri(), String.join("\n",
@@ -63,7 +62,7 @@ class NocacheFilterTest {
   @Test
   @Tag("slow")
   void nbdshCacheRequestsAreReadsWhenEmulated() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     SlowDisk disk = new SlowDisk(1 << 20, 0, 2);
     try (TestServer server = new TestServer(List.of(Layers.filter("nocache", "cachemode=emulate")), disk, ServerConfig.defaults())) {
       Tools.nbdsh(server.uri(), "h.cache(65536, 4096)").assertSuccess();

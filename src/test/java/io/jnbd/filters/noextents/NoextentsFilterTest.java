@@ -1,7 +1,6 @@
 package io.jnbd.filters.noextents;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.Layers;
@@ -16,7 +15,7 @@ class NoextentsFilterTest {
   /** The memory plugin is all holes but one page; through noextents nbdinfo sees one data extent. */
   @Test
   void nbdinfoSeesTheWholeExportAsData() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo", "nbdsh"));
+    Tools.require("nbdinfo", "nbdsh");
     try (TestServer plain = new TestServer(Layers.plugin("memory", "size=4M"));
         TestServer filtered = new TestServer(List.of(Layers.filter("noextents")), Layers.plugin("memory", "size=4M"), ServerConfig.defaults())) {
       for (TestServer server : List.of(plain, filtered)) {

@@ -2,7 +2,6 @@ package io.jnbd.filters.noparallel;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -108,7 +107,7 @@ class NoparallelFilterTest {
   @Test
   @Tag("slow")
   void requestsRunOneAtATimePerConnectionOrOverall() {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     assertThat(mostReadsAtOnce(filter("requests"))).isBetween(1, 2);
     assertThat(mostReadsAtOnce(filter("all-requests"))).isEqualTo(1);
   }
@@ -116,7 +115,7 @@ class NoparallelFilterTest {
   @Test
   @Tag("slow")
   void connectionsModeAdmitsOneClientAtATimeAndWithdrawsMultiConn() throws Exception {
-    assumeTrue(Tools.installed("nbdsh", "nbdinfo"));
+    Tools.require("nbdsh", "nbdinfo");
     try (TestServer server = new TestServer(List.of(filter("connections")), new OverlapDisk(),
         ServerConfig.defaults().withReadOnly(true))) {
       assertThat(Tools.run("nbdinfo", "--can", "multi-conn", server.uri()).exitCode()).isEqualTo(2);

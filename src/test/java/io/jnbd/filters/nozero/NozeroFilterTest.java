@@ -2,7 +2,6 @@ package io.jnbd.filters.nozero;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
@@ -84,7 +83,7 @@ class NozeroFilterTest {
       "zeromode=plugin fastzeromode=none;    True;  False; -; 2; 2"})
   @Tag("slow")
   void nbdshSeesTheModes(String args, String canZero, String canFastZero, String fastZero, int nativeZeroes, int lastFlags) throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     ArrayDisk disk = new ArrayDisk(1 << 20);
     Arrays.fill(disk.data, (byte) 1);
     try (TestServer server = new TestServer(List.of(Layers.filter("nozero", args.split(" "))), disk, ServerConfig.defaults())) {

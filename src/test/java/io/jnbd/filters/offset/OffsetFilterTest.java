@@ -2,7 +2,6 @@ package io.jnbd.filters.offset;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -70,7 +69,7 @@ class OffsetFilterTest {
   @Test
   @Tag("slow")
   void nbdcopyCopiesOnlyTheWindow() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     ArrayDisk disk = new ArrayDisk(1 << 20);
     new Random(7).nextBytes(disk.data);
     OffsetFilter filter = new OffsetFilter();

@@ -2,7 +2,6 @@ package io.jnbd.filters.partition;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -102,7 +101,7 @@ class PartitionFilterTest {
   @Test
   @Tag("slow")
   void nbdcopyCopiesOnlyThePartition() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     for (byte[] image : List.of(PartitionImages.mbr(), PartitionImages.gpt())) {
       Expected partition = image[450] == (byte) 0xee ? PartitionImages.GPT_PARTITIONS[1] : PartitionImages.MBR_PARTITIONS[3];
       PartitionFilter filter = new PartitionFilter();

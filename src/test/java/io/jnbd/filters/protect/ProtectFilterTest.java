@@ -2,7 +2,6 @@ package io.jnbd.filters.protect;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
@@ -93,7 +92,7 @@ class ProtectFilterTest {
   @Test
   @Tag("slow")
   void aClientGetsEpermForAChangeAndMayRewriteWhatIsThere() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     ArrayDisk disk = new ArrayDisk(1 << 20);
     disk.data[10] = 42;
     ProtectFilter filter = new ProtectFilter();

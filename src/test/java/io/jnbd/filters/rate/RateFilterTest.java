@@ -2,7 +2,6 @@ package io.jnbd.filters.rate;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -161,7 +160,7 @@ class RateFilterTest {
   @Test
   @Tag("slow")
   void nbdcopyCompletesThroughTheLimit() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     ArrayDisk disk = new ArrayDisk(4 << 20);
     new Random(7).nextBytes(disk.data);
     RateFilter filter = filter();

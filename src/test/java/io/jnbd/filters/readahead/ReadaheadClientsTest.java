@@ -1,7 +1,6 @@
 package io.jnbd.filters.readahead;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Filter;
 import io.jnbd.filters.cache.CacheFilter;
@@ -35,7 +34,7 @@ class ReadaheadClientsTest {
 
   @Test
   void serialNbdcopyMakesAnIdenticalCopyFromFewReadsBelow() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     SlowDisk disk = new SlowDisk(SIZE, 2, 21);
     Path copy = dir.resolve("copy.img");
     try (TestServer server = server(disk)) {
@@ -49,7 +48,7 @@ class ReadaheadClientsTest {
 
   @Test
   void qemuImgConvertMakesAnIdenticalCopy() throws Exception {
-    assumeTrue(Tools.installed("qemu-img"));
+    Tools.require("qemu-img");
     SlowDisk disk = new SlowDisk(SIZE, 2, 22);
     Path copy = dir.resolve("copy.raw");
     try (TestServer server = server(disk)) {

@@ -1,7 +1,6 @@
 package io.jnbd.filters.retry;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Filter;
 import io.jnbd.api.Plugin;
@@ -41,7 +40,7 @@ class RetryRealClientsTest {
 
   @Test
   void nbdcopyReadsAnImageWhoseExportsBreakEveryFewRequests() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     FlakyDisk flaky = new FlakyDisk(SIZE);
     new Random(11).nextBytes(flaky.disk.data);
     flaky.breakAfter = 5;
@@ -57,7 +56,7 @@ class RetryRealClientsTest {
 
   @Test
   void nbdcopyWritesAnImageWhoseExportsBreakEveryFewRequests() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] image = new byte[SIZE];
     new Random(12).nextBytes(image);
     Path in = Files.write(dir.resolve("in.img"), image);
@@ -72,7 +71,7 @@ class RetryRealClientsTest {
 
   @Test
   void nbdcopyReadsThroughTheHttpPluginAcrossOriginFailures() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] image = new byte[SIZE];
     new Random(13).nextBytes(image);
     Path out = dir.resolve("http-copy.img");
@@ -94,7 +93,7 @@ class RetryRealClientsTest {
 
   @Test
   void nbdshGetsTheErrorOnceTheRetriesAreSpentAndTheConnectionGoesOn() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     FlakyDisk flaky = new FlakyDisk(SIZE);
     flaky.disk.data[0] = 42;
     flaky.failCalls(3);
@@ -116,7 +115,7 @@ class RetryRealClientsTest {
 
   @Test
   void retryRequestCarriesNbdcopyOverSporadicFailuresBothWays() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] image = new byte[SIZE];
     new Random(14).nextBytes(image);
     Path in = Files.write(dir.resolve("in.img"), image);
@@ -135,7 +134,7 @@ class RetryRealClientsTest {
 
   @Test
   void retryRequestLetsAClientConnectWhenTheFirstOpenFails() throws Exception {
-    assumeTrue(Tools.installed("nbdinfo"));
+    Tools.require("nbdinfo");
     FlakyDisk flaky = new FlakyDisk(SIZE);
     flaky.failOpens(1);
     try (TestServer server = new TestServer(List.of(new RetryRequestFilter(sleeper)), flaky, ServerConfig.defaults())) {
@@ -146,7 +145,7 @@ class RetryRealClientsTest {
 
   @Test
   void retryRidesOutAnOutageThatTheErrorFilterInjects() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     Path outage = Files.createFile(dir.resolve("outage"));
     // The outage ends during the first wait, so the request after the reopen succeeds.
     RetryFilter retry = new RetryFilter(wait -> {

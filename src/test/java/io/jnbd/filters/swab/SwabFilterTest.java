@@ -2,7 +2,6 @@ package io.jnbd.filters.swab;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.BlockSize;
 import io.jnbd.api.ConfigException;
@@ -84,7 +83,7 @@ class SwabFilterTest {
   @Test
   @Tag("slow")
   void makesThePatternPluginLittleEndianForNbdcopy() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     var pattern = Catalog.plugin("pattern");
     pattern.config("size", "1M");
     SwabFilter filter = new SwabFilter();

@@ -2,7 +2,6 @@ package io.jnbd.filters.truncate;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
@@ -99,7 +98,7 @@ class TruncateFilterTest {
   @Test
   @Tag("slow")
   void clientsSeeZeroesPastTheEndOfThePluginAndCannotWriteDataThere() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy", "nbdsh"));
+    Tools.require("nbdcopy", "nbdsh");
     ArrayDisk disk = new ArrayDisk(1000);
     Arrays.fill(disk.data, (byte) 7);
     TruncateFilter filter = new TruncateFilter();

@@ -1,7 +1,6 @@
 package io.jnbd.plugins.http;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.jnbd.api.Plugin;
 import io.jnbd.server.Catalog;
@@ -37,7 +36,7 @@ class HttpOverNbdTest {
 
   @Test
   void failedReadIsEioAndTheConnectionStaysUp() throws Exception {
-    assumeTrue(Tools.installed("nbdsh"));
+    Tools.require("nbdsh");
     byte[] data = HttpPluginTest.randomBytes(256 * 1024, 7);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
       Plugin plugin = configured("curl", "url=" + origin.url());
@@ -71,7 +70,7 @@ class HttpOverNbdTest {
 
   @Test
   void nbdcopyMakesAnIdenticalCopyAcrossATwoSecondOutage() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
     FakePacer pacer = new FakePacer();
     try (RangeOrigin origin = RangeOrigin.http(data); OriginGate gate = new OriginGate(origin.port());
@@ -87,7 +86,7 @@ class HttpOverNbdTest {
 
   @Test
   void nbdcopyFailsWhenTheImageChangesDuringTheCopy() throws Exception {
-    assumeTrue(Tools.installed("nbdcopy"));
+    Tools.require("nbdcopy");
     byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
       origin.change(data, "\"v1\"", null);
@@ -103,7 +102,7 @@ class HttpOverNbdTest {
   @Test
   @Tag("slow")
   void qemuImgAndNbdcopyMakeIdenticalCopies() throws Exception {
-    assumeTrue(Tools.installed("qemu-img", "nbdcopy"));
+    Tools.require("qemu-img", "nbdcopy");
     byte[] image = new byte[64 << 20];
     Random random = new Random(1);
     for (int at = 0; at < image.length; at += 1 << 20) {
