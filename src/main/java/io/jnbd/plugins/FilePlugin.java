@@ -118,7 +118,8 @@ public final class FilePlugin implements Plugin {
     settings = new FileSettings(file, directory, reduceMemoryPressure, fadvise);
     if (settings.file() != null) {
       try {
-        shared = OpenFile.open(settings.file(), settings, nativeAllowed);
+        // Whether any connection will write is not known yet: open for writing where allowed.
+        shared = OpenFile.open(settings.file(), settings, false, nativeAllowed);
       } catch (ConfigException e) {
         throw e;
       } catch (IOException e) {
@@ -154,11 +155,15 @@ public final class FilePlugin implements Plugin {
     if (shared != null) {
       return new FileExport(shared, shared.writable() && !readOnly, false);
     }
+    Path path = fileInDirectory(exportName);
     OpenFile opened;
     try {
-      opened = OpenFile.open(fileInDirectory(exportName), settings, nativeAllowed);
+      opened = OpenFile.open(path, settings, readOnly, nativeAllowed);
     } catch (ConfigException e) {
       throw new NbdException(Errno.EINVAL, e.getMessage());
+    } catch (IOException e) {
+      // Permissions, or the file went away between the checks and the open: the client's problem.
+      throw new NbdException(Errno.EINVAL, "file: cannot open " + path + ": " + e.getMessage(), e);
     }
     return new FileExport(opened, opened.writable() && !readOnly, true);
   }

@@ -197,6 +197,8 @@ final class NativeFileOps {
     @Override
     public void close() {
       try {
+        // A failed close has no one to report to; durability is flush's job, and the channel's
+        // fsync covers what was written through every descriptor of the file.
         int ignored = (int) Libc.CLOSE.invokeExact(fd);
       } catch (Throwable e) {
         throw unexpected("close", e);

@@ -43,12 +43,13 @@ final class OpenFile implements AutoCloseable {
   private final AtomicBoolean zeroRangeWorks = new AtomicBoolean(true);
 
   /**
-   * Opens a regular file or block device, for writing when the file allows it.
+   * Opens a regular file or block device, for writing unless {@code readOnly} or the file does
+   * not allow it.
    *
    * @param nativeAllowed false to behave as where native file calls are unavailable (tests)
    * @throws ConfigException when the path is missing or not a regular file or block device
    */
-  static OpenFile open(Path path, FileSettings settings, boolean nativeAllowed) throws IOException {
+  static OpenFile open(Path path, FileSettings settings, boolean readOnly, boolean nativeAllowed) throws IOException {
     if (!Files.exists(path)) {
       throw new ConfigException("file: " + path + ": no such file");
     }
@@ -59,14 +60,18 @@ final class OpenFile implements AutoCloseable {
       // A FIFO or character device has no size and no offsets: it would be served as 0 bytes.
       throw new ConfigException("file: " + path + ": not a regular file or block device");
     }
-    FileChannel channel;
+    FileChannel channel = null;
     boolean writable = false;
-    try {
-      channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-      writable = true;
-    } catch (FileSystemException e) {
-      // No permission or a read-only file system: serve read-only. Any other cause (the file
-      // vanished, ...) fails the read-only open too and is reported from there.
+    if (!readOnly) {
+      try {
+        channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        writable = true;
+      } catch (FileSystemException e) {
+        // No permission or a read-only file system: serve read-only. Any other cause (the file
+        // vanished, ...) fails the read-only open too and is reported from there.
+      }
+    }
+    if (channel == null) {
       channel = FileChannel.open(path, StandardOpenOption.READ);
     }
     NativeFile nativeFile = null;

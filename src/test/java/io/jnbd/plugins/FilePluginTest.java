@@ -22,14 +22,20 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class FilePluginTest {
   private static final int MIB = 1 << 20;
+  private static final int O_RDONLY = 0;
+  private static final int O_RDWR = 2;
+  private static final int O_ACCMODE = 3;
   @TempDir Path dir;
   private Plugin plugin;
 
@@ -226,11 +232,14 @@ class FilePluginTest {
       assertThat(read(export, 100, 50)).isEqualTo(Arrays.copyOfRange(disk0, 100, 150));
       write(export, 10, new byte[] {7, 8, 9});
       export.flush();
+      assertThat(accessModesOfDescriptorsOn(disks.resolve("disk0"))).isNotEmpty().containsOnly(O_RDWR);
     }
     assertThat(Arrays.copyOfRange(Files.readAllBytes(disks.resolve("disk0")), 10, 13)).containsExactly(7, 8, 9);
     try (Export link = plugin.open(true, "link0")) {
       assertThat(read(link, 10, 3)).containsExactly(7, 8, 9);
       assertThat(link.canWrite()).isFalse();
+      // A connection that only reads (-r, or below cow) opens its file read-only.
+      assertThat(accessModesOfDescriptorsOn(disks.resolve("disk0"))).isNotEmpty().containsOnly(O_RDONLY);
     }
     // The directory is read at each listing, and a name opens whatever is there now.
     Files.write(disks.resolve("disk2"), new byte[512]);
@@ -338,6 +347,26 @@ class FilePluginTest {
       plugin.unload();
       plugin = null;
     }
+  }
+
+  /** The access modes (flags and O_ACCMODE) of this process's descriptors open on {@code file}. */
+  private static List<Integer> accessModesOfDescriptorsOn(Path file) throws Exception {
+    Path real = file.toRealPath();
+    List<Integer> modes = new ArrayList<>();
+    try (Stream<Path> descriptors = Files.list(Path.of("/proc/self/fd"))) {
+      for (Path fd : descriptors.toList()) {
+        try {
+          if (Files.readSymbolicLink(fd).equals(real)) {
+            String flags = Files.readAllLines(Path.of("/proc/self/fdinfo", fd.getFileName().toString())).stream()
+                .filter(line -> line.startsWith("flags:")).findFirst().orElseThrow();
+            modes.add(Integer.parseInt(flags.substring("flags:".length()).trim(), 8) & O_ACCMODE);
+          }
+        } catch (java.nio.file.NoSuchFileException e) {
+          // The listing's own descriptor, closed by now.
+        }
+      }
+    }
+    return modes;
   }
 
   private static byte[] randomBytes(int size, long seed) {
