@@ -48,8 +48,8 @@ class VirtV2vDiskIT {
         convert(input.uri(""), expected, disk);
         copy(input.uri(""), out.uri(""));
       }
-      assertThat(Files.readAllBytes(output)).as("disk %d copied with the conversion's writes", disk).isEqualTo(expected);
-      assertThat(Files.readAllBytes(source)).as("source disk %d untouched", disk).isEqualTo(original);
+      assertSameBytes(output, expected, "disk" + disk + " copied with the conversion's writes");
+      assertSameBytes(source, original, "source disk" + disk + " untouched");
     }
   }
 
@@ -79,11 +79,16 @@ class VirtV2vDiskIT {
       }
     }
     for (int disk = 0; disk < 2; disk++) {
-      assertThat(Files.readAllBytes(outputs.resolve("disk" + disk))).as("disk%d copied with its conversion's writes", disk)
-          .isEqualTo(expected.get(disk));
-      assertThat(Files.readAllBytes(inputs.resolve("disk" + disk))).as("source disk%d untouched", disk)
-          .isEqualTo(originals.get(disk));
+      assertSameBytes(outputs.resolve("disk" + disk), expected.get(disk), "disk" + disk + " copied with its conversion's writes");
+      assertSameBytes(inputs.resolve("disk" + disk), originals.get(disk), "source disk" + disk + " untouched");
     }
+  }
+
+  /** Compares whole disks, naming the first offset that differs rather than printing 16 MiB. */
+  private static void assertSameBytes(Path file, byte[] expected, String what) throws Exception {
+    byte[] actual = Files.readAllBytes(file);
+    assertThat(actual.length).as(what + ": size").isEqualTo(expected.length);
+    assertThat(Arrays.mismatch(actual, expected)).as(what + ": first offset that differs").isEqualTo(-1);
   }
 
   /**

@@ -16,9 +16,13 @@ import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.Support;
+import io.jnbd.cli.Main;
 import io.jnbd.testing.ProcessFigures;
 import io.jnbd.testing.Tools;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -212,6 +216,17 @@ class FilePluginTest {
         .hasMessage("file: " + fifo + ": not a regular file or block device");
     assertThatThrownBy(() -> configured("file", "file=/dev/null")).isInstanceOf(ConfigException.class)
         .hasMessage("file: /dev/null: not a regular file or block device");
+  }
+
+  /** virt-v2v upstream greps the help for reduce-memory-pressure=, then cache=, and aborts on neither. */
+  @Test
+  void helpAnswersVirtV2vsParameterProbes() {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    int status = Main.run(new String[] {"file", "--help"}, new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(new ByteArrayOutputStream()));
+    assertThat(status).isZero();
+    String help = out.toString(StandardCharsets.UTF_8);
+    assertThat(help).contains("reduce-memory-pressure=").contains("cache=").contains("dir=").contains("fadvise=");
   }
 
   @Test
