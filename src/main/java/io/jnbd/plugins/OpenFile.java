@@ -145,7 +145,7 @@ final class OpenFile implements AutoCloseable {
   void read(ByteBuffer buffer, long offset) throws IOException {
     int length = buffer.remaining();
     long at = offset;
-    boolean viaNative = nativeIo && buffer.isDirect();
+    boolean viaNative = nativeIo && buffer.isDirect() && !buffer.isReadOnly();
     while (buffer.hasRemaining()) {
       long n = viaNative ? checked(nativeFile.pread(buffer, at), "read") : channel.read(buffer, at);
       if (n <= 0) {

@@ -168,6 +168,8 @@ class VirtV2vDiskIT {
         close();
         throw new AssertionError("server " + name + " did not write its pidfile: " + Files.readString(log));
       }
+      // virt-v2v chmods the socket as soon as the pidfile is there.
+      assertThat(socket).as("socket once the pidfile is written").exists();
     }
 
     String uri(String export) {
