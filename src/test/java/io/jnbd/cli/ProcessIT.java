@@ -151,6 +151,19 @@ class ProcessIT {
     assertThat(layers).contains("server -> stats: extents").contains("stats -> memory: extents").doesNotContain(" ok in ");
   }
 
+  /** The count filter's totals reach the log with -v at exit, after a real client's requests. */
+  @Test
+  void countFilterLogsTheTotalsWithVerbose() throws Exception {
+    Tools.require("nbdsh");
+    String script = "nbdsh -u \"$uri\" -c 'h.pwrite(b\"x\" * 4096, 0); h.pread(8192, 0); h.zero(4096, 8192); h.trim(4096, 0)'";
+    String verbose = Tools.run(jnbd("-v", "-D", "nbdkit.backend.datapath=0", "--filter=count", "--run", script,
+        "memory", "1M"), Map.of(), 120).assertSuccess().stderr();
+    assertThat(verbose).contains("count bytes: read 8192, written 4096, zeroed 4096, trimmed 4096");
+    String quiet = Tools.run(jnbd("--filter=count", "--run", script, "memory", "1M"), Map.of(), 120)
+        .assertSuccess().stderr();
+    assertThat(quiet).doesNotContain("count bytes:");
+  }
+
   /**
    * virt-v2v's server line for a remote input, word for word, then its copy: nbdcopy with 64
    * requests in flight and a flush, byte-identical; then again while the origin refuses
@@ -298,7 +311,7 @@ class ProcessIT {
         .start();
     String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertThat(process.waitFor()).isZero();
-    assertThat(out).matches("jnbd \\S+\\n");
+    assertThat(out).matches("jnbd \\S+ \\(nbdkit \\d+\\.\\d+\\.\\d+ compatible\\)\\n");
   }
 
   private static long modified(Path file) {
