@@ -101,6 +101,43 @@ class ProcessIT {
   }
 
   /**
+   * password=-FD, as virt-v2v passes it: the secret comes from a descriptor the server inherits,
+   * here a pipe, both in the foreground and when a background start hands it to its child JVM
+   * (which inherits only 0, 1 and 2).
+   */
+  @Test
+  void aPasswordFromAnInheritedDescriptorReachesTheOrigin() throws Exception {
+    Tools.require("nbdinfo");
+    String expected = "Basic " + Base64.getEncoder().encodeToString("carol:piped-pw".getBytes(StandardCharsets.UTF_8));
+    try (RangeOrigin origin = RangeOrigin.http(new byte[1 << 20])) {
+      origin.authorized = headers -> expected.equals(headers.getFirst("Authorization"));
+      Path socket = dir.resolve("nbd.sock");
+      Path pidfile = dir.resolve("jnbd.pid");
+      // The shell moves the pipe from its stdin to descriptor 3 before it runs the server.
+      String foreground = "printf 'piped-pw\\n' | { exec 3<&0 </dev/null; exec "
+          + String.join(" ", jnbd("http", "url=" + origin.url(), "user=carol", "password=-3",
+              "--run", "nbdinfo --size \"$uri\"").stream().map(ProcessIT::shellQuote).toList()) + "; }";
+      Tools.Result served = Tools.run(List.of("sh", "-c", foreground), Map.of(), 120);
+      assertThat(served.exitCode()).as(served.stderr()).isZero();
+      assertThat(served.stdout().trim()).isEqualTo("1048576");
+      String background = "printf 'piped-pw\\n' | { exec 3<&0 </dev/null; exec "
+          + String.join(" ", jnbd("-U", socket.toString(), "-P", pidfile.toString(),
+              "http", "url=" + origin.url(), "user=carol", "password=-3").stream().map(ProcessIT::shellQuote).toList()) + "; }";
+      Tools.Result start = Tools.run(List.of("sh", "-c", background), Map.of(), 120);
+      assertThat(start.exitCode()).as(start.stderr()).isZero();
+      ProcessHandle server = ProcessHandle.of(Long.parseLong(Files.readString(pidfile).trim())).orElseThrow();
+      try {
+        Tools.nbdsh("nbd+unix:///?socket=" + socket, "h.pread(4096, 0)").assertSuccess();
+      } finally {
+        server.destroy();
+        server.onExit().get(60, TimeUnit.SECONDS);
+      }
+      assertThat(origin.unauthorized.get()).isZero();
+      assertThat(origin.rangedGets.get()).isPositive();
+    }
+  }
+
+  /**
    * SIGTERM is a clean stop: writes acknowledged by a writeback cache (never flushed by the
    * client) reach the file, the socket and pidfile go, and the exit status is 0, as nbdkit's.
    */
