@@ -35,6 +35,7 @@ public final class Main {
     try {
       Options options = Options.parse(args);
       serverName = options.name;
+      options.passedSockets = SocketActivation.passedSockets(System.getenv(), ProcessHandle.current().pid());
       configureLogging(options);
       return run(args, options, out, err);
     } catch (InterruptedException e) {
@@ -95,6 +96,9 @@ public final class Main {
     if (options.dumpPlugin) {
       Help.dumpPlugin(out, plugin);
       return 0;
+    }
+    if (options.passedSockets > 0) {
+      SocketActivation.checkOptions(options);
     }
     if (options.detaches()) {
       return Background.launch(args, options, secretKeys(plugin, filters), err);

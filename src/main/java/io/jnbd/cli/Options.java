@@ -175,6 +175,9 @@ final class Options {
   @Option(names = BACKGROUND_CHILD, hidden = true)
   boolean backgroundChild;
 
+  /** Sockets passed by systemd's socket activation (LISTEN_FDS), set from the environment after parsing. */
+  int passedSockets;
+
   @Parameters(hidden = true) // shown by the synopsis
   List<String> words = new ArrayList<>();
 
@@ -284,7 +287,8 @@ final class Options {
 
   /** True when the server should detach into the background, as nbdkit does by default. */
   boolean detaches() {
-    return !foreground && !exitWithParent && run == null && !single && !backgroundChild;
+    // A socket-activated server stays the process its starter watches, as nbdkit does.
+    return !foreground && !exitWithParent && run == null && !single && !backgroundChild && passedSockets == 0;
   }
 
   /** True when the server listens on a private socket in a temporary directory. */

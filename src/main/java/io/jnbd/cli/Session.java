@@ -66,25 +66,31 @@ final class Session implements AutoCloseable {
     if (options.single) {
       return;
     }
-    if (options.privateSocket()) {
-      privateDirectory = Files.createTempDirectory("jnbd");
-      socket = privateDirectory.resolve("socket");
-    } else if (options.unix != null) {
-      socket = options.unix.toAbsolutePath();
-    }
-    if (socket != null) {
-      Path path = socket;
-      if (options.selinuxLabel != null) {
-        SelinuxLabel.apply(options.selinuxLabel, () -> server.listenUnix(path));
-      } else {
-        server.listenUnix(path);
-      }
+    if (options.passedSockets > 0) {
+      server.listenOn(SocketActivation.takeListener(options.passedSockets));
+    } else if (options.privateSocket() || options.unix != null) {
+      listenUnix();
     } else {
       int port = options.port != null ? options.port : Options.NBD_PORT;
       tcp = server.listenTcp(new InetSocketAddress(tcpAddress(), port), options.tcpFamily);
     }
     if (options.pidfile != null) {
       pidfile = Pidfile.write(options.pidfile);
+    }
+  }
+
+  private void listenUnix() throws IOException {
+    if (options.privateSocket()) {
+      privateDirectory = Files.createTempDirectory("jnbd");
+      socket = privateDirectory.resolve("socket");
+    } else {
+      socket = options.unix.toAbsolutePath();
+    }
+    Path path = socket;
+    if (options.selinuxLabel != null) {
+      SelinuxLabel.apply(options.selinuxLabel, () -> server.listenUnix(path));
+    } else {
+      server.listenUnix(path);
     }
   }
 

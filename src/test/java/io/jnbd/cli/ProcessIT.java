@@ -138,6 +138,56 @@ class ProcessIT {
   }
 
   /**
+   * Socket activation: systemd-socket-activate listens, runs jnbd on the first connection with
+   * the socket as descriptor 3 and LISTEN_PID/LISTEN_FDS set, and jnbd serves on it without
+   * detaching; with an option that names another socket it refuses to start, as nbdkit does.
+   */
+  @Test
+  void socketActivationServesOnThePassedSocketAndRefusesAnotherOne() throws Exception {
+    Tools.require("systemd-socket-activate", "nbdinfo");
+    Path socket = dir.resolve("activated.sock");
+    Path pidfile = dir.resolve("jnbd.pid");
+    List<String> command = new ArrayList<>(List.of("systemd-socket-activate", "-l", socket.toString(), "--"));
+    command.addAll(jnbd("-P", pidfile.toString(), "testdisk", "1M"));
+    Process activator = new ProcessBuilder(command).redirectErrorStream(true).start();
+    try {
+      awaitFile(socket);
+      assertThat(Tools.run("nbdinfo", "--size", "nbd+unix:///?socket=" + socket).assertSuccess().stdout().trim())
+          .isEqualTo("1048576");
+      awaitFile(pidfile);
+      assertThat(Long.parseLong(Files.readString(pidfile).trim())).as("jnbd stayed the activated process")
+          .isEqualTo(activator.pid());
+      activator.destroy(); // SIGTERM, to jnbd itself
+      assertThat(activator.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(activator.exitValue()).isZero();
+    } finally {
+      activator.destroyForcibly();
+    }
+
+    Path refused = dir.resolve("refused.sock");
+    command = new ArrayList<>(List.of("systemd-socket-activate", "-l", refused.toString(), "--"));
+    command.addAll(jnbd("-p", "0", "testdisk", "1M"));
+    activator = new ProcessBuilder(command).redirectErrorStream(true).start();
+    try {
+      awaitFile(refused);
+      assertThat(Tools.run("nbdinfo", "--size", "nbd+unix:///?socket=" + refused).exitCode()).isNotZero();
+      assertThat(activator.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(activator.exitValue()).isEqualTo(1);
+      assertThat(new String(activator.getInputStream().readAllBytes(), StandardCharsets.UTF_8))
+          .contains("jnbd: cannot use socket activation with -p");
+    } finally {
+      activator.destroyForcibly();
+    }
+  }
+
+  private static void awaitFile(Path file) throws InterruptedException {
+    for (int i = 0; i < 1200 && !Files.exists(file); i++) {
+      Thread.sleep(50);
+    }
+    assertThat(file).exists();
+  }
+
+  /**
    * SIGTERM is a clean stop: writes acknowledged by a writeback cache (never flushed by the
    * client) reach the file, the socket and pidfile go, and the exit status is 0, as nbdkit's.
    */
