@@ -110,7 +110,7 @@ public final class Main {
     }
     try (Session session = Session.start(stack, options)) {
       if (options.run != null) {
-        return Captive.run(options.run, session.environment());
+        return Captive.run(options.run, session.environment(), err);
       }
       if (options.single) {
         session.server().serveOne(new StdioChannel());

@@ -112,6 +112,18 @@ class MainTest {
   }
 
   @Test
+  void aMissingClientIsNamedWithItsPackage() {
+    assertThat(Captive.missingClients("nbdinfo \"$uri\" && qemu-img info \"$uri\" && nbdinfo --size \"$uri\"",
+        tool -> tool.equals("qemu-img")))
+        .containsExactly("jnbd: --run: nbdinfo is not installed; on Debian or Ubuntu it is in the libnbd-bin package"
+            + " (apt-get install libnbd-bin)");
+    assertThat(Captive.missingClients("my-script \"$uri\"", tool -> false)).isEmpty();
+    Result r = jnbd("testdisk", "1M", "--run", "exit 127");
+    assertThat(r.status()).isEqualTo(127);
+    assertThat(r.err()).as("nothing to name").isEmpty();
+  }
+
+  @Test
   void runPropagatesTheCommandsExitStatus() {
     assertThat(jnbd("testdisk", "1M", "--run", "exit 3").status()).isEqualTo(3);
     assertThat(jnbd("testdisk", "1M", "--run", "true").status()).isZero();
@@ -154,6 +166,30 @@ class MainTest {
     assertThat(vars.get("port")).matches("[1-9][0-9]*");
     assertThat(vars).containsEntry("uri", "nbd://127.0.0.1:" + vars.get("port")).containsEntry("unixsocket", "");
     assertThat(Files.readString(dir.resolve("size")).trim()).isEqualTo("65536");
+  }
+
+  /** -4 and -6 listen on one address family only; the other family's loopback finds nobody (or is closed at once). */
+  @Test
+  void ipv4OnlyAndIpv6OnlyServeOneFamily() throws Exception {
+    Tools.require("nbdinfo");
+    String both = "nbdinfo --size nbd://127.0.0.1:$port > " + dir.resolve("v4") + "; echo $? >> " + dir.resolve("v4")
+        + "; nbdinfo --size nbd://[::1]:$port > " + dir.resolve("v6") + "; echo $? >> " + dir.resolve("v6");
+    for (String family : List.of("-4", "-6", "--ipv4-only", "--ipv6-only")) {
+      Result r = jnbd(family, "-p", "0", "testdisk", "64k", "--run", both);
+      assertThat(r.status()).as(r.err()).isZero();
+      boolean v4 = family.contains("4");
+      assertThat(Files.readString(dir.resolve("v4")).trim()).as(family + " over IPv4").isEqualTo(v4 ? "65536\n0" : "1");
+      assertThat(Files.readString(dir.resolve("v6")).trim()).as(family + " over IPv6").isEqualTo(v4 ? "1" : "65536\n0");
+    }
+  }
+
+  /** Without SELinux here, --selinux-label is accepted and the socket serves as usual. */
+  @Test
+  void selinuxLabelIsAcceptedWhereSelinuxIsOff() throws Exception {
+    Tools.require("nbdinfo");
+    Result r = jnbd("--selinux-label", "system_u:object_r:svirt_socket_t:s0", "-U", "-", "testdisk", "64k",
+        "--run", "nbdinfo --size \"$uri\" >/dev/null");
+    assertThat(r.status()).as(r.err()).isZero();
   }
 
   @Test

@@ -188,6 +188,25 @@ class ProcessIT {
   }
 
   /**
+   * The README's first command: with nbdinfo installed it shows the disk; on a machine without
+   * it (here: a PATH that leads nowhere) it ends with the shell's status 127 and says which
+   * package to install.
+   */
+  @Test
+  void readmesFirstCommandWorksOrNamesThePackageToInstall() throws Exception {
+    Tools.require("nbdinfo");
+    List<String> readme = jnbd("--run", "nbdinfo \"$uri\"", "memory", "1G");
+    Tools.Result shown = Tools.run(readme, Map.of(), 120);
+    assertThat(shown.exitCode()).as(shown.stderr()).isZero();
+    assertThat(shown.stdout()).contains("export-size: 1073741824");
+    Path emptyPath = Files.createDirectory(dir.resolve("bin"));
+    Tools.Result missing = Tools.run(readme, Map.of("PATH", emptyPath.toString()), 120);
+    assertThat(missing.exitCode()).isEqualTo(127);
+    assertThat(missing.stderr()).contains(
+        "jnbd: --run: nbdinfo is not installed; on Debian or Ubuntu it is in the libnbd-bin package (apt-get install libnbd-bin)");
+  }
+
+  /**
    * SIGTERM is a clean stop: writes acknowledged by a writeback cache (never flushed by the
    * client) reach the file, the socket and pidfile go, and the exit status is 0, as nbdkit's.
    */
