@@ -309,11 +309,16 @@ class ProcessIT {
     }
   }
 
-  /** virt-v2v 2.2.0's vCenter line (cow outermost, retry next to the plugin) and upstream's vddk filters over http. */
+  /**
+   * virt-v2v 2.2.0's vCenter line (cow outermost, retry next to the plugin), upstream's (with the
+   * options it adds when the probes say they are there) and upstream's vddk filters over http.
+   */
   static Stream<Arguments> virtV2vFilterLines() {
     return Stream.of(
         Arguments.of("2.2.0 vCenter", List.of("--filter", "cow", "--filter", "cacheextents", "--filter", "retry",
             "curl", "timeout=2000")),
+        Arguments.of("upstream vCenter", List.of("--name", "input", "--selinux-label", "system_u:object_r:svirt_socket_t:s0",
+            "--verbose", "--filter", "cow", "--filter", "count", "--filter", "retry", "curl", "timeout=2000")),
         Arguments.of("upstream vddk filters", List.of("--filter", "multi-conn", "--filter", "cow", "--filter", "blocksize",
             "--filter", "retry", "http", "minblock=512", "maxdata=2M", "multi-conn-mode=disable", "cow-block-size=4096")));
   }
