@@ -23,7 +23,7 @@ import picocli.CommandLine.Parameters;
     name = "jnbd",
     customSynopsis = {
       "jnbd [OPTIONS] [--filter=FILTER]... PLUGIN [[KEY=]VALUE]...",
-      "       jnbd [--filter=FILTER]... PLUGIN --help | --dump-plugin",
+      "       jnbd [--filter=FILTER]... PLUGIN --help | --version | --dump-plugin",
       "       jnbd --help | --version | --dump-config | --long-options | --short-options"
     },
     sortOptions = false)
@@ -115,10 +115,10 @@ final class Options {
   @Option(names = {"-v", "--verbose"}, description = "Log debug messages and every request.")
   boolean verbose;
 
-  @Option(names = {"-D", "--debug"}, paramLabel = "NAME=VALUE",
+  @Option(names = {"-D", "--debug"}, paramLabel = "NAME.FLAG=N",
       description = "Debug flag: nbdkit.backend.datapath=0 stops -v tracing every request, jnbd.layers=1 makes -v "
           + "log every call between layers with its time, jnbd.checks=1 checks those calls against the capabilities "
-          + "each layer advertised. Other flags are accepted and ignored.")
+          + "each layer advertised. Other flags of that form get a warning and are ignored.")
   List<String> debugFlags = new ArrayList<>();
 
   @Option(names = "--name", paramLabel = "NAME",
@@ -153,10 +153,13 @@ final class Options {
       description = "Only 'off' is accepted: TLS is not supported yet.")
   String tls;
 
-  @Option(names = {"-V", "--version"}, description = "Print the version and exit.")
+  @Option(names = {"-V", "--version"},
+      description = "Print jnbd's version and the nbdkit release it is compatible with, and exit; after a plugin name, "
+          + "also each layer's, failing if the plugin or a filter does not exist.")
   boolean version;
 
-  @Option(names = "--dump-config", description = "Print the build configuration and exit.")
+  @Option(names = "--dump-config",
+      description = "Print the configuration as key=value lines (version= is the nbdkit compatibility level) and exit.")
   boolean dumpConfig;
 
   @Option(names = "--dump-plugin", description = "Print the plugin's properties and exit.")
