@@ -120,6 +120,10 @@ class VirtV2vProbesTest {
   @Test
   void theLevelClaimsOnlyGatesThatWork() throws Exception {
     String level = Compatibility.NBDKIT_LEVEL;
+    if (atLeast(level, "1.12.0") && registered(Catalog.plugins(), "ssh")) {
+      assertThat(jnbd("ssh", "--help").out()).as("ssh takes virt-v2v's keys")
+          .contains("host=", "path=", "port=", "user=", "password=");
+    }
     if (atLeast(level, "1.17.4")) {
       assertThat(jnbd("-D", "nbdkit.backend.datapath=0", "null", "1M", "--run", "true").status()).isZero();
     }
