@@ -1,5 +1,6 @@
 package io.jnbd.cli;
 
+import io.jnbd.api.ConfigException;
 import io.jnbd.api.Secrets;
 import java.io.BufferedReader;
 import java.io.File;
@@ -13,6 +14,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -98,7 +101,7 @@ final class Background {
       } else if (Secrets.fromDescriptor(param.value())) {
         String secret = Secrets.read(param.key(), param.value());
         if (secret.contains("\n")) {
-          throw new io.jnbd.api.ConfigException(param.key() + ": a secret of several lines from a file descriptor"
+          throw new ConfigException(param.key() + ": a secret of several lines from a file descriptor"
               + " cannot be handed to a background server; add -f");
         }
         secrets.add(secret);
@@ -109,13 +112,13 @@ final class Background {
 
   /** The arguments with each {@code KEY=-FD} secret turned into {@code KEY=-}: the child reads it from its stdin. */
   private static String[] readingSecretsFromStdin(String[] args, Options options, Set<String> secretKeys) {
-    Set<String> fromDescriptors = new java.util.HashSet<>();
+    Set<String> fromDescriptors = new HashSet<>();
     for (Options.Param param : options.params()) {
       if (secretKeys.contains(param.key()) && Secrets.fromDescriptor(param.value())) {
         fromDescriptors.add(param.key() + "=" + param.value());
       }
     }
-    return java.util.Arrays.stream(args)
+    return Arrays.stream(args)
         .map(arg -> fromDescriptors.contains(arg) ? arg.substring(0, arg.indexOf('=') + 1) + Secrets.FROM_STDIN : arg)
         .toArray(String[]::new);
   }

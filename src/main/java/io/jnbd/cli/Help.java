@@ -6,6 +6,8 @@ import io.jnbd.api.Parameter;
 import io.jnbd.api.Plugin;
 import io.jnbd.server.Catalog;
 import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 
@@ -31,10 +33,10 @@ final class Help {
   static void optionNames(PrintStream out, boolean longNames) {
     Options.commandLine(new Options()).getCommandSpec().options().stream()
         .filter(option -> !option.hidden())
-        .flatMap(option -> java.util.Arrays.stream(option.names()))
+        .flatMap(option -> Arrays.stream(option.names()))
         .filter(name -> name.startsWith("--") == longNames)
-        .sorted(java.util.Comparator.comparing((String name) -> name.toLowerCase(Locale.ROOT))
-            .thenComparing(java.util.Comparator.reverseOrder()))
+        .sorted(Comparator.comparing((String name) -> name.toLowerCase(Locale.ROOT))
+            .thenComparing(Comparator.reverseOrder()))
         .forEach(out::println);
   }
 

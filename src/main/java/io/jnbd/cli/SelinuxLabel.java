@@ -1,5 +1,6 @@
 package io.jnbd.cli;
 
+import io.jnbd.api.ConfigException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -49,7 +50,7 @@ final class SelinuxLabel {
     MethodHandle set = BINDING.get().setSocketCreateContext();
     try (Arena arena = Arena.ofConfined()) {
       if (call(set, arena.allocateFrom(label)) != 0) {
-        throw new io.jnbd.api.ConfigException("--selinux-label: cannot use the label '" + label + "'");
+        throw new ConfigException("--selinux-label: cannot use the label '" + label + "'");
       }
       try {
         creation.run();

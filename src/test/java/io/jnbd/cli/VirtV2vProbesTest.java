@@ -8,6 +8,7 @@ import io.jnbd.cli.MainTest.Result;
 import io.jnbd.server.Catalog;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -140,9 +141,9 @@ class VirtV2vProbesTest {
   }
 
   private static boolean atLeast(String level, String gate) {
-    int[] a = java.util.Arrays.stream(level.split("\\.")).mapToInt(Integer::parseInt).toArray();
-    int[] b = java.util.Arrays.stream(gate.split("\\.")).mapToInt(Integer::parseInt).toArray();
-    return java.util.Arrays.compare(a, b) >= 0;
+    int[] a = Arrays.stream(level.split("\\.")).mapToInt(Integer::parseInt).toArray();
+    int[] b = Arrays.stream(gate.split("\\.")).mapToInt(Integer::parseInt).toArray();
+    return Arrays.compare(a, b) >= 0;
   }
 
   private static Map<String, String> dumpConfig() {
