@@ -12,13 +12,13 @@ final class Compatibility {
   /**
    * The nbdkit compatibility level, MAJOR.MINOR.MICRO. The rule (docs/cli.md, "Compatibility
    * level"): claim a release only when everything virt-v2v gates on that release and on every
-   * earlier one works. 1.17.10 is the highest gate met today: 1.12 (ssh, which virt-v2v also
-   * probes for by name, so its absence is told truthfully), 1.17.4 ({@code -D
-   * nbdkit.backend.datapath=0}), 1.17.10 (vddk, likewise probed by name). The next gate, 1.22,
-   * puts {@code cache=none} on every file plugin line, which the file plugin does not accept yet;
-   * claiming it would turn virt-v2v's refusal of those modes into a failure halfway through.
+   * earlier one works. 1.45.11 is the highest gate: 1.12 (ssh), 1.17.4 ({@code -D
+   * nbdkit.backend.datapath=0}), 1.22 (curl's {@code cookie-script}, {@code file cache=none};
+   * the python plugin for rhv-upload is absent and probed by name), 1.44 ({@code -i disk}: {@code
+   * file dir=} under a cow overlay per export) and 1.17.10 / 1.45.11 (vddk, absent and probed by
+   * name, so virt-v2v refuses that mode itself). VirtV2vProbesTest checks each gate claimed.
    */
-  static final String NBDKIT_LEVEL = "1.17.10";
+  static final String NBDKIT_LEVEL = "1.45.11";
 
   static int major() {
     return Integer.parseInt(NBDKIT_LEVEL.split("\\.")[0]);
