@@ -722,6 +722,8 @@ class SoakConnection:
 
     def look(self, now):
         """Notes whether the connection is waiting on the server, and how long it has."""
+        if self.h.aio_is_dead() or self.h.aio_is_closed():
+            return  # its socket is closed; soak_poll counts it dead
         unread = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
         if self.h.aio_in_flight() and not unread:
             if self.waiting_since is None:
