@@ -102,6 +102,10 @@ final class ScriptedUpstream implements AutoCloseable {
           wire.write(Replies.optionReply(option, Rep.ACK, new byte[0]));
           return true;
         }
+        case Opt.EXPORT_NAME -> {
+          wire.write(Replies.exportNameReply(size, transmissionFlags, true));
+          return true;
+        }
         case Opt.ABORT -> {
           wire.write(Replies.optionReply(option, Rep.ACK, new byte[0]));
           return false;
