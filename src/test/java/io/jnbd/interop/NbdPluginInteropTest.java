@@ -17,6 +17,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The nbd plugin in front of real NBD servers (nbdkit, qemu-nbd, and qemu-nbd started by
@@ -92,6 +94,19 @@ class NbdPluginInteropTest {
           "except nbd.Error as e:",
           "    assert e.errnum == errno.EINVAL, e")).assertSuccess();
       assertThat(map(proxy.uri())).isEqualTo(map(nbdkit.uri()));
+    }
+  }
+
+  /** Servers from before fixed newstyle: oldstyle (nbdkit -o), and newstyle without the fixed flag. */
+  @ParameterizedTest
+  @ValueSource(strings = {"--oldstyle", "--mask-handshake=0"})
+  void olderServersAreReadAndWritten(String style) throws Exception {
+    Tools.require("nbdkit", "nbdsh");
+    try (Nbdkit nbdkit = new Nbdkit(List.of(style, "memory", "1M")); TestServer proxy = proxy("socket=" + nbdkit.socket())) {
+      Tools.nbdsh(proxy.uri(), String.join("\n",
+          "assert h.get_size() == 1 << 20",
+          "h.pwrite(b'old' * 1000, 4096)",
+          "assert h.pread(3000, 4096) == b'old' * 1000")).assertSuccess();
     }
   }
 
@@ -186,7 +201,7 @@ class NbdPluginInteropTest {
   /** command=qemu-nbd: the proxy runs the upstream server itself and stops it at unload. */
   @Test
   void commandRunsQemuNbdWithASocketHandedToIt() throws Exception {
-    Tools.require("qemu-img", "qemu-nbd", "nbdcopy");
+    Tools.require("qemu-img", "qemu-nbd", "nbdcopy", "systemd-socket-activate");
     byte[] bytes = image(4 * MIB, 3);
     Path raw = Files.write(dir.resolve("base.img"), bytes);
     Path qcow2 = dir.resolve("disk.qcow2");

@@ -42,7 +42,7 @@ public final class NbdPlugin implements Plugin {
       new Parameter("export", "NAME", "The upstream export to connect to (default \"\"); with uri=, "
           + "put the name in the URI instead."),
       new Parameter("dynamic-export", "true|false", "Pass each client's export name to the upstream "
-          + "server, and list its exports (default false). Not with shared= or command=."),
+          + "server, and list its exports (default false). Not with shared=true or command=."),
       new Parameter("retry", "N", "If connecting to the upstream server fails, try N more times, a "
           + "second apart (default 0)."),
       new Parameter("shared", "true|false", "One upstream connection shared by all clients, opened at "
