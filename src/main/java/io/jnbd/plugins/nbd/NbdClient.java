@@ -59,7 +59,7 @@ final class NbdClient implements AutoCloseable {
     this.channel = channel;
     this.wire = wire;
     this.info = info;
-    this.reader = Thread.ofVirtual().name("nbd-upstream-reader " + upstream).unstarted(this::readReplies);
+    this.reader = Thread.ofPlatform().daemon().name("nbd-upstream-reader " + upstream).unstarted(this::readReplies);
   }
 
   /** Connects, negotiates the upstream's export and starts reading replies. */

@@ -15,10 +15,15 @@ import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.protocol.Nbd.TransmissionFlag;
 import io.jnbd.protocol.Replies;
 import io.jnbd.protocol.Request;
+import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Wire;
+import io.jnbd.testing.Layers;
+import io.jnbd.testing.TestServer;
+import io.jnbd.testing.Tools;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.Test;
@@ -121,6 +126,36 @@ class UpstreamFaultsTest {
       wire.write(data(0, request.cookie(), 0, filled(100, 1)));
       wire.close();
     });
+  }
+
+  /** nbdsh through jnbd: the broken upstream connection costs its client EIO, and the next client is served. */
+  @Test
+  void aRealClientGetsEioAndTheServerCarriesOn() throws Exception {
+    Tools.require("nbdsh");
+    int[] requests = {0};
+    ScriptedUpstream.Script script = (request, wire) -> {
+      if (requests[0]++ == 0) {
+        wire.write(ByteBuffer.wrap(new byte[] {0x25, 0x60, (byte) 0x95, 0x13}));
+      } else {
+        wire.write(data(Chunk.FLAG_DONE, request.cookie(), request.offset(), filled((int) request.length(), 2)));
+      }
+    };
+    try (ScriptedUpstream upstream = new ScriptedUpstream(SIZE, FLAGS, script);
+        TestServer server = new TestServer(List.of(), Layers.plugin("nbd", "socket=" + upstream.socket()), ServerConfig.defaults())) {
+      Tools.nbdsh(server.uri(), String.join("\n",
+          "import errno",
+          "try:",
+          "    h.pread(512, 0)",
+          "    assert False, 'read succeeded'",
+          "except nbd.Error as e:",
+          "    assert e.errnum == errno.EIO, e",
+          "try:",
+          "    h.flush()",
+          "    assert False, 'flush succeeded'",
+          "except nbd.Error as e:",
+          "    assert e.errnum == errno.EIO, e")).assertSuccess();
+      Tools.nbdsh(server.uri(), "assert h.pread(512, 0) == b'\\x02' * 512").assertSuccess();
+    }
   }
 
   @Test
