@@ -11,13 +11,18 @@ import io.jnbd.server.Wire;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -39,6 +44,7 @@ final class NbdClient implements AutoCloseable {
   /** The longest reply chunk payload taken for anything but read data (2^20 extents fit). */
   private static final int MAX_CHUNK_PAYLOAD = 16 << 20;
   private static final long CLOSE_WAIT_MILLIS = 5000;
+  private static final Duration HANDSHAKE_LIMIT = Duration.ofSeconds(60);
   private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(64 * 1024);
 
   private final String upstream;
@@ -64,23 +70,53 @@ final class NbdClient implements AutoCloseable {
 
   /** Connects, negotiates the upstream's export and starts reading replies. */
   static NbdClient connect(Upstream upstream) throws IOException {
+    return connect(upstream, HANDSHAKE_LIMIT);
+  }
+
+  /**
+   * As {@link #connect(Upstream)}, giving up when the handshake takes longer than {@code limit}:
+   * an upstream that accepts and then says nothing must not hold a client's connection (or the
+   * server's start, with shared=true) for ever.
+   */
+  static NbdClient connect(Upstream upstream, Duration limit) throws IOException {
     SocketChannel channel = open(upstream);
+    AtomicBoolean negotiating = new AtomicBoolean(true);
+    CompletableFuture.delayedExecutor(limit.toMillis(), TimeUnit.MILLISECONDS).execute(() -> {
+      if (negotiating.getAndSet(false)) {
+        closeQuietly(channel);
+      }
+    });
     try {
       Wire wire = new Wire(channel, channel);
       ExportInfo info = Handshake.negotiate(wire, upstream.toString(), upstream.exportName());
+      if (!negotiating.getAndSet(false)) {
+        throw new AsynchronousCloseException();
+      }
       NbdClient client = new NbdClient(upstream.toString(), channel, wire, info);
       client.reader.start();
       return client;
+    } catch (AsynchronousCloseException e) {
+      throw new NbdException(Errno.EIO, "upstream " + upstream + " did not finish the handshake in "
+          + limit.toMillis() + " ms", e);
     } catch (IOException | RuntimeException e) {
-      channel.close();
+      negotiating.set(false);
+      closeQuietly(channel);
       throw e;
     }
   }
 
   /** Asks the upstream server which exports it has. */
-  static java.util.List<String> listExports(Upstream upstream) throws IOException {
+  static List<String> listExports(Upstream upstream) throws IOException {
     try (SocketChannel channel = open(upstream)) {
       return Handshake.listExports(new Wire(channel, channel), upstream.toString());
+    }
+  }
+
+  private static void closeQuietly(SocketChannel channel) {
+    try {
+      channel.close();
+    } catch (IOException ignored) {
+      // Nothing more to release.
     }
   }
 

@@ -298,6 +298,31 @@ class UpstreamFaultsTest {
     }
   }
 
+  @Test
+  void anUpstreamSilentDuringTheHandshakeIsGivenUpOn() throws Exception {
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    ScriptedUpstream.Script silent = new ScriptedUpstream.Script() {
+      @Override
+      public boolean option(int option, Wire wire) {
+        try {
+          release.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        return true;
+      }
+
+      @Override
+      public void request(Request request, Wire wire) {}
+    };
+    try (ScriptedUpstream upstream = new ScriptedUpstream(SIZE, FLAGS, silent)) {
+      assertThatThrownBy(() -> NbdClient.connect(Upstream.unix(upstream.socket(), ""), java.time.Duration.ofMillis(200)))
+          .isInstanceOfSatisfying(NbdException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EIO))
+          .hasMessageContaining("did not finish the handshake in 200 ms");
+      release.countDown();
+    }
+  }
+
   /** With shared=true, clients of a broken connection get EIO; the next client gets a new one. */
   @Test
   void aBrokenSharedConnectionIsReplacedForTheNextClient() throws Exception {
