@@ -134,7 +134,13 @@ class NbdPluginInteropTest {
       Tools.nbdsh(proxy.uri(), String.join("\n",
           "import errno",
           "assert h.is_read_only()",
-          "assert h.pread(512, 0) == bytes(512)")).assertSuccess();
+          "assert h.pread(512, 0) == bytes(512)",
+          "h.set_strict_mode(0)",
+          "try:",
+          "    h.pwrite(b'x' * 512, 0)",
+          "    assert False, 'write succeeded'",
+          "except nbd.Error as e:",
+          "    assert e.errnum == errno.EPERM, e")).assertSuccess();
     }
     // The proxy itself writable, the upstream export read-only: the upstream's EPERM comes back.
     try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=error", "memory", "1M", "error-pwrite=EPERM", "error-pwrite-rate=100%"));
