@@ -110,6 +110,21 @@ class NbdPluginInteropTest {
     }
   }
 
+  /** dynamic-export=true: the upstream's export list, and each client's export name passed on. */
+  @Test
+  void dynamicExportListsAndOpensTheUpstreamsExports() throws Exception {
+    Tools.require("nbdkit", "nbdinfo", "nbdsh");
+    try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exportname", "info", "exportname-list=explicit",
+            "exportname=alpha", "exportname=beta"));
+        TestServer proxy = proxy("socket=" + nbdkit.socket(), "dynamic-export=true")) {
+      assertThat(Tools.run("nbdinfo", "--list", proxy.uri()).assertSuccess().stdout())
+          .contains("export=\"alpha\"", "export=\"beta\"");
+      // nbdkit's info plugin serves the export name it was asked for.
+      Tools.nbdsh(proxy.uri("beta"), "assert h.pread(h.get_size(), 0) == b'beta'").assertSuccess();
+      Tools.nbdsh(proxy.uri("alpha"), "assert h.pread(h.get_size(), 0) == b'alpha'").assertSuccess();
+    }
+  }
+
   @Test
   void blockSizesAreTheUpstreams() throws Exception {
     Tools.require("nbdkit", "nbdinfo", "nbdcopy");
