@@ -10,10 +10,10 @@ import java.nio.channels.SocketChannel;
 import java.nio.channels.WritableByteChannel;
 
 /**
- * Blocking byte I/O for one connection (a client's, or the nbd plugin's to its upstream server;
- * an {@link EOFException} from it says "client" either way). Reads are buffered, so that the 28-byte request headers
- * of a busy client cost one system call per batch rather than one each; large payloads go
- * straight from the channel into the caller's buffer. Writes are not thread-safe: the caller
+ * Blocking byte I/O for one connection: a client's, or the nbd plugin's to its upstream server
+ * (an {@link EOFException} from it says "client" either way). Reads are buffered, so that the
+ * 28-byte request headers of a busy client cost one system call per batch rather than one each;
+ * large payloads go straight from the channel into the caller's buffer. Writes are not thread-safe: the caller
  * holds the connection's reply lock.
  */
 public final class Wire implements AutoCloseable {
