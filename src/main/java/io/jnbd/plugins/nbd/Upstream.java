@@ -3,6 +3,7 @@ package io.jnbd.plugins.nbd;
 import io.jnbd.api.ConfigException;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.URLDecoder;
@@ -94,7 +95,7 @@ record Upstream(String host, int port, Path socket, String exportName) {
   }
 
   /** The address to connect to, with the host name looked up now. */
-  java.net.SocketAddress address() throws IOException {
+  SocketAddress address() throws IOException {
     if (socket != null) {
       return UnixDomainSocketAddress.of(socket);
     }

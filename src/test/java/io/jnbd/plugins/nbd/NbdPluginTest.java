@@ -17,13 +17,18 @@ import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.FlakyDisk;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.RecordingSleeper;
+import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
@@ -34,6 +39,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The nbd plugin against jnbd's own server in-process: commands, capabilities, errors, sharing, retry. */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -74,7 +81,7 @@ class NbdPluginTest {
         export.pwrite(ByteBuffer.wrap(bytes), 4096, Flags.FUA);
         assertThat(disk.fuaWrites.get()).isEqualTo(1);
         assertThat(read(export, 4096, bytes.length)).isEqualTo(bytes);
-        assertThat(java.util.Arrays.copyOfRange(disk.data, 4096, 4096 + bytes.length)).isEqualTo(bytes);
+        assertThat(Arrays.copyOfRange(disk.data, 4096, 4096 + bytes.length)).isEqualTo(bytes);
 
         export.flush();
         assertThat(disk.flushes.get()).isEqualTo(1);
@@ -226,7 +233,7 @@ class NbdPluginTest {
       }
       // Closing the clients' exports keeps the shared connection: a new client still reads.
       try (Export export = plugin.open(false, "")) {
-        assertThat(read(export, 0, 16)).isEqualTo(java.util.Arrays.copyOf(disk.data, 16));
+        assertThat(read(export, 0, 16)).isEqualTo(Arrays.copyOf(disk.data, 16));
       }
       plugin.unload();
     }
@@ -252,7 +259,7 @@ class NbdPluginTest {
   void retryKeepsConnectingASecondApart() throws Exception {
     Path socket = dir.resolve("late.sock");
     NbdServer[] late = new NbdServer[1];
-    List<java.time.Duration> waits = new ArrayList<>();
+    List<Duration> waits = new ArrayList<>();
     // The upstream server starts listening during the second wait.
     Sleeper sleeper = duration -> {
       waits.add(duration);
@@ -261,7 +268,7 @@ class NbdPluginTest {
         try {
           late[0].listenUnix(socket);
         } catch (IOException e) {
-          throw new java.io.UncheckedIOException(e);
+          throw new UncheckedIOException(e);
         }
       }
     };
@@ -280,6 +287,33 @@ class NbdPluginTest {
         .isInstanceOf(ConfigException.class)
         .hasMessageContaining("cannot connect to upstream " + dir.resolve("absent.sock"));
     assertThat(never.waits).hasSize(2);
+  }
+
+  /** Under --filter=retry, reads go on across a restart of the upstream server, shared or not. */
+  @ParameterizedTest
+  @ValueSource(strings = {"false", "true"})
+  void theRetryFilterRidesOutAnUpstreamRestart(String shared) throws Exception {
+    ArrayDisk disk = new ArrayDisk(DISK);
+    new Random(5).nextBytes(disk.data);
+    Path socket = dir.resolve("upstream.sock");
+    NbdServer upstream = new NbdServer(completed(disk), ServerConfig.defaults());
+    upstream.listenUnix(socket);
+    Stack proxyStack = Stacks.configured(Layers.filter("retry"), new NbdPlugin(),
+        "retries=5", "retry-delay=10ms", "retry-exponential=no", "socket=" + socket, "shared=" + shared, "retry=50");
+    try (TestServer proxy = new TestServer(proxyStack, ServerConfig.defaults());
+        NbdClient client = NbdClient.connect(Upstream.unix(proxy.socket(), ""))) {
+      ByteBuffer before = ByteBuffer.allocate(4096);
+      client.read(before, 0);
+      assertThat(before.array()).isEqualTo(Arrays.copyOf(disk.data, 4096));
+      upstream.close();
+      upstream = new NbdServer(completed(disk), ServerConfig.defaults());
+      upstream.listenUnix(socket);
+      ByteBuffer after = ByteBuffer.allocate(4096);
+      client.read(after, 8192);
+      assertThat(after.array()).isEqualTo(Arrays.copyOfRange(disk.data, 8192, 8192 + 4096));
+    } finally {
+      upstream.close();
+    }
   }
 
   private static Stack completed(ArrayDisk disk) {

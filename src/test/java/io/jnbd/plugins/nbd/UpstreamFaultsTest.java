@@ -23,7 +23,10 @@ import io.jnbd.testing.Tools;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.Test;
@@ -51,7 +54,7 @@ class UpstreamFaultsTest {
 
   private static byte[] filled(int length, int value) {
     byte[] bytes = new byte[length];
-    java.util.Arrays.fill(bytes, (byte) value);
+    Arrays.fill(bytes, (byte) value);
     return bytes;
   }
 
@@ -193,11 +196,11 @@ class UpstreamFaultsTest {
       NbdPlugin plugin = NbdPluginTest.configured("socket=" + upstream.socket());
       try (Export export = plugin.open(false, "")) {
         ByteBuffer buffer = ByteBuffer.allocate(4096);
-        java.util.Arrays.fill(buffer.array(), (byte) 0x7f);
+        Arrays.fill(buffer.array(), (byte) 0x7f);
         export.pread(buffer, 8192);
         byte[] expected = new byte[4096];
-        java.util.Arrays.fill(expected, 0, 1000, (byte) 1);
-        java.util.Arrays.fill(expected, 3000, 4096, (byte) 3);
+        Arrays.fill(expected, 0, 1000, (byte) 1);
+        Arrays.fill(expected, 3000, 4096, (byte) 3);
         assertThat(buffer.array()).isEqualTo(expected);
       }
       plugin.unload();
@@ -300,7 +303,7 @@ class UpstreamFaultsTest {
 
   @Test
   void anUpstreamSilentDuringTheHandshakeIsGivenUpOn() throws Exception {
-    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
     ScriptedUpstream.Script silent = new ScriptedUpstream.Script() {
       @Override
       public boolean option(int option, Wire wire) {
@@ -316,7 +319,7 @@ class UpstreamFaultsTest {
       public void request(Request request, Wire wire) {}
     };
     try (ScriptedUpstream upstream = new ScriptedUpstream(SIZE, FLAGS, silent)) {
-      assertThatThrownBy(() -> NbdClient.connect(Upstream.unix(upstream.socket(), ""), java.time.Duration.ofMillis(200)))
+      assertThatThrownBy(() -> NbdClient.connect(Upstream.unix(upstream.socket(), ""), Duration.ofMillis(200)))
           .isInstanceOfSatisfying(NbdException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EIO))
           .hasMessageContaining("did not finish the handshake in 200 ms");
       release.countDown();
