@@ -235,8 +235,10 @@ class NbdPluginTest {
       try (Export export = plugin.open(false, "")) {
         assertThat(read(export, 0, 16)).isEqualTo(Arrays.copyOf(disk.data, 16));
       }
+      assertThat(readerThreads()).isEqualTo(1);
       plugin.unload();
     }
+    assertThat(readerThreads()).as("reader threads left").isZero();
   }
 
   @Test
@@ -339,6 +341,13 @@ class NbdPluginTest {
       assertThat(disk.closes.get()).isEqualTo(2);
       plugin.unload();
     }
+    assertThat(readerThreads()).as("reader threads left").isZero();
+  }
+
+  private static long readerThreads() {
+    return Thread.getAllStackTraces().keySet().stream()
+        .filter(thread -> thread.getName().startsWith("nbd-upstream-reader"))
+        .count();
   }
 
   @Test
