@@ -1,7 +1,6 @@
 package io.jnbd.cli;
 
 import io.jnbd.server.NbdServer;
-import io.jnbd.server.Warmup;
 import io.jnbd.server.Stack;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -42,9 +41,6 @@ final class Session implements AutoCloseable {
 
   /** Starts listening as the options say and writes the pidfile once clients can connect. */
   static Session start(Stack stack, Options options) throws IOException {
-    if (Boolean.parseBoolean(System.getProperty("jnbd.warmup", "true"))) {
-      Warmup.run();
-    }
     Session session = new Session(new NbdServer(stack, options.serverConfig()), options);
     session.server.onShutdownRequest(session::close);
     Runtime.getRuntime().addShutdownHook(session.shutdownHook);
