@@ -54,7 +54,7 @@ class InstallIT {
   @Test
   void versionRunsFromTheLinkedLauncher() {
     Tools.Result r = sh("jnbd --version").assertSuccess();
-    assertThat(r.stdout()).matches("jnbd \\S+.*\\n");
+    assertThat(r.stdout()).matches("jnbd \\S+ \\(nbdkit \\d+\\.\\d+\\.\\d+ compatible\\)\\n");
     assertThat(r.stderr()).isEmpty();
   }
 
