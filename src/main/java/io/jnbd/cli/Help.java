@@ -72,7 +72,7 @@ final class Help {
     }
   }
 
-  private static void parameters(PrintStream out, String kind, Configurable layer) {
+  static void parameters(PrintStream out, String kind, Configurable layer) {
     out.println(kind + ": " + layer.name() + " - " + layer.description());
     List<Parameter> parameters = layer.parameters();
     int width = parameters.stream().mapToInt(p -> p.key().length() + p.value().length() + 1).max().orElse(0);

@@ -31,6 +31,18 @@ public final class Main {
 
   /** Runs the command and returns its exit status; serving modes return when the server stops. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
+    // The probes that programs run before every use (virt-v2v: nbdkit --version, --dump-config)
+    // are answered before the command-line parser is built: picocli reads its model from
+    // annotations by reflection, and its classes (Java 5 bytecode) stay out of the AOT cache,
+    // which made that most of a --version's CPU.
+    if (args.length == 1 && args[0].equals("--version")) {
+      Help.version(out, List.of());
+      return 0;
+    }
+    if (args.length == 1 && args[0].equals("--dump-config")) {
+      Help.dumpConfig(out);
+      return 0;
+    }
     String serverName = null;
     try {
       Options options = Options.parse(args);

@@ -1,7 +1,6 @@
 package io.jnbd.cli;
 
 import io.jnbd.server.NbdServer;
-import io.jnbd.server.Warmup;
 import io.jnbd.server.Stack;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -16,6 +15,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import sun.misc.Signal;
@@ -44,17 +44,16 @@ final class Session implements AutoCloseable {
 
   /** Starts listening as the options say and writes the pidfile once clients can connect. */
   static Session start(Stack stack, Options options) throws IOException {
-    if (Boolean.parseBoolean(System.getProperty("jnbd.warmup", "true"))) {
-      Warmup.run();
-    }
+    // Taken before the pidfile exists: a parent that waits for the pidfile and then exits (as
+    // ProcessIT's does) would otherwise leave us asking for the parent after it is gone, and
+    // watching the process that adopted us instead.
+    Optional<ProcessHandle> parent = options.exitWithParent ? ProcessHandle.current().parent() : Optional.empty();
     Session session = new Session(new NbdServer(stack, options.serverConfig()), options);
     session.server.onShutdownRequest(session::close);
     Runtime.getRuntime().addShutdownHook(session.shutdownHook);
     try {
       session.listen();
-      if (options.exitWithParent) {
-        ProcessHandle.current().parent().ifPresent(parent -> parent.onExit().thenRun(session::close));
-      }
+      parent.ifPresent(handle -> handle.onExit().thenRun(session::close));
     } catch (IOException | RuntimeException e) {
       session.close();
       throw e;
