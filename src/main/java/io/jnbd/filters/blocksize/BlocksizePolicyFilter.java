@@ -70,23 +70,23 @@ public final class BlocksizePolicyFilter implements Filter {
   @Override
   public void configComplete() {
     // Checks the configured values against each other; the layer below fills the rest at open.
-    long min = minimum != null ? minimum : 1;
-    long pref = preferred != null ? preferred : Math.max(min, BlockSize.DEFAULT.preferred());
-    long max = maximum != null ? maximum : Math.max(pref, BlockSize.DEFAULT.maximum());
     try {
-      new BlockSize((int) min, (int) pref, (int) max);
+      merge(null);
     } catch (IllegalArgumentException e) {
       throw new ConfigException("blocksize-policy: " + e.getMessage());
     }
   }
 
-  /** The constraints below, with the configured ones in their place. */
+  /**
+   * The constraints below, with the configured ones in their place; a size taken from below is
+   * raised to fit a larger configured one (a minimum of 16K makes a preferred 4K from below 16K).
+   */
   BlockSize merge(BlockSize below) {
     BlockSize base = below != null ? below : BlockSize.DEFAULT;
-    return new BlockSize(
-        minimum != null ? minimum.intValue() : base.minimum(),
-        preferred != null ? preferred.intValue() : base.preferred(),
-        maximum != null ? (int) maximum.longValue() : base.maximum());
+    long min = minimum != null ? minimum : base.minimum();
+    long pref = preferred != null ? preferred : Math.max(min, base.preferred());
+    long max = maximum != null ? maximum : Math.max(pref, base.maximum());
+    return new BlockSize((int) min, (int) pref, (int) max);
   }
 
   @Override

@@ -33,6 +33,9 @@ class BlocksizePolicyFilterTest {
     BlocksizePolicyFilter largeMinimum = new BlocksizePolicyFilter();
     largeMinimum.config("blocksize-minimum", "16k");
     largeMinimum.configComplete();
+    // The preferred and maximum sizes from below are raised to fit the larger minimum.
+    assertThat(largeMinimum.merge(new BlockSize(512, 4096, 1 << 20))).isEqualTo(new BlockSize(16384, 16384, 1 << 20));
+    assertThat(largeMinimum.merge(null)).isEqualTo(new BlockSize(16384, 16384, 32 << 20));
     assertThatThrownBy(() -> new BlocksizePolicyFilter().config("blocksize-maximum", "8G"))
         .isInstanceOf(ConfigException.class).hasMessageContaining("blocksize-maximum");
   }

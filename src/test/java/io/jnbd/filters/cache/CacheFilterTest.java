@@ -26,8 +26,6 @@ class CacheFilterTest {
     assertThat(cache.parameters()).extracting(p -> p.key())
         .containsExactlyInAnyOrder("cache", "cache-on-read", "cache-max-size", "cache-high-threshold",
             "cache-low-threshold", "cache-min-block-size", "cache-storage");
-    assertThat(Catalog.filter("readahead")).isNotNull();
-    assertThat(Catalog.filter("stats")).isNotNull();
   }
 
   @Test
