@@ -1,4 +1,4 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
@@ -52,7 +52,7 @@ import org.slf4j.LoggerFactory;
 public final class BlockCache implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(BlockCache.class);
   /** The largest single read below for a fill, and the largest write-back run. */
-  static final int MAX_RUN = DirectBufferPool.maxSize();
+  public static final int MAX_RUN = DirectBufferPool.maxSize();
   /** How often a read waits for other fills before reading what is still missing itself. */
   private static final int MAX_ATTEMPTS = 3;
 

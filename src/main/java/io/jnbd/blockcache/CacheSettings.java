@@ -1,7 +1,7 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 /**
- * How one {@link BlockCache} behaves; parsed from the command line by {@link CacheFilter}, or
+ * How one {@link BlockCache} behaves; parsed from the command line by the cache filter, or
  * built directly by a filter that brings its own cache (readahead).
  *
  * @param mode when writes reach the layer below

@@ -1,4 +1,4 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
