@@ -74,6 +74,7 @@ public final class NbdServer implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final CountDownLatch terminated = new CountDownLatch(1);
   private volatile Runnable onShutdownRequest = this::close;
+  private volatile long inlineLimitNanos = Connection.INLINE_LIMIT_NANOS;
   /** Clients served at once, up to --max-connections. */
   private final Semaphore connectionSlots;
   private final AtomicLong refusedOverLimit = new AtomicLong();
@@ -118,6 +119,15 @@ public final class NbdServer implements AutoCloseable {
    */
   public void onShutdownRequest(Runnable action) {
     onShutdownRequest = action;
+  }
+
+  /**
+   * Replaces the service time under which a connection's reader runs a lone request itself
+   * ({@link Connection#INLINE_LIMIT_NANOS}) for connections accepted from now on. Tests use it to
+   * fix the rule's outcome, which otherwise depends on how long requests took on a busy machine.
+   */
+  void inlineLimit(Duration limit) {
+    inlineLimitNanos = limit.toNanos();
   }
 
   /** Starts accepting on a TCP address; returns the bound address (port 0 picks a free one). */
@@ -300,7 +310,7 @@ public final class NbdServer implements AutoCloseable {
       Thread.currentThread().interrupt();
       return;
     }
-    Connection connection = new Connection(wire, stack, config, pool, memoryBudget, allRequestsLock, peer);
+    Connection connection = new Connection(wire, stack, config, pool, memoryBudget, allRequestsLock, peer, inlineLimitNanos);
     connections.add(connection);
     ScheduledFuture<?> handshakeLimit = null;
     try {

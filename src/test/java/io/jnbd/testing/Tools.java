@@ -35,6 +35,7 @@ public final class Tools {
       Map.entry("qemu-io", "qemu-utils"),
       Map.entry("fincore", "util-linux"),
       Map.entry("systemd-socket-activate", "systemd"),
+      Map.entry("chattr", "e2fsprogs"),
       Map.entry("python3-libnbd", "python3-libnbd"));
 
   private static final Map<String, java.util.concurrent.atomic.AtomicInteger> REQUIRED = new java.util.concurrent.ConcurrentHashMap<>();
