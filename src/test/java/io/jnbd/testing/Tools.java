@@ -32,6 +32,8 @@ public final class Tools {
       "qemu-img", "qemu-utils",
       "qemu-nbd", "qemu-utils",
       "nbdkit", "nbdkit",
+      "sshd", "openssh-server",
+      "ssh-keygen", "openssh-client",
       "python3-libnbd", "python3-libnbd");
 
   private static final Map<String, java.util.concurrent.atomic.AtomicInteger> REQUIRED = new java.util.concurrent.ConcurrentHashMap<>();
@@ -64,7 +66,7 @@ public final class Tools {
   }
 
   private static boolean onPath(String program) {
-    for (String dir : ("/usr/bin:/bin:" + System.getenv().getOrDefault("PATH", "")).split(":")) {
+    for (String dir : ("/usr/bin:/bin:/usr/sbin:" + System.getenv().getOrDefault("PATH", "")).split(":")) {
       if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, program))) {
         return true;
       }
