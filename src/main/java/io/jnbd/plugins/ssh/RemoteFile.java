@@ -140,7 +140,12 @@ final class RemoteFile implements AutoCloseable {
       SftpClient.CloseableHandle handle = openMode(sftp, where, request.path(),
           EnumSet.of(OpenMode.Read, OpenMode.Write, OpenMode.Create, OpenMode.Truncate));
       try {
-        sftp.setStat(handle, new SftpClient.Attributes().perms(request.createMode()).size(request.createSize()));
+        sftp.setStat(handle, new SftpClient.Attributes().perms(request.createMode()));
+        sftp.setStat(handle, new SftpClient.Attributes().size(request.createSize()));
+        if (request.createSize() > 0 && sftp.stat(handle).getSize() < request.createSize()) {
+          // Some servers (MINA's) truncate but do not extend with SETSTAT; a last zero byte does.
+          sftp.write(handle, request.createSize() - 1, new byte[1]);
+        }
       } catch (IOException e) {
         handle.close();
         throw new NbdException(Errno.EIO, "ssh: " + where + ": cannot set the size and mode of the new file: "

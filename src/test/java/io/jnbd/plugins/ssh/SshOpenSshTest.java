@@ -38,14 +38,16 @@ class SshOpenSshTest {
     return data;
   }
 
-  /** The plugin as the command line would make it: found by name, configured key by key. */
+  /**
+   * The plugin as the command line would make it: found by name, configured key by key (the
+   * server completes the configuration).
+   */
   static Plugin configured(List<String> keyValues) {
     Plugin plugin = Catalog.plugin("ssh");
     for (String keyValue : keyValues) {
       int equals = keyValue.indexOf('=');
       plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
     }
-    plugin.configComplete();
     return plugin;
   }
 
