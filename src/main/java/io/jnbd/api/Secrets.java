@@ -11,7 +11,8 @@ import java.nio.file.Path;
 /**
  * Passwords and other secrets given on the command line, as nbdkit takes them: {@code -} reads a
  * line from the terminal (without echo) or from stdin, {@code +FILE} reads FILE without its
- * trailing newline, anything else is literal. A secret never appears in an error message.
+ * trailing newline, {@code -FD} reads the inherited file descriptor FD the same way (Linux:
+ * through /dev/fd), anything else is literal. A secret never appears in an error message.
  */
 public final class Secrets {
   /** The value that asks for a secret to be read from the terminal or stdin. */
@@ -25,8 +26,10 @@ public final class Secrets {
       if (value.equals(FROM_STDIN)) {
         return readLine(what);
       }
-      if (value.startsWith("+")) {
-        String text = Files.readString(Path.of(value.substring(1)), StandardCharsets.UTF_8);
+      boolean fromDescriptor = value.length() > 1 && value.startsWith("-") && value.substring(1).chars().allMatch(Character::isDigit);
+      if (value.startsWith("+") || fromDescriptor) {
+        Path source = fromDescriptor ? Path.of("/dev/fd", value.substring(1)) : Path.of(value.substring(1));
+        String text = Files.readString(source, StandardCharsets.UTF_8);
         return text.endsWith("\r\n") ? text.substring(0, text.length() - 2)
             : text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
       }

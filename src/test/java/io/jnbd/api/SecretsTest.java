@@ -35,4 +35,22 @@ class SecretsTest {
     assertThatThrownBy(() -> Secrets.read("password", "+" + dir.resolve("missing")))
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("password: cannot read the secret");
   }
+
+  /** {@code -FD}, as virt-v2v passes a password: the descriptor is found through /proc/self/fd. */
+  @Test
+  void anInheritedDescriptorIsReadLikeAFile() throws Exception {
+    Path file = Files.writeString(dir.resolve("pw-fd"), "from a descriptor\n");
+    try (var open = Files.newInputStream(file); var fds = Files.list(Path.of("/proc/self/fd"))) {
+      String fd = fds.filter(link -> {
+        try {
+          return Files.readSymbolicLink(link).equals(file);
+        } catch (java.io.IOException gone) {
+          return false;
+        }
+      }).findFirst().orElseThrow().getFileName().toString();
+      assertThat(Secrets.read("password", "-" + fd)).isEqualTo("from a descriptor");
+    }
+    assertThatThrownBy(() -> Secrets.read("password", "-987654"))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("password: cannot read the secret");
+  }
 }

