@@ -2,9 +2,16 @@ package io.jnbd.testing;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.channels.SeekableByteChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileAttribute;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 import org.apache.sshd.common.config.keys.KeyUtils;
@@ -14,6 +21,8 @@ import org.apache.sshd.server.SshServer;
 import org.apache.sshd.server.session.ServerSession;
 import org.apache.sshd.sftp.server.FileHandle;
 import org.apache.sshd.sftp.server.SftpEventListener;
+import org.apache.sshd.sftp.server.SftpFileSystemAccessor;
+import org.apache.sshd.sftp.server.SftpSubsystemProxy;
 import org.apache.sshd.sftp.server.SftpSubsystemFactory;
 
 /**
@@ -27,6 +36,7 @@ public final class MinaSftpServer implements AutoCloseable {
   private KeyPair hostKey;
   private final AtomicLong bytesRead = new AtomicLong();
   private volatile LongConsumer onRead = total -> {};
+  private volatile boolean refuseWrites;
   private SshServer server;
   private int port;
 
@@ -59,6 +69,16 @@ public final class MinaSftpServer implements AutoCloseable {
         onRead.accept(bytesRead.addAndGet(Math.max(readLen, 0)));
       }
     });
+    sftp.setFileSystemAccessor(new SftpFileSystemAccessor() {
+      @Override
+      public SeekableByteChannel openFile(SftpSubsystemProxy subsystem, FileHandle fileHandle, Path file, String handle,
+          Set<? extends OpenOption> options, FileAttribute<?>... attrs) throws IOException {
+        if (refuseWrites && options.contains(StandardOpenOption.WRITE)) {
+          throw new AccessDeniedException(file.toString());
+        }
+        return SftpFileSystemAccessor.super.openFile(subsystem, fileHandle, file, handle, options, attrs);
+      }
+    });
     ssh.setSubsystemFactories(List.of(sftp));
     try {
       ssh.start();
@@ -88,6 +108,11 @@ public final class MinaSftpServer implements AutoCloseable {
   /** Called with the total bytes served by SFTP reads so far, after each read (on the server's thread). */
   public void onRead(LongConsumer action) {
     onRead = action;
+  }
+
+  /** From now on, opening a file for writing is refused with "permission denied". */
+  public void refuseWrites() {
+    refuseWrites = true;
   }
 
   /** Drops every session and stops listening. */

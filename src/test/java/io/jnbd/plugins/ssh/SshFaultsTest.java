@@ -139,6 +139,21 @@ class SshFaultsTest {
   }
 
   @Test
+  void aFileTheServerWillNotOpenForWritingIsServedReadOnly() throws Exception {
+    Tools.require("nbdsh");
+    Path remote = remoteImage(64 * 1024, 15);
+    server.refuseWrites();
+    try (TestServer nbd = new TestServer(SshOpenSshTest.configured(args(remote)))) {
+      String out = Tools.nbdsh(nbd.uri(), String.join("\n",
+          "print('read-only', h.is_read_only(), 'flush', h.can_flush())",
+          "print('first', bytes(h.pread(4, 0)).hex())")).assertSuccess().stdout();
+      byte[] data = Files.readAllBytes(remote);
+      assertThat(out).contains("read-only True flush False",
+          "first " + java.util.HexFormat.of().formatHex(data, 0, 4));
+    }
+  }
+
+  @Test
   void createMakesTheFileWithItsSizeAndMode() throws Exception {
     Tools.require("nbdinfo");
     Path remote = dir.resolve("created.img");

@@ -103,4 +103,27 @@ class SshOpenSshTest {
           .assertSuccess();
     }
   }
+
+  /** host= names a Host section of config=, which supplies the address, port, user and key. */
+  @Test
+  void aHostAliasFromTheSshConfigReachesTheServerWithCompression() throws Exception {
+    Tools.require("nbdcopy");
+    byte[] data = randomBytes(2 * 1024 * 1024, 5);
+    Path remote = sshd.directory().resolve("aliased.img");
+    Files.write(remote, data);
+    Path config = dir.resolve("ssh_config");
+    Files.writeString(config, String.join("\n",
+        "Host disk-server",
+        "  HostName 127.0.0.1",
+        "  Port " + sshd.port(),
+        "  User " + sshd.user(),
+        "  IdentityFile " + sshd.clientKey(),
+        ""));
+    Path copy = dir.resolve("copy.img");
+    try (TestServer server = new TestServer(configured(List.of("host=disk-server", "config=" + config,
+        "known-hosts=" + sshd.knownHosts(), "compression=true", "path=" + remote)))) {
+      Tools.run("nbdcopy", server.uri(), copy.toString()).assertSuccess();
+    }
+    assertThat(Files.readAllBytes(copy)).isEqualTo(data);
+  }
 }
