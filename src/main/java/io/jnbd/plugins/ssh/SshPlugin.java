@@ -89,6 +89,10 @@ public final class SshPlugin implements Plugin {
   @Override
   public void configComplete() {
     settings.complete(name());
+    // MINA announces its choice of I/O and crypto providers at INFO on every start; -v still shows them.
+    if (!LOG.isDebugEnabled()) {
+      System.setProperty("org.slf4j.simpleLogger.log.org.apache.sshd", "warn");
+    }
     try {
       target = resolveTarget();
       SshClient ssh = SshClient.setUpDefaultClient();
