@@ -15,9 +15,18 @@
 #                            does; C2 reaches the same steady speed but spends the first seconds
 #                            compiling on cores the copies need (measured on 2 cores, 1 GiB read
 #                            by nbdcopy from a fresh server: 2150 -> 2700 MiB/s; docs/cli.md).
+#                            Except for the ssh plugin: every byte it serves goes through the
+#                            JDK's AES code, whose use of the CPU's AES instructions only C2
+#                            compiles (measured, 256 MiB from OpenSSH: see docs/plugins/ssh.md).
 # The launchers also pass -XX:AOTCache=FILE -Xlog:aot=off, outside JAVA_OPTS: the AOT cache holds
 # the classes a training run loaded and linked and the profiles of the methods it ran
 # (bin/aot-train.sh, docs/install.md). The JVM checks that the cache fits (same JDK build, same
 # jar, compatible options) and otherwise runs without it; -Xlog:aot=off keeps that fallback, and
 # a missing file, silent, as stderr may belong to a script.
 jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -XX:MaxRAMPercentage=50 -Xms16m -XX:TieredStopAtLevel=1'
+# A sourced file sees its caller's arguments: the launcher's, which name the plugin.
+for jnbd_arg in "$@"; do
+  if [ "$jnbd_arg" = ssh ]; then
+    jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -XX:MaxRAMPercentage=50 -Xms16m'
+  fi
+done

@@ -36,6 +36,8 @@ public final class Tools {
       Map.entry("fincore", "util-linux"),
       Map.entry("systemd-socket-activate", "systemd"),
       Map.entry("chattr", "e2fsprogs"),
+      Map.entry("sshd", "openssh-server"),
+      Map.entry("ssh-keygen", "openssh-client"),
       Map.entry("python3-libnbd", "python3-libnbd"));
 
   private static final Map<String, java.util.concurrent.atomic.AtomicInteger> REQUIRED = new java.util.concurrent.ConcurrentHashMap<>();
@@ -68,7 +70,7 @@ public final class Tools {
   }
 
   private static boolean onPath(String program) {
-    for (String dir : ("/usr/bin:/bin:" + System.getenv().getOrDefault("PATH", "")).split(":")) {
+    for (String dir : ("/usr/bin:/bin:/usr/sbin:" + System.getenv().getOrDefault("PATH", "")).split(":")) {
       if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, program))) {
         return true;
       }
