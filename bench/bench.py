@@ -702,6 +702,9 @@ class SoakStats:
         self.server_wait = counters("d")  # longest wait on the server per connection, s
         self.cpu = counters("d", SOAK_WORKERS)
         self.generator_stall = counters("d", SOAK_WORKERS)  # longest loop iteration per worker, s
+        # Set by a worker once it has recorded its connections' unanswered requests: a worker
+        # killed after the drain leaves them unknown, not zero.
+        self.finished = counters("i", SOAK_WORKERS)
         self.connected = ctx.Semaphore(0)
         self.go, self.stop = ctx.Event(), ctx.Event()
 
@@ -845,6 +848,7 @@ def soak_worker(worker, uri, target, stats):
             except nbd.Error:
                 pass
     stats.cpu[worker] = time.process_time()
+    stats.finished[worker] = 1
 
 
 def recv_exactly(sock, n):
@@ -999,6 +1003,7 @@ def soak_run(name, argv, target, seconds, rss_limit):
         "requests lost with their connection": sum(stats.lost),
         "verification failures": sum(stats.mismatches),
         "unanswered after the drain": sum(stats.unanswered),
+        "generator processes that did not finish": SOAK_WORKERS - sum(stats.finished),
         "peak RSS under load MiB": peak_under_load,
         "RSS at end of load MiB": end_rss,
         "peak RSS after clients left MiB": after["peak RSS after clients left MiB"],
@@ -1057,10 +1062,11 @@ def soak_verdicts(label, bound_mib, results):
                    f"generator's longest stall {r[stall]:.1f} s"
                    + (f", {r['stopped early']}" if r["stopped early"] else "")),
         ("every client served", lambda r: r[waited] < SOAK_WINDOW and r["clients dead"] == 0
-         and r["unanswered after the drain"] == 0,
+         and r["unanswered after the drain"] == 0 and r["generator processes that did not finish"] == 0,
          lambda r: f"longest wait on the server {r[waited]:.1f} s, {r['clients dead']} dead, "
                    f"{r['requests lost with their connection']} requests lost, "
-                   f"{r['unanswered after the drain']} unanswered {SOAK_DRAIN} s after the load; "
+                   f"{r['unanswered after the drain']} unanswered {SOAK_DRAIN} s after the load"
+                   f" ({r['generator processes that did not finish']} generator processes killed before counting); "
                    f"slowest client {r[slowest]} replies in its worst window, longest reply gap "
                    f"{r['longest gap without a reply, s']} s, generator's longest stall "
                    f"{r[stall]:.1f} s"),
