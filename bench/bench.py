@@ -12,7 +12,9 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              virt-v2v's line (retry, cacheextents, cow over http) across the outage
   v2v        virt-v2v's remote-input line, jnbd vs nbdkit, copied by nbdcopy --requests=64 --flush
              over a delayed origin (--delays); the issue asks for at least 4x nbdkit at 20 ms
-  memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M
+  memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M;
+             then issue 11's rows beside nbdkit: the memory plugin holding 1 GiB written (peak RSS,
+             longest GC pause), idle RSS of memory 1G, peak RSS of an nbdcopy of 1 GiB from file
   soak       memory and readahead+cache+http vs nbdkit for --soak-seconds (default 120): 64 connections
              x 16 requests in flight, every reply verified, plus 16 clients that never read their
              replies; RSS, threads, fds, errors and per-client progress per 10 s window, PASS/FAIL
@@ -30,6 +32,7 @@ import mmap
 import multiprocessing
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -100,7 +103,7 @@ def warm(path):
 class Server:
     """An NBD server (jnbd or nbdkit) in the foreground on a private socket, for one measurement."""
 
-    def __init__(self, label, argv):
+    def __init__(self, label, argv, env=None):
         self.label = label
         self.dir = Path(tempfile.mkdtemp(prefix="jnbd-bench-"))
         self.sock = self.dir / "nbd.sock"
@@ -108,7 +111,8 @@ class Server:
         program = JNBD if argv[0] == "jnbd" else argv[0]
         command = [program, "-f", "-U", str(self.sock), "--pidfile", str(self.pidfile)] + argv[1:]
         self.log = open(self.dir / "log", "w")
-        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=None if env is None else dict(os.environ, **env))
         deadline = time.time() + 120
         while not self.pidfile.exists():
             if self.proc.poll() is not None or time.time() > deadline:
@@ -542,6 +546,63 @@ def memory_check(args):
                     ["seconds", "MiB/s", "origin/size", "peak RSS MiB", "target"],
                     [[f"{seconds:.2f}", f"{size / MiB / seconds:.0f}", f"{nbytes / size:.2f}",
                       f"{rss:.0f}", "< 256"]]))
+    print()
+    memory_footprint(args)
+
+
+IDLE_SECONDS = 5  # after start, so that the JVM's periodic trim of its C heap (every 2 s) has run
+
+
+def memory_footprint(args):
+    """Issue 11's memory rows, nbdkit beside jnbd: the memory plugin holding 1 GiB of written data
+    (peak RSS, and jnbd's longest GC pause from -Xlog:gc), idle RSS of memory 1G, and peak RSS
+    during an nbdcopy of 1 GiB from the file plugin. The median of --runs, servers alternated."""
+    size = 1024 * MiB
+    image = make_image("memory-1G.img", size)
+    warm(image)
+    sha = sha256(image)
+    figures = {(row, name): [] for row in ("written", "pause", "idle", "copy") for name in ("nbdkit", "jnbd")}
+    for _ in range(args.runs):
+        for name in ("nbdkit", "jnbd"):
+            gc_log = WORK / "footprint-gc.log"
+            gc_log.unlink(missing_ok=True)
+            # JDK_JAVA_OPTIONS adds to the launcher's JVM options where JAVA_OPTS would replace them.
+            env = {"JDK_JAVA_OPTIONS": f"-Xlog:gc:file={gc_log}"} if name == "jnbd" else None
+            with Server(name, [name, "memory", "1G"], env) as server:
+                time.sleep(IDLE_SECONDS)
+                figures["idle", name].append(server.rss_mib())
+                timed(["nbdcopy", str(image), server.uri])
+                copy = WORK / "footprint-readback.img"
+                timed(["nbdcopy", server.uri, str(copy)])
+                figures["written", name].append(server.peak_rss_mib())
+            same = sha256(copy) == sha
+            copy.unlink()
+            if not same:
+                raise SystemExit(f"footprint: {name} memory plugin returned different data")
+            if name == "jnbd":
+                figures["pause", name].append(longest_gc_pause_ms(gc_log))
+            with Server(name, [name, "-r", "file", f"file={image}"]) as server:
+                timed(["nbdcopy", server.uri, "null:"])
+                figures["copy", name].append(server.peak_rss_mib())
+
+    def cell(row, name, unit):
+        values = figures[row, name]
+        return f"{statistics.median(values):.1f} {unit}" if values else "-"
+    rows = [["memory 1G, 1 GiB written and read back: peak RSS", cell("written", "jnbd", "MiB"),
+             cell("written", "nbdkit", "MiB"), "<= 1126 MiB"],
+            ["  longest GC pause meanwhile", cell("pause", "jnbd", "ms"), "-", "<= 10 ms"],
+            [f"memory 1G, idle {IDLE_SECONDS} s after start: RSS", cell("idle", "jnbd", "MiB"),
+             cell("idle", "nbdkit", "MiB"), "<= 40 MiB"],
+            ["nbdcopy of 1 GiB from the file plugin: peak RSS", cell("copy", "jnbd", "MiB"),
+             cell("copy", "nbdkit", "MiB"), "<= 64 MiB"]]
+    print(fmt_table(f"memory footprint (issue 11), median of {args.runs} runs",
+                    ["what", "jnbd", "nbdkit", "target"], rows))
+
+
+def longest_gc_pause_ms(gc_log):
+    """The longest stop-the-world pause in a -Xlog:gc file (lines like "Pause Young ... 1.234ms")."""
+    pauses = [float(m.group(1)) for m in re.finditer(r"Pause.* ([0-9.]+)ms", gc_log.read_text())]
+    return max(pauses, default=0.0)
 
 
 # --- soak ------------------------------------------------------------------------------------
