@@ -561,16 +561,18 @@ def memory_footprint(args):
     image = make_image("memory-1G.img", size)
     warm(image)
     sha = sha256(image)
-    figures = {(row, name): [] for row in ("written", "pause", "idle", "copy") for name in ("nbdkit", "jnbd")}
+    figures = {(row, name): [] for row in ("written", "pause", "start pause", "idle", "copy") for name in ("nbdkit", "jnbd")}
     for _ in range(args.runs):
         for name in ("nbdkit", "jnbd"):
             gc_log = WORK / "footprint-gc.log"
             gc_log.unlink(missing_ok=True)
             # JDK_JAVA_OPTIONS adds to the launcher's JVM options where JAVA_OPTS would replace them.
             env = {"JDK_JAVA_OPTIONS": f"-Xlog:gc:file={gc_log}"} if name == "jnbd" else None
+            started = time.monotonic()
             with Server(name, [name, "memory", "1G"], env) as server:
                 time.sleep(IDLE_SECONDS)
                 figures["idle", name].append(server.rss_mib())
+                loaded_after = time.monotonic() - started
                 timed(["nbdcopy", str(image), server.uri])
                 copy = WORK / "footprint-readback.img"
                 timed(["nbdcopy", server.uri, str(copy)])
@@ -580,7 +582,8 @@ def memory_footprint(args):
             if not same:
                 raise SystemExit(f"footprint: {name} memory plugin returned different data")
             if name == "jnbd":
-                figures["pause", name].append(longest_gc_pause_ms(gc_log))
+                figures["pause", name].append(longest_gc_pause_ms(gc_log, loaded_after))
+                figures["start pause", name].append(longest_gc_pause_ms(gc_log, 0, loaded_after))
             with Server(name, [name, "-r", "file", f"file={image}"]) as server:
                 timed(["nbdcopy", server.uri, "null:"])
                 figures["copy", name].append(server.peak_rss_mib())
@@ -590,7 +593,8 @@ def memory_footprint(args):
         return f"{statistics.median(values):.1f} {unit}" if values else "-"
     rows = [["memory 1G, 1 GiB written and read back: peak RSS", cell("written", "jnbd", "MiB"),
              cell("written", "nbdkit", "MiB"), "<= 1126 MiB"],
-            ["  longest GC pause meanwhile", cell("pause", "jnbd", "ms"), "-", "<= 10 ms"],
+            ["  longest GC pause while writing and reading", cell("pause", "jnbd", "ms"), "-", "<= 10 ms"],
+            ["  longest GC pause before, at start-up", cell("start pause", "jnbd", "ms"), "-", ""],
             [f"memory 1G, idle {IDLE_SECONDS} s after start: RSS", cell("idle", "jnbd", "MiB"),
              cell("idle", "nbdkit", "MiB"), "<= 40 MiB"],
             ["nbdcopy of 1 GiB from the file plugin: peak RSS", cell("copy", "jnbd", "MiB"),
@@ -599,9 +603,13 @@ def memory_footprint(args):
                     ["what", "jnbd", "nbdkit", "target"], rows))
 
 
-def longest_gc_pause_ms(gc_log):
-    """The longest stop-the-world pause in a -Xlog:gc file (lines like "Pause Young ... 1.234ms")."""
-    pauses = [float(m.group(1)) for m in re.finditer(r"Pause.* ([0-9.]+)ms", gc_log.read_text())]
+def longest_gc_pause_ms(gc_log, after_seconds, before_seconds=float("inf")):
+    """The longest stop-the-world pause in a -Xlog:gc file (lines like "[12.345s]...Pause Young ...
+    1.234ms") between two moments of JVM uptime. The bench asks apart for the pauses while the
+    data is written and read and for start-up's: those are not the data's, and on a loaded machine
+    the scheduler stretches them (seen: 90 ms at load 21 on 2 cores)."""
+    pauses = [float(m.group(2)) for m in re.finditer(r"^\[([0-9.]+)s\].*Pause.* ([0-9.]+)ms$", gc_log.read_text(), re.M)
+              if after_seconds <= float(m.group(1)) < before_seconds]
     return max(pauses, default=0.0)
 
 
