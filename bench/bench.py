@@ -12,13 +12,17 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              virt-v2v's line (retry, cacheextents, cow over http) across the outage
   v2v        virt-v2v's remote-input line, jnbd vs nbdkit, copied by nbdcopy --requests=64 --flush
              over a delayed origin (--delays); the issue asks for at least 4x nbdkit at 20 ms
-  memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M;
-             then issue 11's rows beside nbdkit: the memory plugin holding 1 GiB written (peak RSS,
-             longest GC pause), idle RSS of memory 1G, peak RSS of an nbdcopy of 1 GiB from file
+  memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M
   soak       memory and readahead+cache+http vs nbdkit for --soak-seconds (default 120): 64 connections
              x 16 requests in flight, every reply verified, plus 16 clients that never read their
              replies; RSS, threads, fds, errors and per-client progress per 10 s window, PASS/FAIL
              against jnbd's RSS bound (data held + a fixed overhead), no errors, no stall
+  footprint  start-up and idle cost, nbdkit beside jnbd from the checkout (./jnbd) and from the
+             release tarball installed into bench/work/install (built with -Pdist when older than
+             the jar): --version, a captive --run true, time until the pidfile exists, CPU spent
+             starting, idle RSS; JAVA_HOME unset; the median of --runs (default 7), alternated;
+             then the memory rows (checkout only): the memory plugin holding 1 GiB written (peak
+             RSS, longest GC pause), idle RSS of memory 1G, peak RSS of an nbdcopy of 1 GiB from file
   fuzz       the protocol fuzzer (ProtocolFuzzTest) with --fuzz-cases sessions instead of the
              few thousand every build runs; prints its thread, fd and memory figures
 
@@ -546,8 +550,6 @@ def memory_check(args):
                     ["seconds", "MiB/s", "origin/size", "peak RSS MiB", "target"],
                     [[f"{seconds:.2f}", f"{size / MiB / seconds:.0f}", f"{nbytes / size:.2f}",
                       f"{rss:.0f}", "< 256"]]))
-    print()
-    memory_footprint(args)
 
 
 IDLE_SECONDS = 5  # after start, so that the JVM's periodic trim of its C heap (every 2 s) has run
@@ -791,6 +793,8 @@ class SoakConnection:
 
     def look(self, now):
         """Notes whether the connection is waiting on the server, and how long it has."""
+        if self.h.aio_is_dead() or self.h.aio_is_closed():
+            return  # its socket is closed; soak_poll counts it dead
         unread = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
         if self.h.aio_in_flight() and not unread:
             if self.waiting_since is None:
@@ -1174,6 +1178,120 @@ def suite_soak(args):
             target.close()
 
 
+# --- footprint -------------------------------------------------------------------------------
+
+
+def installed_jnbd():
+    """bin/jnbd of the release tarball unpacked into bench/work/install, rebuilt when stale."""
+    jar = ROOT / "target" / "jnbd.jar"
+    tarballs = sorted((ROOT / "target").glob("jnbd-*-linux-x64.tar.gz"))
+    if not tarballs or tarballs[-1].stat().st_mtime < jar.stat().st_mtime:
+        log("building the release tarball (-Pdist)")
+        subprocess.run([str(ROOT / "mvnw"), "-B", "-q", "-DskipTests", "-Pdist", "package"],
+                       cwd=ROOT, check=True, stdout=sys.stderr)
+        tarballs = sorted((ROOT / "target").glob("jnbd-*-linux-x64.tar.gz"))
+    prefix = WORK / "install"
+    stamp = prefix / ".from"
+    if not stamp.exists() or stamp.read_text() != f"{tarballs[-1]} {tarballs[-1].stat().st_mtime}":
+        shutil.rmtree(prefix, ignore_errors=True)
+        prefix.mkdir(parents=True)
+        subprocess.run(["tar", "-xzf", str(tarballs[-1]), "-C", str(prefix)], check=True)
+        stamp.write_text(f"{tarballs[-1]} {tarballs[-1].stat().st_mtime}")
+    return str(next(prefix.glob("jnbd-*")) / "bin" / "jnbd")
+
+
+def no_java_home():
+    env = dict(os.environ, PATH="/usr/bin:/bin:" + os.environ.get("PATH", ""))
+    env.pop("JAVA_HOME", None)
+    return env
+
+
+def wall_and_cpu(argv):
+    """Runs argv to completion; returns its wall seconds and the CPU seconds it and its children used."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=no_java_home())
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
+def started_server(program, settle):
+    """Starts PROGRAM -f -P PIDFILE memory 1G; returns the seconds until the pidfile exists and,
+    after SETTLE seconds idle (a JIT may still be compiling), the server's CPU seconds and RSS."""
+    work = Path(tempfile.mkdtemp(prefix="jnbd-footprint-"))
+    pidfile = work / "pid"
+    start = time.monotonic()
+    proc = subprocess.Popen([program, "-f", "-U", str(work / "sock"), "-P", str(pidfile), "memory", "1G"],
+                            stdout=subprocess.DEVNULL, env=no_java_home())
+    try:
+        while not pidfile.exists():
+            if proc.poll() is not None or time.monotonic() - start > 60:
+                raise SystemExit(f"{program}: server did not start")
+            time.sleep(0.001)
+        ready = time.monotonic() - start
+        time.sleep(settle)
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        rss = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                   if line.startswith("VmRSS:")) / 1024
+        return {"pidfile": ready, "cpu": cpu, "rss": rss}
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def footprint_run(program):
+    """One of each measurement the rows read, with a fresh process each."""
+    return {"version": wall_and_cpu([program, "--version"]),
+            "run": wall_and_cpu([program, "--run", "true", "memory", "1G"]),
+            "server": started_server(program, settle=1.0)}
+
+
+# Each row: label, unit, format, target (jnbd's, from issue 11), and what to read from one
+# footprint_run(). More rows: add a line here (and a measurement to footprint_run if new).
+FOOTPRINT_ROWS = [
+    ("--version wall", "s", "{:.3f}", "<= 0.15", lambda m: m["version"][0]),
+    ("--version CPU", "s", "{:.3f}", "", lambda m: m["version"][1]),
+    ("--run true memory 1G wall", "s", "{:.3f}", "<= 0.35", lambda m: m["run"][0]),
+    ("--run true memory 1G CPU", "s", "{:.3f}", "", lambda m: m["run"][1]),
+    ("-f -P: until the pidfile exists", "s", "{:.3f}", "<= 0.3", lambda m: m["server"]["pidfile"]),
+    ("CPU to start (1 s after the pidfile)", "s", "{:.2f}", "<= 0.3", lambda m: m["server"]["cpu"]),
+    ("idle RSS, memory 1G (1 s after)", "MiB", "{:.1f}", "<= 40", lambda m: m["server"]["rss"]),
+]
+
+
+def suite_footprint(args):
+    programs = [("nbdkit", shutil.which("nbdkit")), ("jnbd checkout", JNBD), ("jnbd installed", installed_jnbd())]
+    for _, program in programs:  # first runs fill the page cache; they are not counted
+        wall_and_cpu([program, "--version"])
+    values = {(label, name): [] for label, *_ in FOOTPRINT_ROWS for name, _ in programs}
+    for run in range(args.runs):
+        for name, program in programs:
+            measured = footprint_run(program)
+            for label, _, _, _, read in FOOTPRINT_ROWS:
+                values[(label, name)].append(read(measured))
+        log(f"footprint run {run + 1}/{args.runs} done")
+    rows = []
+    for label, unit, fmt, target, _ in FOOTPRINT_ROWS:
+        med = {name: statistics.median(values[(label, name)]) for name, _ in programs}
+        row = [f"{label} ({unit})", fmt.format(med["nbdkit"])]
+        for name in ("jnbd checkout", "jnbd installed"):
+            spread = values[(label, name)]
+            row += [f"{fmt.format(med[name])} ({fmt.format(min(spread))}-{fmt.format(max(spread))})",
+                    f"{med[name] / med['nbdkit']:.0f}x" if med["nbdkit"] > 0 else "-"]
+        row.append(target)
+        rows.append(row)
+    print(fmt_table(f"footprint: median of {args.runs} runs (min-max), JAVA_HOME unset; load average "
+                    f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs",
+                    ["what", "nbdkit", "jnbd checkout", "ratio", "jnbd installed", "ratio", "target"], rows))
+    print()
+    memory_footprint(args)
+
+
 def suite_fuzz(args):
     """ProtocolFuzzTest at benchmark size: the sessions, live checks and figures it prints."""
     command = [str(ROOT / "mvnw"), "-B", "-q", "-Dtest=ProtocolFuzzTest", "-Dsurefire.failIfNoSpecifiedTests=false",
@@ -1195,9 +1313,9 @@ def suite_fuzz(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v"])
+                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "footprint"])
     parser.add_argument("--runs", type=int, default=None,
-                        help="runs per cell; the median is shown (default 3; soak: 1, the worst is shown)")
+                        help="runs per cell; the median is shown (default 3; footprint: 7; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
                         help="image size (default: 1024 for core, 256 for http, readahead and fault)")
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 20],
@@ -1216,11 +1334,11 @@ def main():
         if suite_args.size_mib is None:
             suite_args.size_mib = 1024 if suite == "core" else 256
         if suite_args.runs is None:
-            suite_args.runs = 1 if suite == "soak" else 3
+            suite_args.runs = {"soak": 1, "footprint": 7}.get(suite, 3)
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
          "memory": memory_check, "fault": suite_fault,
          "soak": suite_soak, "fuzz": suite_fuzz,
-         "v2v": suite_v2v}[suite](suite_args)
+         "v2v": suite_v2v, "footprint": suite_footprint}[suite](suite_args)
         print()
 
 if __name__ == "__main__":

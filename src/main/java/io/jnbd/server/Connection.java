@@ -46,7 +46,7 @@ final class Connection {
    * this time. A serial client then pays no thread hand-off per request, while a client with more
    * to send waits at most about this long before its next request is read.
    */
-  private static final long INLINE_LIMIT_NANOS = 500_000;
+  static final long INLINE_LIMIT_NANOS = 500_000;
 
   private final Wire wire;
   private final Stack stack;
@@ -57,6 +57,8 @@ final class Connection {
   private final MemoryBudget.Account memory;
   private final Lock allRequestsLock;
   private final String peer;
+  /** {@link #INLINE_LIMIT_NANOS}, unless a test fixes the rule's outcome. */
+  private final long inlineLimitNanos;
   private volatile boolean stopping;
   private volatile boolean handshakeDone;
   /**
@@ -69,7 +71,7 @@ final class Connection {
   private final AtomicInteger unexpectedFailures = new AtomicInteger();
 
   Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, MemoryBudget memoryBudget,
-      Lock allRequestsLock, String peer) {
+      Lock allRequestsLock, String peer, long inlineLimitNanos) {
     this.wire = wire;
     this.stack = stack;
     this.traceRequests = config.verbose() && stack.debugFlags().datapath();
@@ -78,6 +80,7 @@ final class Connection {
     this.memory = memoryBudget.openAccount();
     this.allRequestsLock = allRequestsLock;
     this.peer = peer;
+    this.inlineLimitNanos = inlineLimitNanos;
   }
 
   /** Serves the client until it disconnects, breaks the protocol, or {@link #stop} is called. */
@@ -216,7 +219,7 @@ final class Connection {
           }
         };
         long recent = recentServiceNanos;
-        if (idle && recent >= 0 && recent < INLINE_LIMIT_NANOS && !wire.hasBufferedInput()) {
+        if (idle && recent >= 0 && recent < inlineLimitNanos && !wire.hasBufferedInput()) {
           run.run();
         } else {
           threads.nextOnPlatform = idle && recent < 0;
