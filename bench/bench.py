@@ -20,7 +20,9 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
   footprint  start-up and idle cost, nbdkit beside jnbd from the checkout (./jnbd) and from the
              release tarball installed into bench/work/install (built with -Pdist when older than
              the jar): --version, a captive --run true, time until the pidfile exists, CPU spent
-             starting, idle RSS; JAVA_HOME unset; the median of --runs (default 7), alternated
+             starting, idle RSS; JAVA_HOME unset; the median of --runs (default 7), alternated;
+             then the memory rows (checkout only): the memory plugin holding 1 GiB written (peak
+             RSS, longest GC pause), idle RSS of memory 1G, peak RSS of an nbdcopy of 1 GiB from file
   fuzz       the protocol fuzzer (ProtocolFuzzTest) with --fuzz-cases sessions instead of the
              few thousand every build runs; prints its thread, fd and memory figures
 
@@ -34,6 +36,7 @@ import mmap
 import multiprocessing
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -104,7 +107,7 @@ def warm(path):
 class Server:
     """An NBD server (jnbd or nbdkit) in the foreground on a private socket, for one measurement."""
 
-    def __init__(self, label, argv):
+    def __init__(self, label, argv, env=None):
         self.label = label
         self.dir = Path(tempfile.mkdtemp(prefix="jnbd-bench-"))
         self.sock = self.dir / "nbd.sock"
@@ -112,7 +115,8 @@ class Server:
         program = JNBD if argv[0] == "jnbd" else argv[0]
         command = [program, "-f", "-U", str(self.sock), "--pidfile", str(self.pidfile)] + argv[1:]
         self.log = open(self.dir / "log", "w")
-        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=None if env is None else dict(os.environ, **env))
         deadline = time.time() + 120
         while not self.pidfile.exists():
             if self.proc.poll() is not None or time.time() > deadline:
@@ -546,6 +550,69 @@ def memory_check(args):
                     ["seconds", "MiB/s", "origin/size", "peak RSS MiB", "target"],
                     [[f"{seconds:.2f}", f"{size / MiB / seconds:.0f}", f"{nbytes / size:.2f}",
                       f"{rss:.0f}", "< 256"]]))
+
+
+IDLE_SECONDS = 5  # after start, so that the JVM's periodic trim of its C heap (every 2 s) has run
+
+
+def memory_footprint(args):
+    """Issue 11's memory rows, nbdkit beside jnbd: the memory plugin holding 1 GiB of written data
+    (peak RSS, and jnbd's longest GC pause from -Xlog:gc), idle RSS of memory 1G, and peak RSS
+    during an nbdcopy of 1 GiB from the file plugin. The median of --runs, servers alternated."""
+    size = 1024 * MiB
+    image = make_image("memory-1G.img", size)
+    warm(image)
+    sha = sha256(image)
+    figures = {(row, name): [] for row in ("written", "pause", "start pause", "idle", "copy") for name in ("nbdkit", "jnbd")}
+    for _ in range(args.runs):
+        for name in ("nbdkit", "jnbd"):
+            gc_log = WORK / "footprint-gc.log"
+            gc_log.unlink(missing_ok=True)
+            # JDK_JAVA_OPTIONS adds to the launcher's JVM options where JAVA_OPTS would replace them.
+            env = {"JDK_JAVA_OPTIONS": f"-Xlog:gc:file={gc_log}"} if name == "jnbd" else None
+            started = time.monotonic()
+            with Server(name, [name, "memory", "1G"], env) as server:
+                time.sleep(IDLE_SECONDS)
+                figures["idle", name].append(server.rss_mib())
+                loaded_after = time.monotonic() - started
+                timed(["nbdcopy", str(image), server.uri])
+                copy = WORK / "footprint-readback.img"
+                timed(["nbdcopy", server.uri, str(copy)])
+                figures["written", name].append(server.peak_rss_mib())
+            same = sha256(copy) == sha
+            copy.unlink()
+            if not same:
+                raise SystemExit(f"footprint: {name} memory plugin returned different data")
+            if name == "jnbd":
+                figures["pause", name].append(longest_gc_pause_ms(gc_log, loaded_after))
+                figures["start pause", name].append(longest_gc_pause_ms(gc_log, 0, loaded_after))
+            with Server(name, [name, "-r", "file", f"file={image}"]) as server:
+                timed(["nbdcopy", server.uri, "null:"])
+                figures["copy", name].append(server.peak_rss_mib())
+
+    def cell(row, name, unit):
+        values = figures[row, name]
+        return f"{statistics.median(values):.1f} {unit}" if values else "-"
+    rows = [["memory 1G, 1 GiB written and read back: peak RSS", cell("written", "jnbd", "MiB"),
+             cell("written", "nbdkit", "MiB"), "<= 1126 MiB"],
+            ["  longest GC pause while writing and reading", cell("pause", "jnbd", "ms"), "-", "<= 10 ms"],
+            ["  longest GC pause before, at start-up", cell("start pause", "jnbd", "ms"), "-", ""],
+            [f"memory 1G, idle {IDLE_SECONDS} s after start: RSS", cell("idle", "jnbd", "MiB"),
+             cell("idle", "nbdkit", "MiB"), "<= 40 MiB"],
+            ["nbdcopy of 1 GiB from the file plugin: peak RSS", cell("copy", "jnbd", "MiB"),
+             cell("copy", "nbdkit", "MiB"), "<= 64 MiB"]]
+    print(fmt_table(f"memory footprint (issue 11), median of {args.runs} runs",
+                    ["what", "jnbd", "nbdkit", "target"], rows))
+
+
+def longest_gc_pause_ms(gc_log, after_seconds, before_seconds=float("inf")):
+    """The longest stop-the-world pause in a -Xlog:gc file (lines like "[12.345s]...Pause Young ...
+    1.234ms") between two moments of JVM uptime. The bench asks apart for the pauses while the
+    data is written and read and for start-up's: those are not the data's, and on a loaded machine
+    the scheduler stretches them (seen: 90 ms at load 21 on 2 cores)."""
+    pauses = [float(m.group(2)) for m in re.finditer(r"^\[([0-9.]+)s\].*Pause.* ([0-9.]+)ms$", gc_log.read_text(), re.M)
+              if after_seconds <= float(m.group(1)) < before_seconds]
+    return max(pauses, default=0.0)
 
 
 # --- soak ------------------------------------------------------------------------------------
@@ -1227,6 +1294,8 @@ def suite_footprint(args):
     print(fmt_table(f"footprint: median of {args.runs} runs (min-max), JAVA_HOME unset; load average "
                     f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs",
                     ["what", "nbdkit", "jnbd checkout", "ratio", "jnbd installed", "ratio", "target"], rows))
+    print()
+    memory_footprint(args)
 
 
 def suite_fuzz(args):

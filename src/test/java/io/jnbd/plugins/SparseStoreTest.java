@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Extents;
 import io.jnbd.testing.PropertyCheck;
+import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -103,6 +104,29 @@ class SparseStoreTest {
     store.read(back, far - 1);
     assertThat(back.array()).containsExactly(0, 1, 2, 3, 0);
     store.zero(0, 1L << 41);
+    assertThat(store.allocatedBytes()).isZero();
+  }
+
+  @Test
+  void writtenDataIsNotOnTheJavaHeap() throws Exception {
+    var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+    SparseStore store = new SparseStore();
+    ByteBuffer chunk = ByteBuffer.allocateDirect(1 << 20);
+    while (chunk.hasRemaining()) {
+      chunk.put((byte) 0x5a);
+    }
+    long before = threads.getCurrentThreadAllocatedBytes();
+    for (int i = 0; i < 64; i++) {
+      store.write(chunk.clear(), (long) i << 20);
+    }
+    long heapAllocated = threads.getCurrentThreadAllocatedBytes() - before;
+    assertThat(store.allocatedBytes()).isEqualTo(64L << 20);
+    // The index and per-request objects only: a page on the heap would cost its whole size.
+    assertThat(heapAllocated).isLessThan(4L << 20);
+    ByteBuffer back = ByteBuffer.allocate(3);
+    store.read(back, (63L << 20) + 5);
+    assertThat(back.array()).containsExactly(0x5a, 0x5a, 0x5a);
+    store.zero(0, 64L << 20);
     assertThat(store.allocatedBytes()).isZero();
   }
 
