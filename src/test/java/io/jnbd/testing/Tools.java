@@ -32,6 +32,7 @@ public final class Tools {
       "qemu-img", "qemu-utils",
       "qemu-nbd", "qemu-utils",
       "nbdkit", "nbdkit",
+      "curl", "curl",
       "python3-libnbd", "python3-libnbd");
 
   private static final Map<String, java.util.concurrent.atomic.AtomicInteger> REQUIRED = new java.util.concurrent.ConcurrentHashMap<>();
