@@ -496,10 +496,11 @@ def suite_http(args):
 
 
 JIT_VARIANTS = {
-    "launcher": None,  # ./jnbd's own JAVA_OPTS default
+    "launcher": None,  # ./jnbd's own JAVA_OPTS default (C1 only unless the command line speaks TLS)
     "C1 only": "-XX:TieredStopAtLevel=1",
     "tiered": "",
     "tiered, C2 from start": "-XX:-TieredCompilation",
+    "tiered, compile sooner": "-XX:CompileThresholdScaling=0.2",
 }
 
 
