@@ -33,9 +33,9 @@ final class HostResolution implements DnsResolver {
 
   static Family family(String what, String value) {
     return switch (value.toLowerCase(Locale.ROOT)) {
-      case "any", "whatever" -> Family.ANY;
-      case "v4", "ipv4" -> Family.V4;
-      case "v6", "ipv6" -> Family.V6;
+      case "any" -> Family.ANY;
+      case "v4" -> Family.V4;
+      case "v6" -> Family.V6;
       default -> throw new ConfigException(what + ": expected any, v4 or v6, not '" + value + "'");
     };
   }
