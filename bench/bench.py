@@ -114,6 +114,8 @@ class Server:
         deadline = time.time() + 120
         while not self.pidfile.exists():
             if self.proc.poll() is not None or time.time() > deadline:
+                if self.proc.poll() is None:  # too slow: never leave it running behind us
+                    self.proc.kill()
                 raise SystemExit(f"{label}: server did not start (exit status {self.proc.poll()}): {' '.join(command)}\n"
                                  + (self.dir / "log").read_text())
             time.sleep(0.05)
