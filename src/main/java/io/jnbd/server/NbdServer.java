@@ -5,7 +5,9 @@ import io.jnbd.api.ThreadModel;
 import io.jnbd.util.DirectBufferPool;
 import io.jnbd.util.PathEntry;
 import java.io.IOException;
+import java.net.Inet4Address;
 import java.net.InetSocketAddress;
+import java.net.ProtocolFamily;
 import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
@@ -62,6 +64,8 @@ public final class NbdServer implements AutoCloseable {
   /** Admits one connection at a time under SERIALIZE_CONNECTIONS, otherwise any number. */
   private final Semaphore connectionGate;
   private final List<ServerSocketChannel> listeners = new CopyOnWriteArrayList<>();
+  /** Listeners that take IPv6 clients only (-6). */
+  private final Set<ServerSocketChannel> ipv6Only = ConcurrentHashMap.newKeySet();
   /** The socket files this server created, each removed at close if still there. */
   private final List<PathEntry> socketFiles = new CopyOnWriteArrayList<>();
   private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
@@ -118,7 +122,19 @@ public final class NbdServer implements AutoCloseable {
 
   /** Starts accepting on a TCP address; returns the bound address (port 0 picks a free one). */
   public InetSocketAddress listenTcp(InetSocketAddress address) throws IOException {
-    ServerSocketChannel listener = ServerSocketChannel.open();
+    return listenTcp(address, null);
+  }
+
+  /**
+   * Starts accepting on a TCP address with a socket of one protocol family (-4, -6), or of the
+   * JVM's choice when family is null. The JVM cannot make an IPv6 socket IPv6-only, so on an
+   * IPv6 wildcard address clients that come over IPv4 are closed as they connect.
+   */
+  public InetSocketAddress listenTcp(InetSocketAddress address, ProtocolFamily family) throws IOException {
+    ServerSocketChannel listener = family == null ? ServerSocketChannel.open() : ServerSocketChannel.open(family);
+    if (family == StandardProtocolFamily.INET6) {
+      ipv6Only.add(listener);
+    }
     try {
       listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
       listener.bind(address, BACKLOG);
@@ -142,6 +158,11 @@ public final class NbdServer implements AutoCloseable {
       listener.close();
       throw e;
     }
+    startAccepting(listener);
+  }
+
+  /** Starts accepting on a socket that already listens (one handed over by systemd's socket activation). */
+  public void listenOn(ServerSocketChannel listener) {
     startAccepting(listener);
   }
 
@@ -193,6 +214,12 @@ public final class NbdServer implements AutoCloseable {
         }
         continue;
       }
+      if (ipv6Only.contains(listener) && remoteAddress(client) instanceof InetSocketAddress peer
+          && peer.getAddress() instanceof Inet4Address) {
+        log.debug("refused {}: an IPv4 client, and -6 was given", peer);
+        closeQuietly(client);
+        continue;
+      }
       if (!connectionSlots.tryAcquire()) {
         refuseOverLimit(client);
         continue;
@@ -223,6 +250,10 @@ public final class NbdServer implements AutoCloseable {
     } else {
       log.debug("refused client number {} over --max-connections", refused);
     }
+    closeQuietly(client);
+  }
+
+  private static void closeQuietly(SocketChannel client) {
     try {
       client.close();
     } catch (IOException ignored) {

@@ -12,7 +12,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 class RegistrationTest {
   @ParameterizedTest
-  @ValueSource(strings = {"memory", "file", "null", "pattern", "data"})
+  @ValueSource(strings = {"memory", "file", "null", "pattern", "data", "nbd"})
   void registeredWithHelpAndEveryListedKeyIsAccepted(String name) {
     Plugin plugin = Catalog.plugin(name);
     assertThat(plugin.name()).isEqualTo(name);

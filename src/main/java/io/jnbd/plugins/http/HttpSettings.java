@@ -35,8 +35,8 @@ final class HttpSettings {
   static final List<Parameter> PARAMETERS = List.of(
       new Parameter("url", "URL", "The http:// or https:// URL of the disk image (required; the magic key)."),
       new Parameter("user", "USER", "User name for HTTP Basic authentication, sent preemptively to the URL's host."),
-      new Parameter("password", "PASSWORD", "Password for user: literal, '-' to read it from the terminal or stdin, '+FILE' to read it from FILE.", true),
-      new Parameter("cookie", "COOKIE", "Cookie header value sent with every request: literal, '-' or '+FILE' as for password.", true),
+      new Parameter("password", "PASSWORD", "Password for user: literal, '-' to read it from the terminal or stdin, '+FILE' from FILE, '-FD' from file descriptor FD.", true),
+      new Parameter("cookie", "COOKIE", "Cookie header value sent with every request: literal, '-', '+FILE' or '-FD' as for password.", true),
       new Parameter("cookiefile", "FILE", "Keep cookies the server sets and send them back; read initial cookies from FILE"
           + " (Netscape format or Set-Cookie lines). An empty value turns the cookie engine on without a file."),
       new Parameter("cookiejar", "FILE", "Keep cookies the server sets and send them back, and write them all to FILE"
@@ -61,7 +61,7 @@ final class HttpSettings {
           + " as curl's --resolve; PORT must be the URL's. May be repeated."),
       new Parameter("proxy", "URL", "HTTP proxy to use, e.g. http://proxy:3128 (default: none)."),
       new Parameter("proxy-user", "USER", "User name for the proxy."),
-      new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-' or '+FILE'.", true),
+      new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-', '+FILE' or '-FD' as for password.", true),
       new Parameter("timeout", "SECS", "Per-request time limit, and how long a request is retried while the origin is unavailable;"
           + " see the docs (default: no limit, retries for " + DEFAULT_RETRY_DEADLINE.toSeconds() + " s)."),
       new Parameter("connect-timeout", "SECS", "Time limit for establishing a connection, TLS included (default 300)."),
