@@ -5,11 +5,14 @@ Every suite starts the servers itself on private Unix sockets, alternates them r
 prints a table with the ratio of jnbd to the reference measured in the same run.
 
   core       file and memory plugins vs nbdkit, read by nbdcopy --no-extents (issue: jnbd core)
-  http       http plugin vs nbdkit curl over a delayed origin, serial and parallel readers
+  http       http plugin vs nbdkit curl over a delayed origin, serial and parallel readers; then
+             CPU-bound over a local nginx, plain HTTP and HTTPS, with server CPU
   readahead  readahead+cache+http vs nbdkit and qemu's curl driver, serial/parallel/random readers
   fault      readahead+cache+http vs nbdkit when the origin goes away for 2 s mid-copy (the copy
              must be identical) and when its image changes mid-copy (the copy must fail); and
              virt-v2v's line (retry, cacheextents, cow over http) across the outage
+  jit        jnbd under JIT settings (--jit: the launcher's, tiered, ...) reading file, http and https
+             (local nginx) by nbdcopy, speed and server CPU, nbdkit beside it for http and https
   v2v        virt-v2v's remote-input line, jnbd vs nbdkit, copied by nbdcopy --requests=64 --flush
              over a delayed origin (--delays); the issue asks for at least 4x nbdkit at 20 ms
   memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M
@@ -116,11 +119,13 @@ class Server:
         command = [program, "-f", "-U", str(self.sock), "--pidfile", str(self.pidfile)] + argv[1:]
         self.log = open(self.dir / "log", "w")
         self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=None if env is None else dict(os.environ, **env))
+                                     env=dict(os.environ, **(env or {})))
         deadline = time.time() + 120
         while not self.pidfile.exists():
             if self.proc.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"{label}: server did not start: {' '.join(command)}\n"
+                if self.proc.poll() is None:  # too slow: never leave it running behind us
+                    self.proc.kill()
+                raise SystemExit(f"{label}: server did not start (exit status {self.proc.poll()}): {' '.join(command)}\n"
                                  + (self.dir / "log").read_text())
             time.sleep(0.05)
         time.sleep(0.05)
@@ -226,6 +231,64 @@ class Origin:
         self.proc.terminate()
         self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Nginx:
+    """A local nginx serving one image over plain HTTP and over TLS (self-signed RSA 2048), with no
+    delay: the origin for the CPU-bound rows, where the server's own cost decides the speed."""
+
+    def __init__(self, image):
+        self.dir = Path(tempfile.mkdtemp(prefix="jnbd-nginx-"))
+        os.chmod(self.dir, 0o755)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost", "-keyout", str(self.dir / "key.pem"),
+                        "-out", str(self.dir / "cert.pem")], check=True, capture_output=True)
+        ports = [free_port(), free_port()]
+        temp = "".join(f"  {kind}_temp_path {self.dir}/{kind};\n"
+                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (self.dir / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 2;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+{temp}  server {{ listen 127.0.0.1:{ports[0]}; root {image.parent}; }}
+  server {{
+    listen 127.0.0.1:{ports[1]} ssl;
+    ssl_certificate {self.dir}/cert.pem;
+    ssl_certificate_key {self.dir}/key.pem;
+    root {image.parent};
+  }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.urls = {"http": f"http://127.0.0.1:{ports[0]}/{image.name}",
+                     "https": f"https://127.0.0.1:{ports[1]}/{image.name}"}
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", ports[1]), 1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise SystemExit("nginx did not start: " + (self.dir / "error.log").read_text())
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # --- readers ---------------------------------------------------------------------------------
@@ -362,6 +425,57 @@ HTTP_HEADER = ["delay", "reader", "server", "seconds", "MiB/s", "origin reqs", "
                "RSS MiB", "speed vs first"]
 
 
+def copy_with_cpu(label, argv, env, reader, sha, prepare=None):
+    """One copy from a fresh server: seconds, server CPU seconds to start (and to run `prepare`, a
+    shell command given $uri), and CPU during the copy."""
+    with Server(label, argv, env) as server:
+        if prepare:
+            subprocess.run(["sh", "-c", prepare], check=True, env=dict(os.environ, uri=server.uri))
+        started = server.cpu_seconds()
+        seconds = timed(reader(server.uri, str(OUT)))
+        copying = server.cpu_seconds() - started
+    if sha256(OUT) != sha:
+        raise SystemExit(f"{label}: WRONG DATA")
+    OUT.unlink(missing_ok=True)
+    return seconds, started, copying
+
+
+def cpu_rows(title, cases, runs, sha, size):
+    """cases: (row label, [(server label, argv, env)...], prepare command or None); servers
+    alternate run by run. The ratios compare each server with the first of its case."""
+    rows = []
+    for case_label, servers, prepare in cases:
+        results = {}
+        for _ in range(runs):
+            for label, argv, env in servers:
+                results.setdefault(label, []).append(copy_with_cpu(label, argv, env, nbdcopy(), sha, prepare))
+        first = None
+        for label, _, _ in servers:
+            seconds = statistics.median(r[0] for r in results[label])
+            start_cpu = statistics.median(r[1] for r in results[label])
+            copy_cpu = statistics.median(r[2] for r in results[label])
+            spread = max(r[0] for r in results[label]) - min(r[0] for r in results[label])
+            first = first or (seconds, copy_cpu)
+            rows.append([case_label, label, f"{seconds:.2f}", f"±{spread / 2:.2f}", f"{size / MiB / seconds:.0f}",
+                         f"{first[0] / seconds:.2f}x", f"{start_cpu:.2f}", f"{copy_cpu:.2f}",
+                         f"{copy_cpu / first[1]:.2f}x"])
+            log(rows[-1])
+    return fmt_table(title, ["origin", "server", "seconds", "spread", "MiB/s", "speed vs first",
+                             "CPU start s", "CPU copy s", "CPU copy vs first"], rows)
+
+
+def nginx_cases(nginx, jnbd_variants):
+    """nbdkit curl and jnbd's http plugin (one entry per JAVA_OPTS variant) over HTTP and HTTPS."""
+    cases = []
+    for scheme in ("http", "https"):
+        url = nginx.urls[scheme]
+        tls = ["sslverify=false"] if scheme == "https" else []
+        servers = [("nbdkit curl", ["nbdkit", "-r", "curl", f"url={url}", *tls], None)]
+        servers += [(label, ["jnbd", "-r", "http", f"url={url}", *tls], env) for label, env in jnbd_variants]
+        cases.append((f"nginx {scheme}", servers, None))
+    return cases
+
+
 def suite_http(args):
     size = args.size_mib * MiB
     image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
@@ -381,6 +495,53 @@ def suite_http(args):
             origin.stop()
     print(fmt_table(f"http: {args.size_mib} MiB image, median of {args.runs} runs",
                     HTTP_HEADER, rows))
+    print()
+    nginx = Nginx(image)
+    try:
+        print(cpu_rows(f"http, CPU-bound: {args.size_mib} MiB from a local nginx (no delay), nbdcopy defaults, "
+                       f"a fresh server per copy, median of {args.runs} runs (spread: half the range); server CPU "
+                       f"from /proc/PID/stat utime+stime, to start (until the pidfile) and during the copy",
+                       nginx_cases(nginx, [("jnbd http", None)]), args.runs, sha, size))
+    finally:
+        nginx.stop()
+
+
+JIT_VARIANTS = {
+    "launcher": None,  # ./jnbd's own JAVA_OPTS default (C1 only unless the command line speaks TLS)
+    "C1 only": "-XX:TieredStopAtLevel=1",
+    "tiered": "",
+    "tiered, C2 from start": "-XX:-TieredCompilation",
+    "tiered, compile sooner": "-XX:CompileThresholdScaling=0.2",
+}
+
+
+def jit_variants(names):
+    base = "--enable-native-access=ALL-UNNAMED -XX:MaxRAMPercentage=50 -Xms16m"
+    return [(f"jnbd {name}", None if JIT_VARIANTS[name] is None
+             else {"JAVA_OPTS": f"{base} {JIT_VARIANTS[name]}".strip()}) for name in names]
+
+
+def suite_jit(args):
+    """The JIT settings of the launcher across the plugins: file and memory (the memory plugin
+    filled first) and http/https from a local nginx, read by nbdcopy from a fresh server, speed and
+    server CPU side by side."""
+    size = args.size_mib * MiB
+    image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
+    sha = sha256(image)
+    warm(image)
+    variants = jit_variants(args.jit)
+    nginx = Nginx(image)
+    try:
+        cases = [("file", [(label, ["jnbd", "-r", "file", f"file={image}"], env) for label, env in variants], None),
+                 ("memory", [(label, ["jnbd", "memory", f"size={size}"], env) for label, env in variants],
+                  f"nbdcopy {image} \"$uri\"")]
+        cases += nginx_cases(nginx, variants)
+        print(cpu_rows(f"jit: {args.size_mib} MiB, nbdcopy defaults, a fresh server per copy, median of {args.runs} "
+                       f"runs; JAVA_OPTS variants: " + "; ".join(f"{n} = {JIT_VARIANTS[n] or 'default'}"
+                                                                 for n in args.jit),
+                       cases, args.runs, sha, size))
+    finally:
+        nginx.stop()
 
 
 def suite_readahead(args):
@@ -1319,7 +1480,7 @@ def suite_fuzz(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "footprint"])
+                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "footprint", "jit"])
     parser.add_argument("--runs", type=int, default=None,
                         help="runs per cell; the median is shown (default 3; footprint: 7; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
@@ -1328,6 +1489,8 @@ def main():
                         help="origin delays in ms (http and readahead; fault uses the first;"
                              " the issue asks for 0 20 and 20 50)")
     parser.add_argument("--random-reads", type=int, default=2000)
+    parser.add_argument("--jit", nargs="+", default=["launcher", "tiered"], choices=list(JIT_VARIANTS),
+                        help="jit: the JAVA_OPTS variants of jnbd to compare (default: launcher tiered)")
     parser.add_argument("--soak-seconds", type=int, default=120, help="soak: load time per server and target")
     parser.add_argument("--soak-rss-limit", type=int, default=10240,
                         help="soak: MiB of server RSS at which the server is killed to protect the machine "
@@ -1344,7 +1507,7 @@ def main():
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
          "memory": memory_check, "fault": suite_fault,
          "soak": suite_soak, "fuzz": suite_fuzz,
-         "v2v": suite_v2v, "footprint": suite_footprint}[suite](suite_args)
+         "v2v": suite_v2v, "footprint": suite_footprint, "jit": suite_jit}[suite](suite_args)
         print()
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ import com.sun.net.httpserver.Headers;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import com.sun.net.httpserver.HttpsConfigurator;
+import com.sun.net.httpserver.HttpsExchange;
+import com.sun.net.httpserver.HttpsParameters;
 import com.sun.net.httpserver.HttpsServer;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -16,10 +18,12 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLParameters;
 
 /**
  * An HTTP(S) origin serving one byte array at {@code /disk.img} with Range support, for tests
@@ -70,6 +74,10 @@ public final class RangeOrigin implements AutoCloseable {
   public volatile int headStatus;
   /** Requests whose headers fail this get 401. */
   public volatile Predicate<Headers> authorized = headers -> true;
+  /** The Set-Cookie value an authorized request's answer carries, or null for none. */
+  public volatile Function<Headers, String> cookieToSet = headers -> null;
+  /** "PROTOCOL SUITE" of every HTTPS request, in arrival order. */
+  public final List<String> tlsSessions = new CopyOnWriteArrayList<>();
   public final AtomicInteger rangedGets = new AtomicInteger();
   public final AtomicInteger unauthorized = new AtomicInteger();
   /** Raw (percent-encoded) query strings of every request, null where there was none. */
@@ -101,14 +109,30 @@ public final class RangeOrigin implements AutoCloseable {
     }
   }
 
-  public static RangeOrigin https(byte[] data, SSLContext tls) {
+  /** @param protocols the TLS versions the origin accepts; none given: the JDK's defaults */
+  public static RangeOrigin https(byte[] data, SSLContext tls, String... protocols) {
     try {
       HttpsServer server = HttpsServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
-      server.setHttpsConfigurator(new HttpsConfigurator(tls));
+      server.setHttpsConfigurator(new HttpsConfigurator(tls) {
+        @Override
+        public void configure(HttpsParameters params) {
+          SSLParameters parameters = tls.getDefaultSSLParameters();
+          if (protocols.length > 0) {
+            parameters.setProtocols(protocols);
+          }
+          params.setSSLParameters(parameters);
+        }
+      });
       return new RangeOrigin(data, server);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** Serves the image at {@code path} too (with any query), as at {@code /disk.img}. */
+  public RangeOrigin alsoAt(String path) {
+    server.createContext(path, this::serve);
+    return this;
   }
 
   /** The URL of the image, e.g. {@code http://127.0.0.1:PORT/disk.img}. */
@@ -149,6 +173,9 @@ public final class RangeOrigin implements AutoCloseable {
     try (exchange) {
       Headers request = exchange.getRequestHeaders();
       seen.add(request);
+      if (exchange instanceof HttpsExchange secure) {
+        tlsSessions.add(secure.getSSLSession().getProtocol() + " " + secure.getSSLSession().getCipherSuite());
+      }
       queries.add(exchange.getRequestURI().getRawQuery());
       if (delayMillis > 0) {
         Thread.sleep(delayMillis);
@@ -161,6 +188,10 @@ public final class RangeOrigin implements AutoCloseable {
         response.set("WWW-Authenticate", "Basic realm=\"origin\"");
         exchange.sendResponseHeaders(401, -1);
         return;
+      }
+      String cookie = cookieToSet.apply(request);
+      if (cookie != null) {
+        response.add("Set-Cookie", cookie);
       }
       response.set("Accept-Ranges", "bytes");
       if (image.etag() != null) {

@@ -38,6 +38,7 @@ public final class Tools {
       Map.entry("chattr", "e2fsprogs"),
       Map.entry("sshd", "openssh-server"),
       Map.entry("ssh-keygen", "openssh-client"),
+      Map.entry("curl", "curl"),
       Map.entry("python3-libnbd", "python3-libnbd"));
 
   private static final Map<String, java.util.concurrent.atomic.AtomicInteger> REQUIRED = new java.util.concurrent.ConcurrentHashMap<>();

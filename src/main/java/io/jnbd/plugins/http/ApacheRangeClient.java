@@ -36,6 +36,7 @@ import org.apache.hc.client5.http.classic.methods.HttpHead;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.config.ConnectionConfig;
 import org.apache.hc.client5.http.config.RequestConfig;
+import org.apache.hc.client5.http.cookie.CookieStore;
 import org.apache.hc.client5.http.impl.DefaultRedirectStrategy;
 import org.apache.hc.client5.http.impl.auth.BasicAuthCache;
 import org.apache.hc.client5.http.impl.auth.BasicCredentialsProvider;
@@ -46,10 +47,12 @@ import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuil
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.HostnameVerificationPolicy;
+import org.apache.hc.client5.http.ssl.HttpsSupport;
 import org.apache.hc.client5.http.ssl.NoopHostnameVerifier;
 import org.apache.hc.client5.http.ssl.TrustAllStrategy;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ConnectionClosedException;
+import org.apache.hc.core5.http.EntityDetails;
 import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.HttpHost;
@@ -61,7 +64,9 @@ import org.apache.hc.core5.http.TruncatedChunkException;
 import org.apache.hc.core5.http.io.SocketConfig;
 import org.apache.hc.core5.http.protocol.HttpContext;
 import org.apache.hc.core5.io.CloseMode;
+import org.apache.hc.core5.reactor.ssl.SSLBufferMode;
 import org.apache.hc.core5.ssl.SSLContextBuilder;
+import org.apache.hc.core5.ssl.SSLContexts;
 import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
 import org.slf4j.Logger;
@@ -92,6 +97,7 @@ final class ApacheRangeClient implements RangeClient {
   }
   private static final Pattern CONTENT_RANGE = Pattern.compile("bytes\\s+(\\d+)-(\\d+)/(\\d+|\\*)", Pattern.CASE_INSENSITIVE);
   private static final int COPY_CHUNK = 64 * 1024;
+  private static final String OUR_COOKIE = "jnbd.cookie";
   /** With timeout=T a read may take T per started MiB, so large reads on a slow link survive. */
   private static final long TIMEOUT_SCALE_BYTES = 1 << 20;
   private static final Timeout UNBOUNDED_LEASE = Timeout.ofDays(1);
@@ -108,6 +114,9 @@ final class ApacheRangeClient implements RangeClient {
   private final BasicAuthCache authCache = new BasicAuthCache();
   private final RequestHeaders headers;
   private final RetryPolicy retries;
+  /** The cookie engine's store (cookiefile=, cookiejar=), or null when it is off. */
+  private final CookieStore cookies;
+  private final Path cookieJar;
   private final ReentrantLock probeLock = new ReentrantLock();
   private final AtomicBoolean changeReported = new AtomicBoolean();
   private volatile ImageVersion version;
@@ -142,9 +151,16 @@ final class ApacheRangeClient implements RangeClient {
     }
     HttpClientBuilder builder = HttpClientBuilder.create()
         .disableContentCompression()
-        .disableCookieManagement()
         .setRetryStrategy(new StaleConnectionRetry())
         .setDefaultCredentialsProvider(credentials);
+    cookieJar = settings.cookieJar;
+    if (settings.cookieEngine) {
+      cookies = CookieJar.load("http: cookiefile", settings.cookieFile, uri);
+      builder.setDefaultCookieStore(cookies).addRequestInterceptorLast(ApacheRangeClient::oneCookieHeader);
+    } else {
+      cookies = null;
+      builder.disableCookieManagement();
+    }
     if (settings.proxy != null) {
       HttpHost proxy = new HttpHost(settings.proxy.getScheme(), settings.proxy.getHost(),
           settings.proxy.getPort() < 0 ? 80 : settings.proxy.getPort());
@@ -167,6 +183,7 @@ final class ApacheRangeClient implements RangeClient {
         .setMaxConnTotal(settings.connections)
         .setMaxConnPerRoute(settings.connections)
         .setTlsSocketStrategy(tlsStrategy(settings))
+        .setDnsResolver(HostResolution.of("http", settings.ipResolve, settings.resolve, uri))
         .setDefaultSocketConfig(SocketConfig.custom()
             .setSoKeepAlive(settings.tcpKeepAlive)
             .setTcpNoDelay(settings.tcpNoDelay)
@@ -382,10 +399,14 @@ final class ApacheRangeClient implements RangeClient {
   }
 
   private Exchange send(HttpUriRequestBase request, RequestHeaders.Snapshot snapshot) throws IOException {
-    for (Header header : snapshot.headers()) {
-      request.setHeader(header);
-    }
     HttpClientContext context = HttpClientContext.create();
+    for (Header header : snapshot.headers()) {
+      if (cookies != null && header.getName().equalsIgnoreCase("Cookie")) {
+        context.setAttribute(OUR_COOKIE, header.getValue());
+      } else {
+        request.setHeader(header);
+      }
+    }
     context.setAuthCache(authCache);
     return new Exchange(request, client.executeOpen(null, request, context));
   }
@@ -544,14 +565,33 @@ final class ApacheRangeClient implements RangeClient {
         || e instanceof ConnectionClosedException || e instanceof TruncatedChunkException;
   }
 
+  /**
+   * A request carries one Cookie header: the cookie engine's cookies are added to the one that
+   * cookie= or cookie-script set, as curl merges them (RFC 6265 allows only one). The engine adds
+   * nothing to a request that has a Cookie header already, so ours waits in the context until
+   * the engine is done.
+   */
+  private static void oneCookieHeader(HttpRequest request, EntityDetails entity, HttpContext context) {
+    Object ours = context.getAttribute(OUR_COOKIE);
+    if (ours == null) {
+      return;
+    }
+    Header engines = request.getFirstHeader("Cookie");
+    request.setHeader("Cookie", engines == null ? (String) ours : ours + "; " + engines.getValue());
+  }
+
   private static DefaultClientTlsStrategy tlsStrategy(HttpSettings settings) {
+    String[] protocols = settings.tls.protocols() != null ? settings.tls.protocols() : HttpsSupport.getSystemProtocols();
+    String[] suites = settings.tls.cipherSuites() != null ? settings.tls.cipherSuites() : HttpsSupport.getSystemCipherSuits();
     try {
       if (!settings.sslVerify) {
         SSLContext trustAll = SSLContextBuilder.create().loadTrustMaterial(TrustAllStrategy.INSTANCE).build();
-        return new DefaultClientTlsStrategy(trustAll, HostnameVerificationPolicy.CLIENT, NoopHostnameVerifier.INSTANCE);
+        return new DefaultClientTlsStrategy(trustAll, protocols, suites, SSLBufferMode.STATIC,
+            HostnameVerificationPolicy.CLIENT, NoopHostnameVerifier.INSTANCE);
       }
       if (settings.caInfo == null && settings.caPath == null) {
-        return DefaultClientTlsStrategy.createSystemDefault();
+        return new DefaultClientTlsStrategy(SSLContexts.createSystemDefault(), protocols, suites, SSLBufferMode.STATIC,
+            HostnameVerificationPolicy.BOTH, HttpsSupport.getDefaultHostnameVerifier());
       }
       KeyStore trusted = KeyStore.getInstance(KeyStore.getDefaultType());
       trusted.load(null, null);
@@ -582,7 +622,8 @@ final class ApacheRangeClient implements RangeClient {
         throw new ConfigException("http: cainfo/capath: no PEM certificates found");
       }
       SSLContext context = SSLContextBuilder.create().loadTrustMaterial(trusted, null).build();
-      return new DefaultClientTlsStrategy(context);
+      return new DefaultClientTlsStrategy(context, protocols, suites, SSLBufferMode.STATIC,
+          HostnameVerificationPolicy.BOTH, HttpsSupport.getDefaultHostnameVerifier());
     } catch (GeneralSecurityException | IOException e) {
       throw new ConfigException("http: cannot set up TLS trust: " + e.getMessage(), e);
     }
@@ -595,6 +636,13 @@ final class ApacheRangeClient implements RangeClient {
     }
     // Graceful: idle keep-alive connections end with a normal close, not a reset the origin logs.
     client.close(CloseMode.GRACEFUL);
+    if (cookieJar != null) {
+      try {
+        CookieJar.save(cookies, cookieJar);
+      } catch (IOException e) {
+        log.warn("http: cookiejar: cannot write {}: {}", cookieJar, e.getMessage());
+      }
+    }
   }
 
   /** Retries only a request that met a keep-alive connection the server had closed meanwhile. */

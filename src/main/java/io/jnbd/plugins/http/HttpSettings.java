@@ -37,6 +37,10 @@ final class HttpSettings {
       new Parameter("user", "USER", "User name for HTTP Basic authentication, sent preemptively to the URL's host."),
       new Parameter("password", "PASSWORD", "Password for user: literal, '-' to read it from the terminal or stdin, '+FILE' from FILE, '-FD' from file descriptor FD.", true),
       new Parameter("cookie", "COOKIE", "Cookie header value sent with every request: literal, '-', '+FILE' or '-FD' as for password.", true),
+      new Parameter("cookiefile", "FILE", "Keep cookies the server sets and send them back; read initial cookies from FILE"
+          + " (Netscape format or Set-Cookie lines). An empty value turns the cookie engine on without a file."),
+      new Parameter("cookiejar", "FILE", "Keep cookies the server sets and send them back, and write them all to FILE"
+          + " (Netscape format) when the server exits."),
       new Parameter("cookie-script", "SCRIPT", "Shell script whose stdout is the cookie; run at start, on 401/403, and every cookie-script-renew seconds."),
       new Parameter("cookie-script-renew", "SECS", "Re-run cookie-script every SECS seconds in the background (default: only on 401/403)."),
       new Parameter("header", "'NAME: VALUE'", "Extra request header; may be repeated."),
@@ -45,6 +49,16 @@ final class HttpSettings {
       new Parameter("sslverify", "true|false", "Verify the server's certificate and host name (default true)."),
       new Parameter("cainfo", "FILE", "PEM file of CA certificates to trust instead of the JDK's defaults."),
       new Parameter("capath", "DIR", "Directory of PEM CA certificates to trust instead of the JDK's defaults."),
+      new Parameter("ssl-version", "VERSION", "Oldest TLS version allowed: default, tlsv1, tlsv1.0, tlsv1.1, tlsv1.2 or tlsv1.3"
+          + " (TLS 1.0 and 1.1 stay off unless the JDK's security policy allows them)."),
+      new Parameter("ssl-cipher-list", "C1:C2:...", "TLS 1.2 and older cipher suites to offer, by OpenSSL or IANA name"
+          + " (default: the JDK's)."),
+      new Parameter("tls13-ciphers", "C1:C2:...", "TLS 1.3 cipher suites to offer, e.g. TLS_AES_128_GCM_SHA256 (default: the JDK's)."),
+      new Parameter("http-version", "VERSION", "none, 1.1, or a preference for HTTP/2 or 3 that curl would let fall back"
+          + " (2, 2.0, 2TLS, 3): all speak HTTP/1.1; 1.0, 2-prior-knowledge and 3only are refused."),
+      new Parameter("ipresolve", "any|v4|v6", "Which addresses of the host name to connect to (default any)."),
+      new Parameter("resolve", "HOST:PORT:ADDRESS[,ADDRESS...]", "Connect to ADDRESS for HOST instead of asking DNS,"
+          + " as curl's --resolve; PORT must be the URL's. May be repeated."),
       new Parameter("proxy", "URL", "HTTP proxy to use, e.g. http://proxy:3128 (default: none)."),
       new Parameter("proxy-user", "USER", "User name for the proxy."),
       new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-', '+FILE' or '-FD' as for password.", true),
@@ -64,6 +78,10 @@ final class HttpSettings {
   String user;
   String password;
   String cookie;
+  /** cookiefile= was given (an empty value turns the engine on without a file). */
+  boolean cookieEngine;
+  Path cookieFile;
+  Path cookieJar;
   String cookieScript;
   Duration cookieScriptRenew;
   final List<String> headers = new ArrayList<>();
@@ -72,6 +90,9 @@ final class HttpSettings {
   boolean sslVerify = true;
   Path caInfo;
   Path caPath;
+  final TlsChoices tls = new TlsChoices();
+  HostResolution.Family ipResolve = HostResolution.Family.ANY;
+  final List<String> resolve = new ArrayList<>();
   URI proxy;
   String proxyUser;
   String proxyPassword;
@@ -98,6 +119,14 @@ final class HttpSettings {
       case "user" -> user = value;
       case "password" -> password = Secrets.read(what, value);
       case "cookie" -> cookie = Secrets.read(what, value);
+      case "cookiefile" -> {
+        cookieEngine = true;
+        cookieFile = value.isEmpty() ? null : existing(what, value);
+      }
+      case "cookiejar" -> {
+        cookieEngine = true;
+        cookieJar = Path.of(value);
+      }
       case "cookie-script" -> cookieScript = value;
       case "cookie-script-renew" -> cookieScriptRenew = seconds(what, value, 1);
       case "header" -> {
@@ -111,6 +140,12 @@ final class HttpSettings {
       case "sslverify" -> sslVerify = Values.parseBool(what, value);
       case "cainfo" -> caInfo = existing(what, value);
       case "capath" -> caPath = existing(what, value);
+      case "ssl-version" -> tls.sslVersion(what, value);
+      case "ssl-cipher-list" -> tls.sslCipherList(what, value);
+      case "tls13-ciphers" -> tls.tls13Ciphers(what, value);
+      case "http-version" -> httpVersion(what, value);
+      case "ipresolve" -> ipResolve = HostResolution.family(what, value);
+      case "resolve" -> resolve.add(value);
       case "proxy" -> proxy = proxyUri(what, value);
       case "proxy-user" -> proxyUser = value;
       case "proxy-password" -> proxyPassword = Secrets.read(what, value);
@@ -157,6 +192,9 @@ final class HttpSettings {
     if (cookie != null && cookieScript != null) {
       throw new ConfigException(plugin + ": cookie and cookie-script cannot both be given");
     }
+    if (cookieJar != null && (cookieJar.getParent() != null && !Files.isDirectory(cookieJar.getParent()) || Files.isDirectory(cookieJar))) {
+      throw new ConfigException(plugin + ": cookiejar: cannot write a file at " + cookieJar);
+    }
   }
 
   /**
@@ -165,6 +203,20 @@ final class HttpSettings {
    */
   Duration retryDeadline() {
     return timeout != null ? timeout : DEFAULT_RETRY_DEADLINE;
+  }
+
+  /**
+   * The JDK's HTTP/1.1 is what a request that prefers HTTP/2 or 3 gets from curl too when the
+   * server does not offer them; only the versions curl would insist on are refused.
+   */
+  private static void httpVersion(String what, String value) {
+    switch (value) {
+      case "none", "1.1", "2", "2.0", "2TLS", "3" -> { }
+      case "1.0", "2-prior-knowledge", "3only" -> throw new ConfigException(what + ": " + value
+          + " is not supported: the http plugin speaks HTTP/1.1 only");
+      default -> throw new ConfigException(what + ": expected none, 1.0, 1.1, 2, 2.0, 2TLS, 2-prior-knowledge, 3 or 3only,"
+          + " not '" + value + "'");
+    }
   }
 
   private static Duration seconds(String what, String value, int min) {

@@ -323,6 +323,115 @@ class HttpPluginTest {
   }
 
   @Test
+  void cookieEngineSendsBackWhatTheServerSetMergedWithCookieInOneHeader() throws IOException {
+    RangeOrigin origin = origin();
+    origin.cookieToSet = headers -> "vmware_soap_session=s1; Path=/; HttpOnly";
+    Export export = open("url=" + origin.url(), "cookiefile=", "cookie=fixed=1");
+    assertReadsBack(export, 0, 100);
+    assertReadsBack(export, 100, 100);
+    assertThat(origin.seen.getLast().get("Cookie")).containsExactly("fixed=1; vmware_soap_session=s1");
+  }
+
+  @Test
+  void cookieFileIsReadAndTheJarWrittenAtUnload() throws IOException {
+    RangeOrigin origin = origin();
+    origin.authorized = headers -> String.valueOf(headers.getFirst("Cookie")).contains("from_file=yes");
+    origin.cookieToSet = headers -> "set_by_server=42; Path=/";
+    Path file = dir.resolve("cookies.txt");
+    Files.writeString(file, "# Netscape HTTP Cookie File\n\n#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t0\tfrom_file\tyes\n"
+        + "other.example\tFALSE\t/\tFALSE\t0\telsewhere\tno\n");
+    Path jar = dir.resolve("jar.txt");
+    HttpPlugin plugin = new HttpPlugin();
+    for (String keyValue : List.of("url=" + origin.url(), "cookiefile=" + file, "cookiejar=" + jar)) {
+      plugin.config(keyValue.substring(0, keyValue.indexOf('=')), keyValue.substring(keyValue.indexOf('=') + 1));
+    }
+    plugin.configComplete();
+    try {
+      assertReadsBack(plugin.open(true, ""), 0, 100);
+    } finally {
+      plugin.unload();
+    }
+    assertThat(origin.unauthorized.get()).isZero();
+    assertThat(origin.seen.getLast().getFirst("Cookie")).doesNotContain("elsewhere");
+    assertThat(Files.readAllLines(jar)).contains("#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t0\tfrom_file\tyes",
+        "127.0.0.1\tFALSE\t/\tFALSE\t0\tset_by_server\t42");
+  }
+
+  @Test
+  void cookieFileMayHoldSetCookieLines() throws IOException {
+    RangeOrigin origin = origin();
+    origin.authorized = headers -> "a=b".equals(headers.getFirst("Cookie"));
+    Path file = dir.resolve("cookies.txt");
+    Files.writeString(file, "Set-Cookie: a=b; Path=/\n");
+    assertReadsBack(open("url=" + origin.url(), "cookiefile=" + file), 0, 100);
+    Files.writeString(file, "127.0.0.1\tFALSE\t/\n");
+    assertThatThrownBy(() -> plugin("url=" + origin.url(), "cookiefile=" + file))
+        .isInstanceOf(ConfigException.class).hasMessageContaining("line 1").hasMessageContaining("7 tab-separated fields");
+  }
+
+  @Test
+  void tlsVersionsAndCipherSuitesAreThoseAsked() throws IOException {
+    SelfSignedTls tls = new SelfSignedTls(dir);
+    RangeOrigin tls12Only = RangeOrigin.https(DATA, tls.serverContext(), "TLSv1.2");
+    closeLater.add(tls12Only);
+    assertReadsBack(open("url=" + tls12Only.url(), "sslverify=false", "ssl-cipher-list=ECDHE-ECDSA-AES256-GCM-SHA384"), 0, 100);
+    assertThat(tls12Only.tlsSessions).isNotEmpty().allMatch("TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"::equals);
+    tls12Only.tlsSessions.clear();
+    assertReadsBack(open("url=" + tls12Only.url(), "cainfo=" + tls.pem(), "ssl-version=tlsv1.2",
+        "ssl-cipher-list=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"), 0, 100);
+    assertThat(tls12Only.tlsSessions).isNotEmpty().allMatch(session -> session.startsWith("TLSv1.2 TLS_ECDHE_ECDSA_WITH_")
+        && (session.endsWith("AES_128_GCM_SHA256") || session.endsWith("CHACHA20_POLY1305_SHA256")));
+    HttpPlugin tls13Only = plugin("url=" + tls12Only.url(), "sslverify=false", "ssl-version=tlsv1.3");
+    assertThatThrownBy(() -> tls13Only.open(true, "")).isInstanceOf(NbdException.class).hasMessageContaining("SSL");
+
+    RangeOrigin modern = RangeOrigin.https(DATA, tls.serverContext());
+    closeLater.add(modern);
+    assertReadsBack(open("url=" + modern.url(), "sslverify=false", "ssl-version=tlsv1.3",
+        "tls13-ciphers=TLS_CHACHA20_POLY1305_SHA256"), 0, 100);
+    assertThat(modern.tlsSessions).isNotEmpty().allMatch("TLSv1.3 TLS_CHACHA20_POLY1305_SHA256"::equals);
+  }
+
+  @Test
+  void tlsKeysRefuseWhatTheJdkCannotDo() {
+    String url = "url=https://127.0.0.1:9/x";
+    assertThatThrownBy(() -> plugin(url, "ssl-version=sslv3")).isInstanceOf(ConfigException.class)
+        .hasMessageContaining("ssl-version").hasMessageContaining("not supported");
+    assertThatThrownBy(() -> plugin(url, "ssl-version=tls2")).hasMessageContaining("expected default");
+    assertThatThrownBy(() -> plugin(url, "ssl-cipher-list=HIGH:!aNULL")).hasMessageContaining("'HIGH' is OpenSSL cipher-string syntax");
+    assertThatThrownBy(() -> plugin(url, "ssl-cipher-list=RC4-FOO")).hasMessageContaining("unknown or unsupported cipher suite 'RC4-FOO'");
+    assertThatThrownBy(() -> plugin(url, "ssl-cipher-list=TLS_AES_128_GCM_SHA256")).hasMessageContaining("use tls13-ciphers");
+    assertThatThrownBy(() -> plugin(url, "tls13-ciphers=ECDHE-RSA-AES128-GCM-SHA256")).hasMessageContaining("use ssl-cipher-list");
+    assertThatThrownBy(() -> plugin(url, "http-version=2-prior-knowledge")).hasMessageContaining("HTTP/1.1 only");
+    assertThatThrownBy(() -> plugin(url, "ipresolve=v5")).hasMessageContaining("ipresolve");
+    assertThatThrownBy(() -> plugin(url, "resolve=host:443")).hasMessageContaining("HOST:PORT:ADDRESS");
+    assertThatThrownBy(() -> plugin("url=https://vc.example:443/x", "resolve=vc.example:80:127.0.0.1"))
+        .hasMessageContaining("not the URL's port 443");
+    assertThatThrownBy(() -> plugin("url=https://vc.example/x", "resolve=vc.example:443:not-an-address")).hasMessageContaining("not an IP address");
+  }
+
+  @Test
+  void openSslNamesOfTls12Suites() {
+    assertThat(TlsChoices.openSslName("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")).isEqualTo("ECDHE-RSA-AES128-GCM-SHA256");
+    assertThat(TlsChoices.openSslName("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256")).isEqualTo("ECDHE-ECDSA-CHACHA20-POLY1305");
+    assertThat(TlsChoices.openSslName("TLS_DHE_RSA_WITH_AES_256_GCM_SHA384")).isEqualTo("DHE-RSA-AES256-GCM-SHA384");
+    assertThat(TlsChoices.openSslName("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")).isEqualTo("ECDHE-RSA-AES128-SHA");
+    assertThat(TlsChoices.openSslName("TLS_RSA_WITH_AES_256_CBC_SHA256")).isEqualTo("AES256-SHA256");
+    assertThat(TlsChoices.openSslName("TLS_AES_128_GCM_SHA256")).isNull();
+    assertThat(TlsChoices.openSslName("TLS_EMPTY_RENEGOTIATION_INFO_SCSV")).isNull();
+  }
+
+  @Test
+  void resolveAndIpresolveChooseTheAddress() throws IOException {
+    RangeOrigin origin = origin();
+    String byName = "url=http://vcenter.invalid:" + origin.port() + "/disk.img";
+    assertReadsBack(open(byName, "resolve=vcenter.invalid:" + origin.port() + ":127.0.0.1", "http-version=2TLS"), 0, 100);
+    assertThat(origin.seen.getLast().getFirst("Host")).isEqualTo("vcenter.invalid:" + origin.port());
+    HttpPlugin v6 = plugin("url=" + origin.url(), "ipresolve=v6");
+    assertThatThrownBy(() -> v6.open(true, "")).hasMessageContaining("no IPv6 address");
+    assertReadsBack(open("url=" + origin.url(), "ipresolve=v4"), 0, 100);
+  }
+
+  @Test
   void configErrorsNameTheKey() {
     assertThatThrownBy(() -> plugin("url=http://127.0.0.1:9/x", "bogus=1"))
         .isInstanceOf(ConfigException.class).hasMessageContaining("bogus");
