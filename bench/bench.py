@@ -954,22 +954,28 @@ class SoakConnection:
         self.slot_busy = False
         self.waiting_since = None   # first look that found requests outstanding and nothing to read
         self.last_look = None
+        self.answered = False       # a reply (or error) came since the last look
 
     def look(self, now):
         """Notes whether the connection is waiting on the server, and how long it has."""
         if self.h.aio_is_dead() or self.h.aio_is_closed():
             return  # its socket is closed; soak_poll counts it dead
         unread = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        if self.h.aio_in_flight() and not unread:
+        waiting = self.h.aio_in_flight() > 0 and not unread
+        if self.waiting_since is not None and (self.answered or not waiting):
+            # An answer came since the last look, or is there to read: the wait ended between
+            # that look and this one; count it up to the last look.
+            self.record_wait(self.last_look - self.waiting_since)
+            self.waiting_since = None
+        if waiting:
             if self.waiting_since is None:
                 self.waiting_since = now
-            waited = now - self.waiting_since
-        else:
-            # Something arrived since the last look: the wait ended then at the earliest.
-            waited = 0 if self.waiting_since is None else self.last_look - self.waiting_since
-            self.waiting_since = None
-        self.stats.server_wait[self.index] = max(self.stats.server_wait[self.index], waited)
+            self.record_wait(now - self.waiting_since)
+        self.answered = False
         self.last_look = now
+
+    def record_wait(self, seconds):
+        self.stats.server_wait[self.index] = max(self.stats.server_wait[self.index], seconds)
 
     def fill(self):
         while self.h.aio_in_flight() < SOAK_DEPTH:
@@ -1014,6 +1020,7 @@ class SoakConnection:
         self.h.aio_pwrite(nbd.Buffer.from_buffer(data), self.slot_offset + at, completion=done)
 
     def account(self, length, error):
+        self.answered = True
         if error:
             failed = self.stats.errors if error in NBD_ERRNOS else self.stats.lost
             failed[self.index] += 1
