@@ -88,7 +88,7 @@ final class Help {
     out.println("java_version=" + Runtime.version());
     out.println("java_home=" + System.getProperty("java.home"));
     out.println("exit_with_parent=yes");
-    out.println("tls=no");
+    out.println("tls=yes");
     out.println("plugins=" + String.join(",", Catalog.plugins().stream().map(Configurable::name).toList()));
     out.println("filters=" + String.join(",", Catalog.filters().stream().map(Configurable::name).toList()));
   }

@@ -2,7 +2,10 @@ package io.jnbd.cli;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Values;
+import io.jnbd.server.DebugFlags;
 import io.jnbd.server.ServerConfig;
+import io.jnbd.server.tls.TlsMode;
+import io.jnbd.server.tls.TlsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -112,9 +115,25 @@ final class Options {
       description = "Accepted for nbdkit compatibility: the protocol is always fixed newstyle.")
   boolean newstyle;
 
-  @Option(names = "--tls", paramLabel = "off",
-      description = "Only 'off' is accepted: TLS is not supported yet.")
+  // TLS (docs/tls.md)
+  @Option(names = "--tls", paramLabel = "off|on|require",
+      description = "STARTTLS: refused (off), allowed (on) or required before any other option (require). "
+          + "Default: on when certificates or --tls-psk load, else off.")
   String tls;
+
+  @Option(names = "--tls-certificates", paramLabel = "DIR",
+      description = "Directory with server-cert.pem, server-key.pem, ca-cert.pem and optionally ca-crl.pem "
+          + "(default: $HOME/.pki/nbdkit, then $HOME/.config/pki/nbdkit; /etc/pki/nbdkit for root).")
+  Path tlsCertificates;
+
+  @Option(names = "--tls-psk", paramLabel = "FILE",
+      description = "Authenticate clients with pre-shared keys from FILE (psktool's username:hexkey lines) "
+          + "instead of certificates.")
+  Path tlsPsk;
+
+  @Option(names = "--tls-verify-peer",
+      description = "Clients must present a certificate signed by ca-cert.pem.")
+  boolean tlsVerifyPeer;
 
   @Option(names = {"-V", "--version"}, description = "Print the version and exit.")
   boolean version;
@@ -171,8 +190,8 @@ final class Options {
     if (log != null && !List.of("stderr", "syslog", "null").contains(log)) {
       throw new ConfigException("--log: must be stderr, syslog or null, not '" + log + "'");
     }
-    if (tls != null && !tls.equals("off")) {
-      throw new ConfigException("--tls=" + tls + ": TLS is not supported yet (only --tls=off)");
+    if (tls != null) {
+      TlsMode.parse(tls);
     }
     if (unix != null && (port != null || ipaddr != null)) {
       throw new ConfigException("-U cannot be combined with -p or -i");
@@ -249,6 +268,11 @@ final class Options {
         .withMemoryBudget(memoryBudget())
         .withHandshakeLimit(handshakeLimitOrDefault())
         .withMaxConnections(maxConnectionsOrDefault());
+  }
+
+  TlsSettings tlsSettings() {
+    return new TlsSettings(tls == null ? null : TlsMode.parse(tls), tlsCertificates, tlsPsk, tlsVerifyPeer,
+        DebugFlags.parse(debugFlags).tlsSession());
   }
 
   private Duration handshakeLimitOrDefault() {

@@ -3,6 +3,8 @@ package io.jnbd.cli;
 import io.jnbd.server.NbdServer;
 import io.jnbd.server.Warmup;
 import io.jnbd.server.Stack;
+import io.jnbd.server.tls.TlsMode;
+import io.jnbd.server.tls.TlsPolicy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.Inet6Address;
@@ -27,6 +29,7 @@ import sun.misc.Signal;
 final class Session implements AutoCloseable {
   private final NbdServer server;
   private final Options options;
+  private final TlsMode tls;
   private final Lock closeLock = new ReentrantLock();
   private final Thread shutdownHook = new Thread(this::close, "jnbd-shutdown");
   private Path privateDirectory;
@@ -35,9 +38,10 @@ final class Session implements AutoCloseable {
   private Pidfile pidfile;
   private boolean closed;
 
-  private Session(NbdServer server, Options options) {
+  private Session(NbdServer server, Options options, TlsMode tls) {
     this.server = server;
     this.options = options;
+    this.tls = tls;
   }
 
   /** Starts listening as the options say and writes the pidfile once clients can connect. */
@@ -45,7 +49,8 @@ final class Session implements AutoCloseable {
     if (Boolean.parseBoolean(System.getProperty("jnbd.warmup", "true"))) {
       Warmup.run();
     }
-    Session session = new Session(new NbdServer(stack, options.serverConfig()), options);
+    TlsPolicy tls = TlsPolicy.load(options.tlsSettings());
+    Session session = new Session(new NbdServer(stack, options.serverConfig(), tls), options, tls.mode());
     session.server.onShutdownRequest(session::close);
     Runtime.getRuntime().addShutdownHook(session.shutdownHook);
     try {
@@ -88,11 +93,15 @@ final class Session implements AutoCloseable {
     return server;
   }
 
-  /** The NBD URI that reaches the default export, as nbdkit gives it to --run. */
+  /**
+   * The NBD URI that reaches the default export, as nbdkit gives it to --run: nbds when TLS is
+   * required (a client that may choose keeps the plain scheme, as nbdkit's URI does).
+   */
   String uri() {
     String export = escape(options.exportName == null ? "" : options.exportName);
+    String scheme = tls == TlsMode.REQUIRE ? "nbds" : "nbd";
     if (socket != null) {
-      return "nbd+unix:///" + export + "?socket=" + escape(socket.toString());
+      return scheme + "+unix:///" + export + "?socket=" + escape(socket.toString());
     }
     String host;
     if (options.ipaddr == null) {
@@ -101,7 +110,7 @@ final class Session implements AutoCloseable {
       InetAddress address = tcp.getAddress();
       host = address instanceof Inet6Address ? "[" + address.getHostAddress() + "]" : address.getHostAddress();
     }
-    return "nbd://" + host + ":" + tcp.getPort() + (export.isEmpty() ? "" : "/" + export);
+    return scheme + "://" + host + ":" + tcp.getPort() + (export.isEmpty() ? "" : "/" + export);
   }
 
   /** The variables that nbdkit sets for the --run command. */
@@ -112,6 +121,7 @@ final class Session implements AutoCloseable {
     env.put("unixsocket", socket == null ? "" : socket.toString());
     env.put("port", tcp == null ? "" : Integer.toString(tcp.getPort()));
     env.put("exportname", options.exportName == null ? "" : options.exportName);
+    env.put("tls", Integer.toString(tls.ordinal()));
     return env;
   }
 

@@ -13,8 +13,14 @@ import java.util.List;
  * @param checks {@code jnbd.checks}: also check what a layer asks of the layer below against the
  *     capabilities that layer advertised (the cheap checks of ranges, flags and short reads are
  *     always on); the system property {@code jnbd.checks=true} turns it on too, as the tests do
+ * @param tlsSession {@code nbdkit.tls.session}: with {@code -v}, log each TLS session's protocol,
+ *     cipher suite and client identity
  */
-public record DebugFlags(boolean datapath, boolean layers, boolean checks) {
+public record DebugFlags(boolean datapath, boolean layers, boolean checks, boolean tlsSession) {
+  public DebugFlags(boolean datapath, boolean layers, boolean checks) {
+    this(datapath, layers, checks, false);
+  }
+
   public static DebugFlags defaults() {
     return new DebugFlags(true, false, Boolean.getBoolean("jnbd.checks"));
   }
@@ -27,9 +33,10 @@ public record DebugFlags(boolean datapath, boolean layers, boolean checks) {
       String name = equals < 0 ? flag : flag.substring(0, equals);
       boolean on = equals < 0 || !isZero(flag.substring(equals + 1));
       parsed = switch (name) {
-        case "nbdkit.backend.datapath" -> new DebugFlags(on, parsed.layers, parsed.checks);
-        case "jnbd.layers" -> new DebugFlags(parsed.datapath, on, parsed.checks);
-        case "jnbd.checks" -> new DebugFlags(parsed.datapath, parsed.layers, on || Boolean.getBoolean("jnbd.checks"));
+        case "nbdkit.backend.datapath" -> new DebugFlags(on, parsed.layers, parsed.checks, parsed.tlsSession);
+        case "jnbd.layers" -> new DebugFlags(parsed.datapath, on, parsed.checks, parsed.tlsSession);
+        case "jnbd.checks" -> new DebugFlags(parsed.datapath, parsed.layers, on || Boolean.getBoolean("jnbd.checks"), parsed.tlsSession);
+        case "nbdkit.tls.session" -> new DebugFlags(parsed.datapath, parsed.layers, parsed.checks, on);
         default -> parsed;
       };
     }

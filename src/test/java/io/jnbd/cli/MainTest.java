@@ -68,7 +68,7 @@ class MainTest {
   void dumpConfigPrintsTheVersion() {
     Result r = jnbd("--dump-config");
     assertThat(r.status()).isZero();
-    assertThat(r.out().lines().toList()).contains("name=jnbd", "version=" + Help.version());
+    assertThat(r.out().lines().toList()).contains("name=jnbd", "version=" + Help.version(), "tls=yes");
     assertThat(r.out()).containsPattern("(?m)^plugins=(.*,)?testdisk(,|$)").containsPattern("(?m)^filters=(.*,)?shrink(,|$)");
     assertThat(r.out().lines()).allMatch(line -> line.matches("[a-z_]+=.*"));
   }
