@@ -30,11 +30,14 @@ import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
  * suites for older clients. The crypto is the JDK's (JCA), which has hardware AES-GCM.
  */
 final class PskHandshaker implements Handshaker {
-  /** TLS 1.3 suites whose hash is SHA-256, the hash GnuTLS uses for external PSKs; then TLS 1.2 PSK suites. */
+  /**
+   * TLS 1.3 suites whose hash is SHA-256 only: an external PSK is bound to one hash, SHA-256 for
+   * GnuTLS, and a SHA-384 suite (GnuTLS's first choice) would fail the handshake. Then TLS 1.2
+   * PSK suites.
+   */
   private static final int[] CIPHER_SUITES = {
     CipherSuite.TLS_AES_128_GCM_SHA256,
     CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
-    CipherSuite.TLS_AES_256_GCM_SHA384,
     CipherSuite.TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256,
     CipherSuite.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
     CipherSuite.TLS_DHE_PSK_WITH_AES_128_GCM_SHA256,
@@ -64,8 +67,7 @@ final class PskHandshaker implements Handshaker {
       throw e;
     }
     SecurityParameters parameters = server.negotiated;
-    byte[] identity = parameters.getPSKIdentity();
-    String username = identity == null ? null : new String(identity, StandardCharsets.UTF_8);
+    String username = server.username;
     String description = parameters.getNegotiatedVersion() + " " + cipherSuiteName(parameters.getCipherSuite())
         + ", PSK, username " + username;
     return new PskChannel(protocol, in, out, username, description);
@@ -94,9 +96,13 @@ final class PskHandshaker implements Handshaker {
   private static final class Server extends PSKTlsServer {
     private final Map<String, byte[]> keys;
     private SecurityParameters negotiated;
+    /** The identity whose key was handed out: the handshake succeeds only with that key. */
+    private volatile String username;
 
     Server(TlsCrypto crypto, Map<String, byte[]> keys) {
-      super(crypto, new TlsPSKIdentityManager() {
+      super(crypto, null);
+      this.keys = keys;
+      this.pskIdentityManager = new TlsPSKIdentityManager() {
         @Override
         public byte[] getHint() {
           return null;
@@ -104,11 +110,19 @@ final class PskHandshaker implements Handshaker {
 
         @Override
         public byte[] getPSK(byte[] identity) {
-          byte[] key = keys.get(new String(identity, StandardCharsets.UTF_8));
+          byte[] key = keyOf(identity);
           return key == null ? null : key.clone();
         }
-      });
-      this.keys = keys;
+      };
+    }
+
+    private byte[] keyOf(byte[] identity) {
+      String name = new String(identity, StandardCharsets.UTF_8);
+      byte[] key = keys.get(name);
+      if (key != null) {
+        username = name;
+      }
+      return key;
     }
 
     @Override
@@ -131,7 +145,7 @@ final class PskHandshaker implements Handshaker {
     public TlsPSKExternal getExternalPSK(Vector identities) {
       for (Object offered : identities) {
         byte[] identity = ((PskIdentity) offered).getIdentity();
-        byte[] key = keys.get(new String(identity, StandardCharsets.UTF_8));
+        byte[] key = keyOf(identity);
         if (key != null) {
           return new BasicTlsPSKExternal(identity, getCrypto().createSecret(key), PRFAlgorithm.tls13_hkdf_sha256);
         }

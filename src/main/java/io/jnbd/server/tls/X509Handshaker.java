@@ -143,8 +143,11 @@ final class X509Handshaker implements Handshaker {
   public TlsChannel handshake(ReadableByteChannel in, WritableByteChannel out, ByteBuffer early) throws IOException {
     SSLEngine engine = context.createSSLEngine();
     engine.setUseClientMode(false);
-    // The NBD protocol asks for TLS 1.2 at least.
-    engine.setEnabledProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
+    // The NBD protocol asks for TLS 1.2 at least, 1.3 preferably. But the JDK's TLS 1.3
+    // certificate request leaves out the RSA PKCS#1 signatures (kept for a separate
+    // signature_algorithms_cert that GnuTLS 3.7 ignores), so GnuTLS clients send no certificate
+    // when theirs is signed that way, as certtool signs them: client certificates need TLS 1.2.
+    engine.setEnabledProtocols(verifyPeer ? new String[] {"TLSv1.2"} : new String[] {"TLSv1.3", "TLSv1.2"});
     engine.setNeedClientAuth(verifyPeer);
     return EngineChannel.handshake(engine, in, out, early);
   }
