@@ -140,6 +140,36 @@ class MainTest {
   }
 
   @Test
+  void runUnderRequiredTlsGivesAnNbdsUriAndTls2() throws Exception {
+    Tools.require("nbdinfo");
+    Path pki = io.jnbd.testing.TestPki.certificates(dir.resolve("pki"), "MainTest CA");
+    Path env = dir.resolve("env");
+    Path info = dir.resolve("info");
+    Result r = jnbd("--tls=require", "--tls-certificates=" + pki, "testdisk", "64k",
+        "--run", "nbdinfo \"$uri&tls-certificates=" + pki + "\" > " + info + " && env > " + env);
+    assertThat(r.status()).as(r.err()).isZero();
+    Map<String, String> vars = variables(env);
+    assertThat(vars.get("uri")).startsWith("nbds+unix:///?socket=");
+    assertThat(vars).containsEntry("tls", "2");
+    assertThat(Files.readString(info)).contains("with TLS");
+    Result plain = jnbd("--tls=on", "--tls-certificates=" + pki, "testdisk", "64k", "--run", "env > " + env);
+    assertThat(plain.status()).as(plain.err()).isZero();
+    assertThat(variables(env).get("uri")).as("TLS on but not required").startsWith("nbd+unix:");
+    assertThat(variables(env)).containsEntry("tls", "1");
+  }
+
+  @Test
+  void requiredTlsWithoutCredentialsIsAStartupError() throws Exception {
+    Result r = jnbd("--tls=require", "--tls-certificates=" + dir, "testdisk", "64k", "--run", "true");
+    assertThat(r.status()).isEqualTo(1);
+    assertThat(r.err()).startsWith("jnbd: --tls=require but could not load TLS certificates").hasLineCount(1);
+    Path badPsk = Files.writeString(dir.resolve("bad.psk"), "alice:not-hex\n");
+    r = jnbd("--tls-psk=" + badPsk, "testdisk", "64k", "--run", "true");
+    assertThat(r.status()).isEqualTo(1);
+    assertThat(r.err()).isEqualTo("jnbd: --tls-psk: " + badPsk + " line 1: the key is not an even number of hex digits\n");
+  }
+
+  @Test
   void pidfileIsWrittenBeforeClientsComeAndRemovedAfter() throws Exception {
     Path pidfile = dir.resolve("jnbd.pid");
     Path socket = dir.resolve("nbd.sock");
