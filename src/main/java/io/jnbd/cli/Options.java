@@ -104,7 +104,7 @@ final class Options {
   @Option(names = {"-D", "--debug"}, paramLabel = "NAME=VALUE",
       description = "Debug flag: nbdkit.backend.datapath=0 stops -v tracing every request, jnbd.layers=1 makes -v "
           + "log every call between layers with its time, jnbd.checks=1 checks those calls against the capabilities "
-          + "each layer advertised. Other flags are accepted and ignored.")
+          + "each layer advertised, nbdkit.tls.session=1 makes -v log each TLS session. Other flags are accepted and ignored.")
   List<String> debugFlags = new ArrayList<>();
 
   @Option(names = "--log", paramLabel = "stderr|syslog|null",
