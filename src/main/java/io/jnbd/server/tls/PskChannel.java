@@ -6,7 +6,6 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.WritableByteChannel;
-import org.bouncycastle.tls.TlsServerProtocol;
 
 /**
  * A PSK session: Bouncy Castle's blocking protocol, whose input and output sides run
@@ -26,9 +25,10 @@ final class PskChannel implements TlsChannel {
   /** The writer's, under the caller's write lock. */
   private final byte[] writeChunk = new byte[CHUNK];
 
-  PskChannel(TlsServerProtocol protocol, ReadableByteChannel in, WritableByteChannel out, String username, String description) {
-    this.input = protocol.getInputStream();
-    this.output = protocol.getOutputStream();
+  PskChannel(InputStream input, OutputStream output, ReadableByteChannel in, WritableByteChannel out, String username,
+      String description) {
+    this.input = input;
+    this.output = output;
     this.in = in;
     this.out = out;
     this.username = username;

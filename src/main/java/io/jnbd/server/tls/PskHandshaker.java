@@ -70,7 +70,7 @@ final class PskHandshaker implements Handshaker {
     String username = server.username;
     String description = parameters.getNegotiatedVersion() + " " + cipherSuiteName(parameters.getCipherSuite())
         + ", PSK, username " + username;
-    return new PskChannel(protocol, in, out, username, description);
+    return new PskChannel(protocol.getInputStream(), protocol.getOutputStream(), in, out, username, description);
   }
 
   /** Bouncy Castle names its suites only as constants. */
