@@ -27,7 +27,6 @@ final class Wire implements AutoCloseable {
   private final WritableByteChannel rawOut;
   private ReadableByteChannel in;
   private WritableByteChannel out;
-  private TlsChannel tls;
   private final ByteBuffer readBuffer = ByteBuffer.allocateDirect(READ_BUFFER).flip();
   /** When the write under way last moved bytes (System.nanoTime), or 0 when none is. */
   private volatile long lastWriteProgress;
@@ -46,15 +45,9 @@ final class Wire implements AutoCloseable {
   TlsChannel startTls(TlsPolicy policy, String peer) throws IOException {
     ByteBuffer early = ByteBuffer.allocate(readBuffer.remaining()).put(readBuffer).flip();
     TlsChannel channel = policy.upgrade(rawIn, rawOut, early, peer);
-    tls = channel;
     in = channel;
     out = channel;
     return channel;
-  }
-
-  /** The TLS session after STARTTLS, or null. */
-  TlsChannel tls() {
-    return tls;
   }
 
   /** Fills dst to its limit. Throws EOFException when the peer closes first. */
