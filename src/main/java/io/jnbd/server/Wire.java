@@ -27,6 +27,8 @@ final class Wire implements AutoCloseable {
   private final WritableByteChannel rawOut;
   private ReadableByteChannel in;
   private WritableByteChannel out;
+  /** The TLS session after STARTTLS, which may hold input of its own; else null. */
+  private TlsChannel tls;
   private final ByteBuffer readBuffer = ByteBuffer.allocateDirect(READ_BUFFER).flip();
   /** When the write under way last moved bytes (System.nanoTime), or 0 when none is. */
   private volatile long lastWriteProgress;
@@ -45,6 +47,7 @@ final class Wire implements AutoCloseable {
   TlsChannel startTls(TlsPolicy policy, String peer) throws IOException {
     ByteBuffer early = ByteBuffer.allocate(readBuffer.remaining()).put(readBuffer).flip();
     TlsChannel channel = policy.upgrade(rawIn, rawOut, early, peer);
+    tls = channel;
     in = channel;
     out = channel;
     return channel;
@@ -75,7 +78,7 @@ final class Wire implements AutoCloseable {
 
   /** Whether bytes the client sent are already read in and waiting here. */
   boolean hasBufferedInput() {
-    return readBuffer.hasRemaining();
+    return readBuffer.hasRemaining() || (tls != null && tls.hasBufferedInput());
   }
 
   /** Reads and discards n bytes. */

@@ -185,11 +185,36 @@ final class EngineChannel implements TlsChannel {
         return -1;
       }
     }
+    int total = copyApplicationIn(dst);
+    // Small records (one per request, as libnbd sends them) that are already here go too, so
+    // that the caller sees every request that is waiting.
+    while (dst.hasRemaining() && networkIn.hasRemaining()) {
+      applicationIn.clear();
+      int n;
+      try {
+        n = unwrapAvailable(applicationIn);
+      } finally {
+        applicationIn.flip();
+      }
+      if (n <= 0) {
+        break;
+      }
+      total += copyApplicationIn(dst);
+    }
+    return total;
+  }
+
+  private int copyApplicationIn(ByteBuffer dst) {
     int n = Math.min(dst.remaining(), applicationIn.remaining());
     dst.put(dst.position(), applicationIn, applicationIn.position(), n);
     dst.position(dst.position() + n);
     applicationIn.position(applicationIn.position() + n);
     return n;
+  }
+
+  @Override
+  public boolean hasBufferedInput() {
+    return applicationIn.hasRemaining() || networkIn.hasRemaining();
   }
 
   /** Unwraps a record already read in, without reading more; 0 when none is complete. */

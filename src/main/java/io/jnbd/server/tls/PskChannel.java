@@ -88,6 +88,15 @@ final class PskChannel implements TlsChannel {
   }
 
   @Override
+  public boolean hasBufferedInput() {
+    try {
+      return input.available() > 0;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  @Override
   public String username() {
     return username;
   }

@@ -9,6 +9,12 @@ import java.nio.channels.GatheringByteChannel;
  * (the connection's reply lock sees to that). Closing closes the connection below too.
  */
 public interface TlsChannel extends ByteChannel, GatheringByteChannel {
+  /**
+   * Whether the client's bytes are already here, read from the socket but not yet returned: then
+   * more requests are waiting, which the connection must not leave behind one it runs itself.
+   */
+  boolean hasBufferedInput();
+
   /** The PSK identity the client authenticated with, or null (certificates, or none). */
   String username();
 
