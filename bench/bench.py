@@ -19,6 +19,10 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              against jnbd's RSS bound (data held + a fixed overhead), no errors, no stall
   tls        the memory plugin read by nbdcopy over TLS (x509, --tls=require), jnbd vs nbdkit;
              certificates made with openssl in bench/work
+  footprint  start-up and idle cost, nbdkit beside jnbd from the checkout (./jnbd) and from the
+             release tarball installed into bench/work/install (built with -Pdist when older than
+             the jar): --version, a captive --run true, time until the pidfile exists, CPU spent
+             starting, idle RSS; JAVA_HOME unset; the median of --runs (default 7), alternated
   fuzz       the protocol fuzzer (ProtocolFuzzTest) with --fuzz-cases sessions instead of the
              few thousand every build runs; prints its thread, fd and memory figures
 
@@ -26,6 +30,7 @@ Run through bench/run, which builds the jar first. Work files live in bench/work
 """
 import argparse
 import errno
+import fcntl
 import hashlib
 import mmap
 import multiprocessing
@@ -40,6 +45,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import urllib.request
 from pathlib import Path
@@ -550,6 +556,16 @@ def memory_check(args):
 # checked, while 16 hostile clients queue 32 MiB READs and never read a reply. The server's RSS,
 # threads and fds are sampled every second, and the replies per connection, so that a stall of
 # the whole server or of one client shows in a 10 s window.
+#
+# A gap in a client's replies is not always the server's: the generator itself can stall (this
+# machine class reclaims page cache hard, and a process that faults its code back in can sit
+# for tens of seconds; seen 2026-11-29: a 46 s stall of one generator process while the server
+# had written every reply and held nothing). So each connection also measures how long it waited
+# *on the server*: with requests outstanding and nothing to read on its socket. Across a stall of
+# the generator, the wait counts only if the socket is still empty afterwards; when data is
+# there, the server answered at some unknown moment during the stall and the wait counted ends at
+# the last look before it. The "every client served" verdict uses that measure; the reply gaps,
+# which include the generator's stalls, are shown beside it, with the generator's longest stall.
 
 SOAK_CLIENTS = 64             # well-behaved connections
 SOAK_DEPTH = 16               # requests each keeps in flight
@@ -685,7 +701,9 @@ class SoakStats:
             return ctx.Array(kind, n, lock=False)
         self.replies, self.nbytes, self.errors, self.mismatches = (counters() for _ in range(4))
         self.lost, self.unanswered, self.dead = counters(), counters(), counters()
+        self.server_wait = counters("d")  # longest wait on the server per connection, s
         self.cpu = counters("d", SOAK_WORKERS)
+        self.generator_stall = counters("d", SOAK_WORKERS)  # longest loop iteration per worker, s
         self.connected = ctx.Semaphore(0)
         self.go, self.stop = ctx.Event(), ctx.Event()
 
@@ -705,6 +723,24 @@ class SoakConnection:
         self.slot_offset = None if target.write_base is None else target.write_base + index * SOAK_SLOT
         self.slot = bytearray(SOAK_SLOT)  # what the slot holds (the memory disk starts as zeroes)
         self.slot_busy = False
+        self.waiting_since = None   # first look that found requests outstanding and nothing to read
+        self.last_look = None
+
+    def look(self, now):
+        """Notes whether the connection is waiting on the server, and how long it has."""
+        if self.h.aio_is_dead() or self.h.aio_is_closed():
+            return  # its socket is closed; soak_poll counts it dead
+        unread = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        if self.h.aio_in_flight() and not unread:
+            if self.waiting_since is None:
+                self.waiting_since = now
+            waited = now - self.waiting_since
+        else:
+            # Something arrived since the last look: the wait ended then at the earliest.
+            waited = 0 if self.waiting_since is None else self.last_look - self.waiting_since
+            self.waiting_since = None
+        self.stats.server_wait[self.index] = max(self.stats.server_wait[self.index], waited)
+        self.last_look = now
 
     def fill(self):
         while self.h.aio_in_flight() < SOAK_DEPTH:
@@ -787,6 +823,7 @@ def soak_worker(worker, uri, target, stats):
     for _ in connections:
         stats.connected.release()
     stats.go.wait()
+    last = time.monotonic()
     while not stats.stop.is_set() and connections:
         for c in connections:
             try:
@@ -794,6 +831,11 @@ def soak_worker(worker, uri, target, stats):
             except nbd.Error:
                 stats.dead[c.index] = 1
         connections = soak_poll(connections, 0.1)
+        now = time.monotonic()
+        stats.generator_stall[worker] = max(stats.generator_stall[worker], now - last)
+        last = now
+        for c in connections:
+            c.look(now)
     deadline = time.monotonic() + SOAK_DRAIN
     while time.monotonic() < deadline and any(c.h.aio_in_flight() for c in connections):
         connections = soak_poll(connections, 0.1)
@@ -952,6 +994,8 @@ def soak_run(name, argv, target, seconds, rss_limit):
         "min replies/s in a window": min(totals, default=0) / max(step, 1),
         "slowest client: fewest replies in a window": min((min(w) for w in per_window), default=0),
         "longest gap without a reply, s": longest_gap(samples),
+        "longest wait on the server, s": max(stats.server_wait),
+        "generator's longest stall, s": max(stats.generator_stall),
         "clients dead": sum(stats.dead),
         "error replies": sum(stats.errors),
         "requests lost with their connection": sum(stats.lost),
@@ -1002,18 +1046,26 @@ def peak_rss(result):
 def soak_verdicts(label, bound_mib, results):
     """The PASS/FAIL lines: each bound for jnbd, nbdkit's result alongside for reference."""
     min_window, slowest = "min replies/s in a window", "slowest client: fewest replies in a window"
+    waited, stall = "longest wait on the server, s", "generator's longest stall, s"
     checks = [
         (f"RSS <= {bound_mib:.0f} MiB", lambda r: peak_rss(r) <= bound_mib,
          lambda r: f"peak {peak_rss(r):.0f} MiB"),
         ("no error replies", lambda r: r["error replies"] == 0 and r["verification failures"] == 0,
          lambda r: f"{r['error replies']} error replies, {r['verification failures']} with wrong data"),
-        ("no stall", lambda r: r[min_window] > 0 and not r["stopped early"],
-         lambda r: f"min window {r[min_window]:.0f} replies/s" + (f", {r['stopped early']}" if r["stopped early"] else "")),
-        ("every client served", lambda r: r[slowest] > 0 and r["clients dead"] == 0
+        # A stalled server leaves every connection waiting on it; a stalled generator does not
+        # count (see the top of this section), but its figures are shown.
+        ("no stall", lambda r: r[waited] < SOAK_WINDOW and not r["stopped early"],
+         lambda r: f"longest wait on the server {r[waited]:.1f} s, min window {r[min_window]:.0f} replies/s, "
+                   f"generator's longest stall {r[stall]:.1f} s"
+                   + (f", {r['stopped early']}" if r["stopped early"] else "")),
+        ("every client served", lambda r: r[waited] < SOAK_WINDOW and r["clients dead"] == 0
          and r["unanswered after the drain"] == 0,
-         lambda r: f"slowest client {r[slowest]} replies in its worst window, {r['clients dead']} dead, "
+         lambda r: f"longest wait on the server {r[waited]:.1f} s, {r['clients dead']} dead, "
                    f"{r['requests lost with their connection']} requests lost, "
-                   f"{r['unanswered after the drain']} unanswered {SOAK_DRAIN} s after the load"),
+                   f"{r['unanswered after the drain']} unanswered {SOAK_DRAIN} s after the load; "
+                   f"slowest client {r[slowest]} replies in its worst window, longest reply gap "
+                   f"{r['longest gap without a reply, s']} s, generator's longest stall "
+                   f"{r[stall]:.1f} s"),
         ("survives the clients leaving", lambda r: not r["died after clients left"],
          lambda r: r["died after clients left"] or "still running"),
     ]
@@ -1109,6 +1161,118 @@ def suite_tls(args):
                     ["reader", "jnbd", "range", "nbdkit", "range", "ratio", "jnbd CPU", "nbdkit CPU"], rows))
 
 
+# --- footprint -------------------------------------------------------------------------------
+
+
+def installed_jnbd():
+    """bin/jnbd of the release tarball unpacked into bench/work/install, rebuilt when stale."""
+    jar = ROOT / "target" / "jnbd.jar"
+    tarballs = sorted((ROOT / "target").glob("jnbd-*-linux-x64.tar.gz"))
+    if not tarballs or tarballs[-1].stat().st_mtime < jar.stat().st_mtime:
+        log("building the release tarball (-Pdist)")
+        subprocess.run([str(ROOT / "mvnw"), "-B", "-q", "-DskipTests", "-Pdist", "package"],
+                       cwd=ROOT, check=True, stdout=sys.stderr)
+        tarballs = sorted((ROOT / "target").glob("jnbd-*-linux-x64.tar.gz"))
+    prefix = WORK / "install"
+    stamp = prefix / ".from"
+    if not stamp.exists() or stamp.read_text() != f"{tarballs[-1]} {tarballs[-1].stat().st_mtime}":
+        shutil.rmtree(prefix, ignore_errors=True)
+        prefix.mkdir(parents=True)
+        subprocess.run(["tar", "-xzf", str(tarballs[-1]), "-C", str(prefix)], check=True)
+        stamp.write_text(f"{tarballs[-1]} {tarballs[-1].stat().st_mtime}")
+    return str(next(prefix.glob("jnbd-*")) / "bin" / "jnbd")
+
+
+def no_java_home():
+    env = dict(os.environ, PATH="/usr/bin:/bin:" + os.environ.get("PATH", ""))
+    env.pop("JAVA_HOME", None)
+    return env
+
+
+def wall_and_cpu(argv):
+    """Runs argv to completion; returns its wall seconds and the CPU seconds it and its children used."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=no_java_home())
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
+def started_server(program, settle):
+    """Starts PROGRAM -f -P PIDFILE memory 1G; returns the seconds until the pidfile exists and,
+    after SETTLE seconds idle (a JIT may still be compiling), the server's CPU seconds and RSS."""
+    work = Path(tempfile.mkdtemp(prefix="jnbd-footprint-"))
+    pidfile = work / "pid"
+    start = time.monotonic()
+    proc = subprocess.Popen([program, "-f", "-U", str(work / "sock"), "-P", str(pidfile), "memory", "1G"],
+                            stdout=subprocess.DEVNULL, env=no_java_home())
+    try:
+        while not pidfile.exists():
+            if proc.poll() is not None or time.monotonic() - start > 60:
+                raise SystemExit(f"{program}: server did not start")
+            time.sleep(0.001)
+        ready = time.monotonic() - start
+        time.sleep(settle)
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        rss = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                   if line.startswith("VmRSS:")) / 1024
+        return {"pidfile": ready, "cpu": cpu, "rss": rss}
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def footprint_run(program):
+    """One of each measurement the rows read, with a fresh process each."""
+    return {"version": wall_and_cpu([program, "--version"]),
+            "run": wall_and_cpu([program, "--run", "true", "memory", "1G"]),
+            "server": started_server(program, settle=1.0)}
+
+
+# Each row: label, unit, format, target (jnbd's, from issue 11), and what to read from one
+# footprint_run(). More rows: add a line here (and a measurement to footprint_run if new).
+FOOTPRINT_ROWS = [
+    ("--version wall", "s", "{:.3f}", "<= 0.15", lambda m: m["version"][0]),
+    ("--version CPU", "s", "{:.3f}", "", lambda m: m["version"][1]),
+    ("--run true memory 1G wall", "s", "{:.3f}", "<= 0.35", lambda m: m["run"][0]),
+    ("--run true memory 1G CPU", "s", "{:.3f}", "", lambda m: m["run"][1]),
+    ("-f -P: until the pidfile exists", "s", "{:.3f}", "<= 0.3", lambda m: m["server"]["pidfile"]),
+    ("CPU to start (1 s after the pidfile)", "s", "{:.2f}", "<= 0.3", lambda m: m["server"]["cpu"]),
+    ("idle RSS, memory 1G (1 s after)", "MiB", "{:.1f}", "<= 40", lambda m: m["server"]["rss"]),
+]
+
+
+def suite_footprint(args):
+    programs = [("nbdkit", shutil.which("nbdkit")), ("jnbd checkout", JNBD), ("jnbd installed", installed_jnbd())]
+    for _, program in programs:  # first runs fill the page cache; they are not counted
+        wall_and_cpu([program, "--version"])
+    values = {(label, name): [] for label, *_ in FOOTPRINT_ROWS for name, _ in programs}
+    for run in range(args.runs):
+        for name, program in programs:
+            measured = footprint_run(program)
+            for label, _, _, _, read in FOOTPRINT_ROWS:
+                values[(label, name)].append(read(measured))
+        log(f"footprint run {run + 1}/{args.runs} done")
+    rows = []
+    for label, unit, fmt, target, _ in FOOTPRINT_ROWS:
+        med = {name: statistics.median(values[(label, name)]) for name, _ in programs}
+        row = [f"{label} ({unit})", fmt.format(med["nbdkit"])]
+        for name in ("jnbd checkout", "jnbd installed"):
+            spread = values[(label, name)]
+            row += [f"{fmt.format(med[name])} ({fmt.format(min(spread))}-{fmt.format(max(spread))})",
+                    f"{med[name] / med['nbdkit']:.0f}x" if med["nbdkit"] > 0 else "-"]
+        row.append(target)
+        rows.append(row)
+    print(fmt_table(f"footprint: median of {args.runs} runs (min-max), JAVA_HOME unset; load average "
+                    f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs",
+                    ["what", "nbdkit", "jnbd checkout", "ratio", "jnbd installed", "ratio", "target"], rows))
+
+
 def suite_fuzz(args):
     """ProtocolFuzzTest at benchmark size: the sessions, live checks and figures it prints."""
     command = [str(ROOT / "mvnw"), "-B", "-q", "-Dtest=ProtocolFuzzTest", "-Dsurefire.failIfNoSpecifiedTests=false",
@@ -1130,9 +1294,9 @@ def suite_fuzz(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "tls"])
+                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "tls", "footprint"])
     parser.add_argument("--runs", type=int, default=None,
-                        help="runs per cell; the median is shown (default 3; soak: 1, the worst is shown)")
+                        help="runs per cell; the median is shown (default 3; footprint: 7; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
                         help="image size (default: 1024 for core, 256 for http, readahead and fault)")
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 20],
@@ -1151,11 +1315,11 @@ def main():
         if suite_args.size_mib is None:
             suite_args.size_mib = 1024 if suite in ("core", "tls") else 256
         if suite_args.runs is None:
-            suite_args.runs = 1 if suite == "soak" else 3
+            suite_args.runs = {"soak": 1, "footprint": 7}.get(suite, 3)
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
          "memory": memory_check, "fault": suite_fault,
          "soak": suite_soak, "fuzz": suite_fuzz,
-         "v2v": suite_v2v, "tls": suite_tls}[suite](suite_args)
+         "v2v": suite_v2v, "tls": suite_tls, "footprint": suite_footprint}[suite](suite_args)
         print()
 
 if __name__ == "__main__":

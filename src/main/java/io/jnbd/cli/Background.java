@@ -1,5 +1,6 @@
 package io.jnbd.cli;
 
+import io.jnbd.api.ConfigException;
 import io.jnbd.api.Secrets;
 import java.io.BufferedReader;
 import java.io.File;
@@ -13,6 +14,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -37,8 +40,8 @@ final class Background {
 
   /** Parent side: starts the server in a child JVM and waits until it is ready. */
   static int launch(String[] args, Options options, Set<String> secretKeys, PrintStream err) throws IOException, InterruptedException {
-    ProcessBuilder builder = new ProcessBuilder(childCommand(args));
     List<String> secrets = secretsForChild(options, secretKeys);
+    ProcessBuilder builder = new ProcessBuilder(childCommand(readingSecretsFromStdin(args, options, secretKeys)));
     builder.redirectInput(secrets.isEmpty() ? ProcessBuilder.Redirect.from(new File("/dev/null")) : ProcessBuilder.Redirect.PIPE);
     if (logsToStderr(options)) {
       builder.redirectError(ProcessBuilder.Redirect.INHERIT);
@@ -81,18 +84,43 @@ final class Background {
   }
 
   /**
-   * Secrets to be read from stdin ({@code KEY=-}), read here, where the user's terminal or stdin
-   * is, in command-line order: the child reads them from a pipe in that same order as it
-   * configures the plugin. A background server keeps no hold on the user's stdin.
+   * Secrets to be read from stdin ({@code KEY=-}) or from an inherited descriptor ({@code
+   * KEY=-FD}), read here, where the user's terminal or stdin is and where the descriptor was
+   * inherited (a child JVM inherits only 0, 1 and 2), in command-line order: the child reads
+   * them from a pipe in that same order as it configures the plugin. A background server keeps
+   * no hold on the user's stdin.
    */
   private static List<String> secretsForChild(Options options, Set<String> secretKeys) throws IOException {
     List<String> secrets = new ArrayList<>();
     for (Options.Param param : options.params()) {
-      if (secretKeys.contains(param.key()) && param.value().equals(Secrets.FROM_STDIN)) {
+      if (!secretKeys.contains(param.key())) {
+        continue;
+      }
+      if (param.value().equals(Secrets.FROM_STDIN)) {
         secrets.add(Secrets.readLine(param.key()));
+      } else if (Secrets.fromDescriptor(param.value())) {
+        String secret = Secrets.read(param.key(), param.value());
+        if (secret.contains("\n")) {
+          throw new ConfigException(param.key() + ": a secret of several lines from a file descriptor"
+              + " cannot be handed to a background server; add -f");
+        }
+        secrets.add(secret);
       }
     }
     return secrets;
+  }
+
+  /** The arguments with each {@code KEY=-FD} secret turned into {@code KEY=-}: the child reads it from its stdin. */
+  private static String[] readingSecretsFromStdin(String[] args, Options options, Set<String> secretKeys) {
+    Set<String> fromDescriptors = new HashSet<>();
+    for (Options.Param param : options.params()) {
+      if (secretKeys.contains(param.key()) && Secrets.fromDescriptor(param.value())) {
+        fromDescriptors.add(param.key() + "=" + param.value());
+      }
+    }
+    return Arrays.stream(args)
+        .map(arg -> fromDescriptors.contains(arg) ? arg.substring(0, arg.indexOf('=') + 1) + Secrets.FROM_STDIN : arg)
+        .toArray(String[]::new);
   }
 
   private static void relay(Process child, PrintStream err, CompletableFuture<Boolean> ready) {

@@ -6,6 +6,8 @@ import io.jnbd.api.Parameter;
 import io.jnbd.api.Plugin;
 import io.jnbd.server.Catalog;
 import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 
@@ -19,8 +21,23 @@ final class Help {
     return version == null ? "unknown" : version;
   }
 
-  static void version(PrintStream out) {
-    out.println("jnbd " + version());
+  /** jnbd's version and the nbdkit release it stands in for, then each named layer's version. */
+  static void version(PrintStream out, List<? extends Configurable> layers) {
+    out.println("jnbd " + version() + " (nbdkit " + Compatibility.NBDKIT_LEVEL + " compatible)");
+    for (Configurable layer : layers) {
+      out.println(layer.name() + " " + version());
+    }
+  }
+
+  /** --long-options and --short-options: every name of every visible option, one a line, as nbdkit lists them. */
+  static void optionNames(PrintStream out, boolean longNames) {
+    Options.commandLine(new Options()).getCommandSpec().options().stream()
+        .filter(option -> !option.hidden())
+        .flatMap(option -> Arrays.stream(option.names()))
+        .filter(name -> name.startsWith("--") == longNames)
+        .sorted(Comparator.comparing((String name) -> name.toLowerCase(Locale.ROOT))
+            .thenComparing(Comparator.reverseOrder()))
+        .forEach(out::println);
   }
 
   static void usage(PrintStream out) {
@@ -55,7 +72,7 @@ final class Help {
     }
   }
 
-  private static void parameters(PrintStream out, String kind, Configurable layer) {
+  static void parameters(PrintStream out, String kind, Configurable layer) {
     out.println(kind + ": " + layer.name() + " - " + layer.description());
     List<Parameter> parameters = layer.parameters();
     int width = parameters.stream().mapToInt(p -> p.key().length() + p.value().length() + 1).max().orElse(0);
@@ -75,19 +92,20 @@ final class Help {
     plugin.dumpLines().forEach(out::println);
   }
 
-  /** jnbd --dump-config: how this jnbd was built and runs, as key=value lines. */
+  /**
+   * jnbd --dump-config: how this jnbd was built and runs, as key=value lines. {@code version} is
+   * the nbdkit compatibility level, as nbdkit's users parse it; jnbd's own is {@code jnbd_version}.
+   */
   static void dumpConfig(PrintStream out) {
-    String version = version();
-    String[] parts = version.split("[.-]");
     out.println("name=jnbd");
-    out.println("version=" + version);
-    if (parts.length >= 2 && parts[0].matches("\\d+") && parts[1].matches("\\d+")) {
-      out.println("version_major=" + parts[0]);
-      out.println("version_minor=" + parts[1]);
-    }
+    out.println("version=" + Compatibility.NBDKIT_LEVEL);
+    out.println("version_major=" + Compatibility.major());
+    out.println("version_minor=" + Compatibility.minor());
+    out.println("jnbd_version=" + version());
     out.println("java_version=" + Runtime.version());
     out.println("java_home=" + System.getProperty("java.home"));
     out.println("exit_with_parent=yes");
+    out.println("selinux=" + (SelinuxLabel.supported() ? "yes" : "no"));
     out.println("tls=yes");
     out.println("plugins=" + String.join(",", Catalog.plugins().stream().map(Configurable::name).toList()));
     out.println("filters=" + String.join(",", Catalog.filters().stream().map(Configurable::name).toList()));

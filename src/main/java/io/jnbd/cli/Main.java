@@ -31,47 +31,76 @@ public final class Main {
 
   /** Runs the command and returns its exit status; serving modes return when the server stops. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
+    // The probes that programs run before every use (virt-v2v: nbdkit --version, --dump-config)
+    // are answered before the command-line parser is built: picocli reads its model from
+    // annotations by reflection, and its classes (Java 5 bytecode) stay out of the AOT cache,
+    // which made that most of a --version's CPU.
+    if (args.length == 1 && args[0].equals("--version")) {
+      Help.version(out, List.of());
+      return 0;
+    }
+    if (args.length == 1 && args[0].equals("--dump-config")) {
+      Help.dumpConfig(out);
+      return 0;
+    }
+    String serverName = null;
     try {
       Options options = Options.parse(args);
+      serverName = options.name;
+      options.passedSockets = SocketActivation.passedSockets(System.getenv(), ProcessHandle.current().pid());
       configureLogging(options);
       return run(args, options, out, err);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      fail(err, "interrupted");
+      fail(err, serverName, "interrupted");
     } catch (IOException | RuntimeException e) {
       boolean expected = e instanceof IOException || e instanceof ConfigException;
       // Anything else is a layer failing unexpectedly: still one line, with the type for a bug report.
-      fail(err, expected && e.getMessage() != null ? e.getMessage() : e.toString());
+      fail(err, serverName, expected && e.getMessage() != null ? e.getMessage() : e.toString());
     }
     return 1;
   }
 
-  private static void fail(PrintStream err, String message) {
-    err.println("jnbd: " + message.strip().replaceAll("\\s*\\R\\s*", "; "));
+  /** One line; --name, when given, tells which of several servers failed. */
+  private static void fail(PrintStream err, String serverName, String message) {
+    String prefix = serverName == null ? "jnbd: " : "jnbd: " + serverName + ": ";
+    err.println(prefix + message.strip().replaceAll("\\s*\\R\\s*", "; "));
   }
 
   private static int run(String[] args, Options options, PrintStream out, PrintStream err)
       throws IOException, InterruptedException {
-    if (options.version) {
-      Help.version(out);
+    if (options.longOptions || options.shortOptions) {
+      Help.optionNames(out, options.longOptions);
       return 0;
     }
     if (options.dumpConfig) {
       Help.dumpConfig(out);
       return 0;
     }
+    // Every named filter and plugin must exist before any probe answers: programs ask
+    // "jnbd PLUGIN --version" to learn whether PLUGIN is there, and go by the exit status.
+    List<Filter> filters = new ArrayList<>();
+    for (String name : options.filters) {
+      filters.add(Catalog.filter(name));
+    }
     if (options.plugin() == null) {
+      if (options.version) {
+        Help.version(out, filters);
+        return 0;
+      }
       if (options.help) {
         Help.usage(out);
         return 0;
       }
       throw new ConfigException("no plugin given (try 'jnbd --help')");
     }
-    List<Filter> filters = new ArrayList<>();
-    for (String name : options.filters) {
-      filters.add(Catalog.filter(name));
-    }
     Plugin plugin = Catalog.plugin(options.plugin());
+    if (options.version) {
+      List<Configurable> layers = new ArrayList<>(filters);
+      layers.add(plugin);
+      Help.version(out, layers);
+      return 0;
+    }
     if (options.help) {
       Help.layers(out, plugin, filters);
       return 0;
@@ -79,6 +108,9 @@ public final class Main {
     if (options.dumpPlugin) {
       Help.dumpPlugin(out, plugin);
       return 0;
+    }
+    if (options.passedSockets > 0) {
+      SocketActivation.checkOptions(options);
     }
     if (options.detaches()) {
       return Background.launch(args, options, secretKeys(plugin, filters), err);
@@ -90,7 +122,7 @@ public final class Main {
     }
     try (Session session = Session.start(stack, options)) {
       if (options.run != null) {
-        return Captive.run(options.run, session.environment());
+        return Captive.run(options.run, session.environment(), err);
       }
       if (options.single) {
         session.server().serveOne(new StdioChannel());

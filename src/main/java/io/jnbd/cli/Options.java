@@ -6,6 +6,7 @@ import io.jnbd.server.DebugFlags;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.tls.TlsMode;
 import io.jnbd.server.tls.TlsSettings;
+import java.net.StandardProtocolFamily;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -25,8 +26,8 @@ import picocli.CommandLine.Parameters;
     name = "jnbd",
     customSynopsis = {
       "jnbd [OPTIONS] [--filter=FILTER]... PLUGIN [[KEY=]VALUE]...",
-      "       jnbd [--filter=FILTER]... PLUGIN --help | --dump-plugin",
-      "       jnbd --help | --version | --dump-config"
+      "       jnbd [--filter=FILTER]... PLUGIN --help | --version | --dump-plugin",
+      "       jnbd --help | --version | --dump-config | --long-options | --short-options"
     },
     sortOptions = false)
 final class Options {
@@ -50,17 +51,33 @@ final class Options {
       description = "Listen on this TCP port (default 10809 when -U is not given; 0 picks a free one).")
   Integer port;
 
-  @Option(names = {"-i", "--ipaddr"}, paramLabel = "IPADDR",
+  @Option(names = {"-i", "--ipaddr", "--ip-addr"}, paramLabel = "IPADDR",
       description = "Listen on this address only (default: all addresses).")
   String ipaddr;
 
-  @Option(names = {"-f", "--foreground"}, description = "Stay in the foreground.")
+  /** -4 or -6, whichever came last (as with nbdkit); null listens on both. */
+  StandardProtocolFamily tcpFamily;
+
+  @Option(names = {"-4", "--ipv4-only"}, description = "Listen on IPv4 addresses only.")
+  void ipv4Only(boolean on) {
+    tcpFamily = StandardProtocolFamily.INET;
+  }
+
+  @Option(names = {"-6", "--ipv6-only"}, description = "Listen on IPv6 addresses only.")
+  void ipv6Only(boolean on) {
+    tcpFamily = StandardProtocolFamily.INET6;
+  }
+
+  @Option(names = "--vsock", description = "Listen on AF_VSOCK: not supported, refused with an error.")
+  boolean vsock;
+
+  @Option(names = {"-f", "--foreground", "--no-fork"}, description = "Stay in the foreground.")
   boolean foreground;
 
-  @Option(names = {"-r", "--readonly"}, description = "Serve the export read-only.")
+  @Option(names = {"-r", "--readonly", "--read-only"}, description = "Serve the export read-only.")
   boolean readOnly;
 
-  @Option(names = {"-e", "--exportname"}, paramLabel = "EXPORTNAME",
+  @Option(names = {"-e", "--exportname", "--export-name", "--export"}, paramLabel = "EXPORTNAME",
       description = "The name of the default export.")
   String exportName;
 
@@ -76,7 +93,7 @@ final class Options {
       description = "Exit when the parent process exits (implies --foreground).")
   boolean exitWithParent;
 
-  @Option(names = {"-P", "--pidfile"}, paramLabel = "PIDFILE",
+  @Option(names = {"-P", "--pidfile", "--pid-file"}, paramLabel = "PIDFILE",
       description = "Write the server's process id here once it accepts connections.")
   Path pidfile;
 
@@ -94,24 +111,45 @@ final class Options {
       description = "Clients served at once; more are closed as they connect (default 1024).")
   String maxConnections;
 
-  @Option(names = {"-s", "--single"},
+  @Option(names = {"-s", "--single", "--stdin"},
       description = "Serve one client on stdin/stdout, then exit.")
   boolean single;
 
   @Option(names = {"-v", "--verbose"}, description = "Log debug messages and every request.")
   boolean verbose;
 
-  @Option(names = {"-D", "--debug"}, paramLabel = "NAME=VALUE",
+  @Option(names = {"-D", "--debug"}, paramLabel = "NAME.FLAG=N",
       description = "Debug flag: nbdkit.backend.datapath=0 stops -v tracing every request, jnbd.layers=1 makes -v "
           + "log every call between layers with its time, jnbd.checks=1 checks those calls against the capabilities "
-          + "each layer advertised, nbdkit.tls.session=1 makes -v log each TLS session. Other flags are accepted and ignored.")
+          + "each layer advertised, nbdkit.tls.session=1 makes -v log each TLS session. Other flags of that form get a "
+          + "warning and are ignored.")
   List<String> debugFlags = new ArrayList<>();
+
+  @Option(names = "--name", paramLabel = "NAME",
+      description = "A name for this server, put in its messages (jnbd: NAME: ...), to tell several servers apart.")
+  String name;
+
+  @Option(names = "--selinux-label", paramLabel = "LABEL",
+      description = "SELinux label of the Unix socket (applied when SELinux is enabled, else ignored).")
+  String selinuxLabel;
+
+  @Option(names = "--mask-handshake", paramLabel = "MASK",
+      description = "Advertise only these handshake flags: 1 fixed newstyle, 2 no zeroes (default 3, both).")
+  String maskHandshake;
+
+  @Option(names = {"--no-sr", "--no-structured-replies"},
+      description = "Refuse structured replies (and with them block status and meta contexts).")
+  boolean noStructuredReplies;
+
+  @Option(names = {"--no-mc", "--no-meta-contexts"},
+      description = "Refuse meta contexts, so clients cannot ask for block status (extents).")
+  boolean noMetaContexts;
 
   @Option(names = "--log", paramLabel = "stderr|syslog|null",
       description = "Where messages go: stderr (default; syslog is taken as stderr) or null.")
   String log;
 
-  @Option(names = {"-n", "--newstyle"},
+  @Option(names = {"-n", "--newstyle", "--new-style"},
       description = "Accepted for nbdkit compatibility: the protocol is always fixed newstyle.")
   boolean newstyle;
 
@@ -135,14 +173,23 @@ final class Options {
       description = "Clients must present a certificate signed by ca-cert.pem.")
   boolean tlsVerifyPeer;
 
-  @Option(names = {"-V", "--version"}, description = "Print the version and exit.")
+  @Option(names = {"-V", "--version"},
+      description = "Print jnbd's version and the nbdkit release it is compatible with, and exit; after a plugin name, "
+          + "also each layer's, failing if the plugin or a filter does not exist.")
   boolean version;
 
-  @Option(names = "--dump-config", description = "Print the build configuration and exit.")
+  @Option(names = "--dump-config",
+      description = "Print the configuration as key=value lines (version= is the nbdkit compatibility level) and exit.")
   boolean dumpConfig;
 
   @Option(names = "--dump-plugin", description = "Print the plugin's properties and exit.")
   boolean dumpPlugin;
+
+  @Option(names = "--long-options", description = "Print every long option, one per line, and exit.")
+  boolean longOptions;
+
+  @Option(names = "--short-options", description = "Print every short option, one per line, and exit.")
+  boolean shortOptions;
 
   @Option(names = {"-h", "--help"},
       description = "Print this help; after a plugin name, the plugin's and filters' parameters.")
@@ -150,6 +197,9 @@ final class Options {
 
   @Option(names = BACKGROUND_CHILD, hidden = true)
   boolean backgroundChild;
+
+  /** Sockets passed by systemd's socket activation (LISTEN_FDS), set from the environment after parsing. */
+  int passedSockets;
 
   @Parameters(hidden = true) // shown by the synopsis
   List<String> words = new ArrayList<>();
@@ -190,6 +240,10 @@ final class Options {
     if (log != null && !List.of("stderr", "syslog", "null").contains(log)) {
       throw new ConfigException("--log: must be stderr, syslog or null, not '" + log + "'");
     }
+    if (vsock) {
+      throw new ConfigException("--vsock: AF_VSOCK sockets are not supported by jnbd (the JVM cannot open them)");
+    }
+    handshakeMask();
     if (tls != null) {
       TlsMode.parse(tls);
     }
@@ -228,6 +282,12 @@ final class Options {
     return text.chars().allMatch(c -> c < 128 && (Character.isLetterOrDigit(c) || c == '_' || c == '-' || c == '.'));
   }
 
+  /** --mask-handshake: the handshake flags the server may advertise; bits past the known ones are ignored. */
+  int handshakeMask() {
+    return maskHandshake == null ? ServerConfig.Handshake.ALL_FLAGS
+        : Values.parseInt("--mask-handshake", maskHandshake, 0, Integer.MAX_VALUE) & ServerConfig.Handshake.ALL_FLAGS;
+  }
+
   /** -t, where 0 (as in nbdkit) and absence mean the default. */
   int maxRequests() {
     int value = threads == null ? 0 : Values.parseInt("-t", threads, 0, 1 << 16);
@@ -250,7 +310,8 @@ final class Options {
 
   /** True when the server should detach into the background, as nbdkit does by default. */
   boolean detaches() {
-    return !foreground && !exitWithParent && run == null && !single && !backgroundChild;
+    // A socket-activated server stays the process its starter watches, as nbdkit does.
+    return !foreground && !exitWithParent && run == null && !single && !backgroundChild && passedSockets == 0;
   }
 
   /** True when the server listens on a private socket in a temporary directory. */
@@ -267,7 +328,8 @@ final class Options {
         .withVerbose(verbose)
         .withMemoryBudget(memoryBudget())
         .withHandshakeLimit(handshakeLimitOrDefault())
-        .withMaxConnections(maxConnectionsOrDefault());
+        .withMaxConnections(maxConnectionsOrDefault())
+        .withHandshake(new ServerConfig.Handshake(handshakeMask(), !noStructuredReplies, !noMetaContexts));
   }
 
   TlsSettings tlsSettings() {

@@ -1,21 +1,23 @@
 package io.jnbd.cli;
 
 import io.jnbd.server.NbdServer;
-import io.jnbd.server.Warmup;
 import io.jnbd.server.Stack;
 import io.jnbd.server.tls.TlsMode;
 import io.jnbd.server.tls.TlsPolicy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.Inet4Address;
 import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import sun.misc.Signal;
@@ -46,18 +48,17 @@ final class Session implements AutoCloseable {
 
   /** Starts listening as the options say and writes the pidfile once clients can connect. */
   static Session start(Stack stack, Options options) throws IOException {
-    if (Boolean.parseBoolean(System.getProperty("jnbd.warmup", "true"))) {
-      Warmup.run();
-    }
+    // Taken before the pidfile exists: a parent that waits for the pidfile and then exits (as
+    // ProcessIT's does) would otherwise leave us asking for the parent after it is gone, and
+    // watching the process that adopted us instead.
+    Optional<ProcessHandle> parent = options.exitWithParent ? ProcessHandle.current().parent() : Optional.empty();
     TlsPolicy tls = TlsPolicy.load(options.tlsSettings());
     Session session = new Session(new NbdServer(stack, options.serverConfig(), tls), options, tls.mode());
     session.server.onShutdownRequest(session::close);
     Runtime.getRuntime().addShutdownHook(session.shutdownHook);
     try {
       session.listen();
-      if (options.exitWithParent) {
-        ProcessHandle.current().parent().ifPresent(parent -> parent.onExit().thenRun(session::close));
-      }
+      parent.ifPresent(handle -> handle.onExit().thenRun(session::close));
     } catch (IOException | RuntimeException e) {
       session.close();
       throw e;
@@ -69,24 +70,49 @@ final class Session implements AutoCloseable {
     if (options.single) {
       return;
     }
-    if (options.privateSocket()) {
-      privateDirectory = Files.createTempDirectory("jnbd");
-      socket = privateDirectory.resolve("socket");
-    } else if (options.unix != null) {
-      socket = options.unix.toAbsolutePath();
-    }
-    if (socket != null) {
-      server.listenUnix(socket);
+    if (options.passedSockets > 0) {
+      server.listenOn(SocketActivation.takeListener(options.passedSockets));
+    } else if (options.privateSocket() || options.unix != null) {
+      listenUnix();
     } else {
       int port = options.port != null ? options.port : Options.NBD_PORT;
-      InetSocketAddress address = options.ipaddr == null
-          ? new InetSocketAddress(port)
-          : new InetSocketAddress(InetAddress.getByName(options.ipaddr), port);
-      tcp = server.listenTcp(address);
+      tcp = server.listenTcp(new InetSocketAddress(tcpAddress(), port), options.tcpFamily);
     }
     if (options.pidfile != null) {
       pidfile = Pidfile.write(options.pidfile);
     }
+  }
+
+  private void listenUnix() throws IOException {
+    if (options.privateSocket()) {
+      privateDirectory = Files.createTempDirectory("jnbd");
+      socket = privateDirectory.resolve("socket");
+    } else {
+      socket = options.unix.toAbsolutePath();
+    }
+    Path path = socket;
+    if (options.selinuxLabel != null) {
+      SelinuxLabel.apply(options.selinuxLabel, () -> server.listenUnix(path));
+    } else {
+      server.listenUnix(path);
+    }
+  }
+
+  /** The address to listen on: -i's first address of the family -4 or -6 asks for, else the wildcard of that family. */
+  private InetAddress tcpAddress() throws IOException {
+    Class<? extends InetAddress> wanted = options.tcpFamily == StandardProtocolFamily.INET ? Inet4Address.class
+        : options.tcpFamily == StandardProtocolFamily.INET6 ? Inet6Address.class : InetAddress.class;
+    if (options.ipaddr == null) {
+      return options.tcpFamily == StandardProtocolFamily.INET ? InetAddress.getByName("0.0.0.0")
+          : options.tcpFamily == StandardProtocolFamily.INET6 ? InetAddress.getByName("::") : null;
+    }
+    for (InetAddress address : InetAddress.getAllByName(options.ipaddr)) {
+      if (wanted.isInstance(address)) {
+        return address;
+      }
+    }
+    throw new IOException("-i " + options.ipaddr + ": no " + (wanted == Inet4Address.class ? "IPv4" : "IPv6")
+        + " address (-" + (wanted == Inet4Address.class ? "4" : "6") + " was given)");
   }
 
   NbdServer server() {

@@ -3,48 +3,47 @@ package io.jnbd.plugins;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
+import io.jnbd.api.ExportDescription;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.Support;
+import io.jnbd.api.Values;
+import io.jnbd.plugins.NativeFileOps.Advice;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.FileSystemException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
+import java.util.Locale;
 
 /**
- * Serves a local file or block device. The file is opened once, at configuration time, and
- * shared by every connection (one page cache, one flush), so multi-conn is safe. When the file
- * cannot be opened for writing it is served read-only.
+ * Serves a local file or block device (file=), or every regular file and block device directly
+ * inside a directory, one export per file name (dir=).
  *
- * <p>Holes: where {@link NativeFileOps} is available (Linux, JDK 22+), trim and zero punch holes
- * or zero ranges with fallocate and extents come from SEEK_DATA/SEEK_HOLE; elsewhere zero is left
- * to the server (writing zeroes), trim is not offered and everything is reported as data.
+ * <p>In file= mode the file is opened once, at configuration time, and shared by every
+ * connection (one page cache, one flush). In dir= mode the directory is read at each listing
+ * and each connection opens the file it names; a flush through any descriptor of a file makes
+ * all its writes durable, so multi-conn is safe in both. A file that cannot be opened for
+ * writing is served read-only.
+ *
+ * <p>Holes: where {@link NativeFileOps} is available (Linux), trim and zero punch holes or zero
+ * ranges with fallocate and extents come from SEEK_DATA/SEEK_HOLE; elsewhere zero is left to
+ * the server (writing zeroes), trim is not offered and everything is reported as data.
  */
 public final class FilePlugin implements Plugin {
-  private static final Logger LOG = LoggerFactory.getLogger(FilePlugin.class);
-  private static final List<String> FADVISE_VALUES = List.of("normal", "random", "sequential");
-  /** File type bits of st_mode, and the type of a block device. */
-  private static final int S_IFMT = 0170000;
-  private static final int S_IFBLK = 0060000;
-
   private final boolean nativeAllowed;
   private Path file;
-  private FileChannel channel;
-  private boolean writable;
-  private NativeFileOps.NativeFile nativeFile;
-  /** Cleared for good when the file system says it cannot punch holes or zero ranges. */
-  private final AtomicBoolean punchHoleWorks = new AtomicBoolean(true);
-  private final AtomicBoolean zeroRangeWorks = new AtomicBoolean(true);
+  private Path directory;
+  private boolean reduceMemoryPressure;
+  private Advice fadvise = Advice.NORMAL;
+  private FileSettings settings;
+  /** The file served in file= mode; null in dir= mode. */
+  private OpenFile shared;
 
   public FilePlugin() {
     // Native calls are bound only when a file is served: the catalog instantiates every plugin,
@@ -64,15 +63,22 @@ public final class FilePlugin implements Plugin {
 
   @Override
   public String description() {
-    return "serves a local file or block device";
+    return "serves a local file or block device, or the files in a directory";
   }
 
   @Override
   public List<Parameter> parameters() {
     return List.of(
-        new Parameter("file", "FILENAME", "The file or block device to serve (required)."),
+        new Parameter("file", "FILENAME", "The file or block device to serve. One of file= or dir= is required."),
+        new Parameter("dir", "DIRECTORY",
+            "Serve every regular file and block device directly in DIRECTORY (symbolic links followed), "
+                + "each as an export named by its file name; there is no default export."),
+        new Parameter("reduce-memory-pressure", "true|false",
+            "Drop what is read or written from the kernel's page cache, waiting for writes to reach "
+                + "the disk a few writes behind (default false)."),
+        new Parameter("cache", "default|none", "The older name of reduce-memory-pressure: none is true (default default)."),
         new Parameter("fadvise", "normal|random|sequential",
-            "Access pattern hint, accepted for nbdkit compatibility and currently ignored (default normal)."));
+            "Access pattern hint for the kernel's read-ahead: random turns it off, sequential doubles it (default normal)."));
   }
 
   @Override
@@ -83,66 +89,42 @@ public final class FilePlugin implements Plugin {
   @Override
   public boolean config(String key, String value) {
     switch (key) {
-      case "file" -> {
-        if (value.isEmpty()) {
-          throw new ConfigException("file: file parameter must not be empty");
-        }
-        file = Path.of(value).toAbsolutePath();
-      }
-      case "fadvise" -> {
-        if (!FADVISE_VALUES.contains(value)) {
-          throw new ConfigException("file: fadvise must be normal, random or sequential: '" + value + "'");
-        }
-      }
+      case "file" -> file = nonEmptyPath(key, value);
+      case "dir" -> directory = nonEmptyPath(key, value);
+      case "reduce-memory-pressure" -> reduceMemoryPressure = Values.parseBool("file: " + key, value);
+      case "cache" -> reduceMemoryPressure = switch (value) {
+        case "default" -> false;
+        case "none" -> true;
+        default -> throw new ConfigException("file: cache must be default or none: '" + value + "'");
+      };
+      case "fadvise" -> fadvise = switch (value) {
+        case "normal", "random", "sequential" -> Advice.valueOf(value.toUpperCase(Locale.ROOT));
+        default -> throw new ConfigException("file: fadvise must be normal, random or sequential: '" + value + "'");
+      };
       default -> throw new ConfigException("file: unknown parameter '" + key + "'");
     }
     return true;
   }
 
-  @Override
-  public void configComplete() {
-    if (file == null) {
-      throw new ConfigException("file: the file parameter is required (e.g. file=disk.img)");
+  private static Path nonEmptyPath(String key, String value) {
+    if (value.isEmpty()) {
+      throw new ConfigException("file: " + key + " parameter must not be empty");
     }
-    if (!Files.exists(file)) {
-      throw new ConfigException("file: " + file + ": no such file");
-    }
-    if (Files.isDirectory(file)) {
-      throw new ConfigException("file: " + file + ": is a directory");
-    }
-    if (!Files.isRegularFile(file) && !isBlockDevice(file)) {
-      // A FIFO or character device has no size and no offsets: it would be served as 0 bytes.
-      throw new ConfigException("file: " + file + ": not a regular file or block device");
-    }
-    try {
-      try {
-        channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
-        writable = true;
-      } catch (FileSystemException e) {
-        // No permission or a read-only file system: serve read-only. Any other cause (the file
-        // vanished, ...) fails the read-only open too and is reported from there.
-        channel = FileChannel.open(file, StandardOpenOption.READ);
-      }
-    } catch (IOException e) {
-      throw new ConfigException("file: cannot open " + file + ": " + e.getMessage(), e);
-    }
-    if (nativeAllowed && NativeFileOps.available()) {
-      try {
-        nativeFile = NativeFileOps.open(file, writable);
-      } catch (IOException e) {
-        LOG.warn("file: {}: no hole punching or extents: {}", file, e.getMessage());
-      }
-    } else if (nativeAllowed) {
-      LOG.debug("file: native file operations unavailable: {}", NativeFileOps.unavailableReason());
-    }
+    return Path.of(value).toAbsolutePath();
   }
 
-  private static boolean isBlockDevice(Path path) {
-    try {
-      int mode = (Integer) Files.getAttribute(path, "unix:mode");
-      return (mode & S_IFMT) == S_IFBLK;
-    } catch (IOException | UnsupportedOperationException e) {
-      return false;
+  @Override
+  public void configComplete() {
+    settings = new FileSettings(file, directory, reduceMemoryPressure, fadvise);
+    if (settings.file() != null) {
+      try {
+        // Whether any connection will write is not known yet: open for writing where allowed.
+        shared = OpenFile.open(settings.file(), settings, false, nativeAllowed);
+      } catch (ConfigException e) {
+        throw e;
+      } catch (IOException e) {
+        throw new ConfigException("file: cannot open " + settings.file() + ": " + e.getMessage(), e);
+      }
     }
   }
 
@@ -152,42 +134,76 @@ public final class FilePlugin implements Plugin {
   }
 
   @Override
+  public List<ExportDescription> listExports(boolean readOnly) throws IOException {
+    if (settings.directory() == null) {
+      return Plugin.super.listExports(readOnly);
+    }
+    List<ExportDescription> exports = new ArrayList<>();
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(settings.directory())) {
+      for (Path entry : entries) {
+        if (OpenFile.isServable(entry)) {
+          exports.add(new ExportDescription(entry.getFileName().toString(), ""));
+        }
+      }
+    }
+    exports.sort((a, b) -> a.name().compareTo(b.name()));
+    return exports;
+  }
+
+  @Override
   public Export open(boolean readOnly, String exportName) throws IOException {
-    return new FileExport(size(), writable && !readOnly);
+    if (shared != null) {
+      return new FileExport(shared, shared.writable() && !readOnly, false);
+    }
+    Path path = fileInDirectory(exportName);
+    OpenFile opened;
+    try {
+      opened = OpenFile.open(path, settings, readOnly, nativeAllowed);
+    } catch (ConfigException e) {
+      throw new NbdException(Errno.EINVAL, e.getMessage());
+    } catch (IOException e) {
+      // Permissions, or the file went away between the checks and the open: the client's problem.
+      throw new NbdException(Errno.EINVAL, "file: cannot open " + path + ": " + e.getMessage(), e);
+    }
+    return new FileExport(opened, opened.writable() && !readOnly, true);
+  }
+
+  /** The file an export name stands for in dir= mode: a plain name, never a path. */
+  private Path fileInDirectory(String exportName) throws NbdException {
+    if (exportName.isEmpty()) {
+      throw new NbdException(Errno.EINVAL,
+          "file: dir= mode has no default export; ask for one of the file names that --list shows");
+    }
+    if (exportName.contains("/") || exportName.equals(".") || exportName.equals("..") || exportName.indexOf('\0') >= 0) {
+      throw new NbdException(Errno.EINVAL, "file: export name '" + exportName + "' is not a file name");
+    }
+    return settings.directory().resolve(exportName);
   }
 
   @Override
   public void unload() {
-    try {
-      if (channel != null) {
-        channel.close();
-      }
-    } catch (IOException e) {
-      LOG.warn("file: closing {}: {}", file, e.getMessage());
-    }
-    if (nativeFile != null) {
-      nativeFile.close();
+    if (shared != null) {
+      shared.close();
     }
   }
 
-  /** The current size; seeking to the end also works for block devices, whose stat size is 0. */
-  private long size() throws IOException {
-    if (nativeFile != null) {
-      NativeFileOps.Result end = nativeFile.seekEnd();
-      if (!end.failed()) {
-        return end.value();
-      }
-    }
-    return channel.size();
-  }
-
-  private final class FileExport implements Export {
+  /** One connection's export of a file; closes the file at the end when it owns it (dir= mode). */
+  private static final class FileExport implements Export {
+    private final OpenFile file;
     private final long size;
     private final boolean canWrite;
+    private final boolean ownsFile;
 
-    FileExport(long size, boolean canWrite) {
-      this.size = size;
+    FileExport(OpenFile file, boolean canWrite, boolean ownsFile) throws IOException {
+      this.file = file;
       this.canWrite = canWrite;
+      this.ownsFile = ownsFile;
+      try {
+        this.size = file.size();
+      } catch (IOException | RuntimeException e) {
+        close();
+        throw e;
+      }
     }
 
     @Override
@@ -197,46 +213,32 @@ public final class FilePlugin implements Plugin {
 
     @Override
     public void pread(ByteBuffer buffer, long offset) throws IOException {
-      long at = offset;
-      while (buffer.hasRemaining()) {
-        int n = channel.read(buffer, at);
-        if (n < 0) {
-          throw new NbdException(Errno.EIO, "file: unexpected end of file at offset " + at);
-        }
-        at += n;
-      }
+      file.read(buffer, offset);
     }
 
     @Override
     public void pwrite(ByteBuffer buffer, long offset, int flags) throws IOException {
-      long at = offset;
-      while (buffer.hasRemaining()) {
-        at += channel.write(buffer, at);
-      }
+      file.write(buffer, offset);
     }
 
     @Override
     public void flush() throws IOException {
-      channel.force(true);
+      file.flush();
     }
 
     @Override
     public void trim(long offset, long length, int flags) {
       // Trim is advisory: if the file system will not punch the hole, the data simply stays.
-      punchHole(offset, length);
+      file.punchHole(offset, length);
     }
 
     @Override
     public void zero(long offset, long length, int flags) throws IOException {
-      if (Flags.has(flags, Flags.MAY_TRIM) && punchHole(offset, length)) {
+      if (Flags.has(flags, Flags.MAY_TRIM) && file.punchHole(offset, length)) {
         return;
       }
-      if (nativeFile != null && zeroRangeWorks.get()) {
-        NativeFileOps.Result result = nativeFile.zeroRange(offset, length);
-        if (!result.failed()) {
-          return;
-        }
-        giveUpIfUnsupported(zeroRangeWorks, result, "zero range");
+      if (file.zeroRange(offset, length)) {
+        return;
       }
       // ENOTSUP lets the server write zeroes instead, unless the client asked for a fast zero.
       throw new NbdException(Errno.ENOTSUP, "file: cannot zero this range without writing");
@@ -244,14 +246,14 @@ public final class FilePlugin implements Plugin {
 
     @Override
     public void extents(long offset, long length, int flags, Extents extents) {
-      if (nativeFile == null) {
+      if (!file.hasNativeOps()) {
         extents.add(offset, length, Extents.DATA);
         return;
       }
       long end = Math.min(offset + length, size);
       long at = offset;
       while (at < end && !extents.isFull()) {
-        NativeFileOps.Result data = nativeFile.seekData(at);
+        NativeFileOps.Result data = file.seekData(at);
         if (data.failed()) {
           // ENXIO: nothing but hole from here to the end of the file.
           extents.add(at, end - at, data.errno() == NativeFileOps.ENXIO ? Extents.HOLE_ZERO : Extents.DATA);
@@ -262,7 +264,7 @@ public final class FilePlugin implements Plugin {
           at = data.value();
           continue;
         }
-        NativeFileOps.Result hole = nativeFile.seekHole(at);
+        NativeFileOps.Result hole = file.seekHole(at);
         if (hole.failed() || hole.value() <= at) {
           extents.add(at, end - at, Extents.DATA);
           return;
@@ -274,12 +276,8 @@ public final class FilePlugin implements Plugin {
 
     @Override
     public void cache(long offset, long length) {
-      if (nativeFile == null) {
-        return;
-      }
-      int error = nativeFile.willNeed(offset, length);
-      if (error != 0) {
-        LOG.debug("file: posix_fadvise(WILLNEED) failed with errno {}", error);
+      if (file.hasNativeOps()) {
+        file.willNeed(offset, length);
       }
     }
 
@@ -295,56 +293,40 @@ public final class FilePlugin implements Plugin {
 
     @Override
     public boolean canTrim() {
-      return canWrite && nativeFile != null;
+      return canWrite && file.hasNativeOps();
     }
 
     @Override
     public Support canZero() {
-      return canWrite && nativeFile != null ? Support.NATIVE : Support.EMULATE;
+      return canWrite && file.hasNativeOps() ? Support.NATIVE : Support.EMULATE;
     }
 
     @Override
     public boolean canFastZero() {
       // A native zero that cannot use fallocate fails fast with ENOTSUP instead of writing.
-      return nativeFile != null;
+      return file.hasNativeOps();
     }
 
     @Override
     public boolean canExtents() {
-      return nativeFile != null;
+      return file.hasNativeOps();
     }
 
     @Override
     public Support canCache() {
-      return nativeFile != null ? Support.NATIVE : Support.EMULATE;
+      return file.hasNativeOps() ? Support.NATIVE : Support.EMULATE;
     }
 
     @Override
     public boolean canMultiConn() {
       return true;
     }
-  }
 
-  /** Punches a hole; false when the file system cannot (the range is then unchanged). */
-  private boolean punchHole(long offset, long length) {
-    if (nativeFile == null || !punchHoleWorks.get()) {
-      return false;
-    }
-    NativeFileOps.Result result = nativeFile.punchHole(offset, length);
-    if (result.failed()) {
-      giveUpIfUnsupported(punchHoleWorks, result, "punch hole");
-      return false;
-    }
-    return true;
-  }
-
-  private void giveUpIfUnsupported(AtomicBoolean works, NativeFileOps.Result result, String what) {
-    if (result.errno() == NativeFileOps.EOPNOTSUPP || result.errno() == NativeFileOps.ENOSYS) {
-      if (works.getAndSet(false)) {
-        LOG.info("file: {}: the file system cannot {}; falling back", file, what);
+    @Override
+    public void close() {
+      if (ownsFile) {
+        file.close();
       }
-    } else {
-      LOG.debug("file: {}: {} failed with errno {}", file, what, result.errno());
     }
   }
 }

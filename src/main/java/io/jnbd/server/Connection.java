@@ -48,7 +48,7 @@ final class Connection {
    * this time. A serial client then pays no thread hand-off per request, while a client with more
    * to send waits at most about this long before its next request is read.
    */
-  private static final long INLINE_LIMIT_NANOS = 500_000;
+  static final long INLINE_LIMIT_NANOS = 500_000;
 
   private final Wire wire;
   private final Stack stack;
@@ -61,6 +61,8 @@ final class Connection {
   private final String peer;
   private final Client client;
   private final TlsPolicy tls;
+  /** {@link #INLINE_LIMIT_NANOS}, unless a test fixes the rule's outcome. */
+  private final long inlineLimitNanos;
   private volatile boolean stopping;
   private volatile boolean handshakeDone;
   /**
@@ -73,7 +75,7 @@ final class Connection {
   private final AtomicInteger unexpectedFailures = new AtomicInteger();
 
   Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, MemoryBudget memoryBudget,
-      Lock allRequestsLock, String peer, Client client, TlsPolicy tls) {
+      Lock allRequestsLock, String peer, Client client, TlsPolicy tls, long inlineLimitNanos) {
     this.wire = wire;
     this.stack = stack;
     this.traceRequests = config.verbose() && stack.debugFlags().datapath();
@@ -84,6 +86,7 @@ final class Connection {
     this.peer = peer;
     this.client = client;
     this.tls = tls;
+    this.inlineLimitNanos = inlineLimitNanos;
   }
 
   /** Serves the client until it disconnects, breaks the protocol, or {@link #stop} is called. */
@@ -222,7 +225,7 @@ final class Connection {
           }
         };
         long recent = recentServiceNanos;
-        if (idle && recent >= 0 && recent < INLINE_LIMIT_NANOS && !wire.hasBufferedInput()) {
+        if (idle && recent >= 0 && recent < inlineLimitNanos && !wire.hasBufferedInput()) {
           run.run();
         } else {
           threads.nextOnPlatform = idle && recent < 0;

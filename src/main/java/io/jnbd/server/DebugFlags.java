@@ -1,10 +1,14 @@
 package io.jnbd.server;
 
+import io.jnbd.api.ConfigException;
 import java.util.List;
+import java.util.regex.Pattern;
+import org.slf4j.LoggerFactory;
 
 /**
- * The {@code -D NAME=VALUE} flags the server itself understands. Others are accepted and ignored,
- * as nbdkit ignores flags of plugins that are not loaded.
+ * The {@code -D NAME.FLAG=N} flags the server itself understands. A flag not in that form is an
+ * error, as in nbdkit; a well-formed flag that nothing here uses (a flag of one of nbdkit's
+ * plugins) gets nbdkit's warning and is otherwise ignored.
  *
  * @param datapath {@code nbdkit.backend.datapath}: with {@code -v}, trace every request (default
  *     on; virt-v2v turns it off)
@@ -17,6 +21,9 @@ import java.util.List;
  *     cipher suite and client identity
  */
 public record DebugFlags(boolean datapath, boolean layers, boolean checks, boolean tlsSession) {
+  /** NAME.FLAG, where NAME may itself have dots (nbdkit.backend.datapath). */
+  private static final Pattern FORM = Pattern.compile("[A-Za-z_][\\w-]*(\\.[A-Za-z_][\\w-]*)+");
+
   public DebugFlags(boolean datapath, boolean layers, boolean checks) {
     this(datapath, layers, checks, false);
   }
@@ -30,24 +37,31 @@ public record DebugFlags(boolean datapath, boolean layers, boolean checks, boole
     DebugFlags parsed = defaults();
     for (String flag : flags) {
       int equals = flag.indexOf('=');
-      String name = equals < 0 ? flag : flag.substring(0, equals);
-      boolean on = equals < 0 || !isZero(flag.substring(equals + 1));
+      String name = equals < 0 ? "" : flag.substring(0, equals);
+      if (!FORM.matcher(name).matches()) {
+        throw new ConfigException("-D " + flag + ": a debug flag must have the form NAME.FLAG=N");
+      }
+      boolean on = value(flag, flag.substring(equals + 1)) != 0;
       parsed = switch (name) {
         case "nbdkit.backend.datapath" -> new DebugFlags(on, parsed.layers, parsed.checks, parsed.tlsSession);
         case "jnbd.layers" -> new DebugFlags(parsed.datapath, on, parsed.checks, parsed.tlsSession);
         case "jnbd.checks" -> new DebugFlags(parsed.datapath, parsed.layers, on || Boolean.getBoolean("jnbd.checks"), parsed.tlsSession);
         case "nbdkit.tls.session" -> new DebugFlags(parsed.datapath, parsed.layers, parsed.checks, on);
-        default -> parsed;
+        default -> {
+          LoggerFactory.getLogger(DebugFlags.class).warn("debug flag -D {} was not used", name);
+          yield parsed;
+        }
       };
     }
     return parsed;
   }
 
-  private static boolean isZero(String value) {
+  /** N as nbdkit reads numbers: decimal, 0x hexadecimal or 0 octal. */
+  private static long value(String flag, String text) {
     try {
-      return Long.parseLong(value.trim()) == 0;
+      return Long.decode(text.strip());
     } catch (NumberFormatException e) {
-      return false;
+      throw new ConfigException("-D " + flag + ": '" + text + "' is not a number");
     }
   }
 }

@@ -74,7 +74,8 @@ final class Negotiation {
   /** Runs the handshake; returns null when the client aborted or must be dropped. */
   Result run() throws IOException {
     ByteBuffer greeting = ByteBuffer.allocate(18);
-    greeting.putLong(Nbd.NBDMAGIC).putLong(Nbd.IHAVEOPT).putShort((short) (HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES));
+    int advertised = (HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES) & config.handshake().flagMask();
+    greeting.putLong(Nbd.NBDMAGIC).putLong(Nbd.IHAVEOPT).putShort((short) advertised);
     wire.write(greeting.flip());
 
     ByteBuffer clientFlags = ByteBuffer.allocate(4);
@@ -82,7 +83,8 @@ final class Negotiation {
     int flags = clientFlags.flip().getInt();
     // A plain newstyle client (no FIXED_NEWSTYLE) is served too, as nbdkit and qemu do: it
     // sends only EXPORT_NAME, which needs nothing from the fixed variant.
-    if ((flags & ~ClientFlag.KNOWN) != 0) {
+    // The client flags answer the handshake flags bit for bit: one the server withheld is unknown.
+    if ((flags & ~(ClientFlag.KNOWN & advertised)) != 0) {
       log.info("{}: dropped: unknown client flags 0x{}", peer, Integer.toHexString(flags));
       return null;
     }
@@ -135,7 +137,9 @@ final class Negotiation {
           }
         }
         case Opt.STRUCTURED_REPLY -> {
-          if (data.hasRemaining()) {
+          if (!config.handshake().structuredReplies()) {
+            wire.write(Replies.optionError(option, Rep.ERR_UNSUP, "structured replies are turned off (--no-sr)"));
+          } else if (data.hasRemaining()) {
             wire.write(Replies.optionError(option, Rep.ERR_INVALID, "STRUCTURED_REPLY takes no data"));
           } else if (structuredReplies) {
             wire.write(Replies.optionError(option, Rep.ERR_INVALID, "structured replies are already on"));
@@ -144,7 +148,13 @@ final class Negotiation {
             sendAck(option);
           }
         }
-        case Opt.LIST_META_CONTEXT, Opt.SET_META_CONTEXT -> metaContext(option, data);
+        case Opt.LIST_META_CONTEXT, Opt.SET_META_CONTEXT -> {
+          if (config.handshake().metaContexts() && config.handshake().structuredReplies()) {
+            metaContext(option, data);
+          } else {
+            wire.write(Replies.optionError(option, Rep.ERR_UNSUP, "meta contexts are turned off"));
+          }
+        }
         default -> wire.write(Replies.optionError(option, Rep.ERR_UNSUP, Opt.name(option) + " is not supported"));
       }
     }

@@ -12,14 +12,15 @@ import java.nio.channels.SocketChannel;
 import java.nio.channels.WritableByteChannel;
 
 /**
- * Blocking byte I/O for one connection. Reads are buffered, so that the 28-byte request headers
- * of a busy client cost one system call per batch rather than one each; large payloads go
- * straight from the channel into the caller's buffer. Writes are not thread-safe: the caller
+ * Blocking byte I/O for one connection: a client's, or the nbd plugin's to its upstream server
+ * (an {@link EOFException} from it says "client" either way). Reads are buffered, so that the
+ * 28-byte request headers of a busy client cost one system call per batch rather than one each;
+ * large payloads go straight from the channel into the caller's buffer. Writes are not thread-safe: the caller
  * holds the connection's reply lock. After STARTTLS ({@link #startTls}) the same calls read and
  * write through TLS; the channels change only then, on the reader thread, before any request
  * thread exists.
  */
-final class Wire implements AutoCloseable {
+public final class Wire implements AutoCloseable {
   private static final int READ_BUFFER = 64 * 1024;
 
   /** The connection itself, plain: what shutdownInput and close act on. */
@@ -33,7 +34,7 @@ final class Wire implements AutoCloseable {
   /** When the write under way last moved bytes (System.nanoTime), or 0 when none is. */
   private volatile long lastWriteProgress;
 
-  Wire(ReadableByteChannel in, WritableByteChannel out) {
+  public Wire(ReadableByteChannel in, WritableByteChannel out) {
     this.rawIn = in;
     this.rawOut = out;
     this.in = in;
@@ -54,7 +55,7 @@ final class Wire implements AutoCloseable {
   }
 
   /** Fills dst to its limit. Throws EOFException when the peer closes first. */
-  void readFully(ByteBuffer dst) throws IOException {
+  public void readFully(ByteBuffer dst) throws IOException {
     if (readBuffer.hasRemaining()) {
       int n = Math.min(readBuffer.remaining(), dst.remaining());
       dst.put(dst.position(), readBuffer, readBuffer.position(), n);
@@ -82,7 +83,7 @@ final class Wire implements AutoCloseable {
   }
 
   /** Reads and discards n bytes. */
-  void skip(long n) throws IOException {
+  public void skip(long n) throws IOException {
     ByteBuffer scratch = ByteBuffer.allocate((int) Math.min(n, READ_BUFFER));
     long left = n;
     while (left > 0) {
@@ -104,7 +105,7 @@ final class Wire implements AutoCloseable {
   }
 
   /** Writes every buffer completely, with one gathering write where the channel allows. */
-  void write(ByteBuffer... buffers) throws IOException {
+  public void write(ByteBuffer... buffers) throws IOException {
     lastWriteProgress = System.nanoTime();
     try {
       if (out instanceof GatheringByteChannel gathering) {

@@ -30,10 +30,10 @@ class MainTest {
   }
 
   @Test
-  void versionNamesTheProgram() {
+  void versionNamesTheProgramAndTheNbdkitLevel() {
     Result r = jnbd("--version");
     assertThat(r.status()).isZero();
-    assertThat(r.out()).matches("jnbd \\S+\\n");
+    assertThat(r.out()).isEqualTo("jnbd " + Help.version() + " (nbdkit " + Compatibility.NBDKIT_LEVEL + " compatible)\n");
   }
 
   @Test
@@ -68,14 +68,15 @@ class MainTest {
   void dumpConfigPrintsTheVersion() {
     Result r = jnbd("--dump-config");
     assertThat(r.status()).isZero();
-    assertThat(r.out().lines().toList()).contains("name=jnbd", "version=" + Help.version(), "tls=yes");
+    assertThat(r.out().lines().toList()).contains("name=jnbd", "version=" + Compatibility.NBDKIT_LEVEL,
+        "jnbd_version=" + Help.version(), "tls=yes");
     assertThat(r.out()).containsPattern("(?m)^plugins=(.*,)?testdisk(,|$)").containsPattern("(?m)^filters=(.*,)?shrink(,|$)");
     assertThat(r.out().lines()).allMatch(line -> line.matches("[a-z_]+=.*"));
   }
 
   @Test
   void everyStartupFailureIsOneLineAndStatusOne() {
-    Map<String, String> expected = Map.of(
+    Map<String, String> expected = inOrder(
         "-f nosuch", "jnbd: unknown plugin 'nosuch' (known: ",
         "-f --filter=nope testdisk 1M", "jnbd: unknown filter 'nope' (known: ",
         "-f testdisk", "jnbd: testdisk: the size parameter is required",
@@ -84,7 +85,14 @@ class MainTest {
         "-f -t lots testdisk 1M", "jnbd: -t: not a number: 'lots'",
         "--bogus testdisk 1M", "jnbd: Unknown option: '--bogus'",
         "-f", "jnbd: no plugin given (try 'jnbd --help')",
-        "-f -i no.such.host.invalid testdisk 1M", "jnbd: no.such.host.invalid");
+        "-f -i no.such.host.invalid testdisk 1M", "jnbd: no.such.host.invalid",
+        "--name=input -f nosuch", "jnbd: input: unknown plugin 'nosuch'",
+        "-f -D nbdkit.backend.datapath testdisk 1M", "jnbd: -D nbdkit.backend.datapath: a debug flag must have the form NAME.FLAG=N",
+        "-f -D datapath=0 testdisk 1M", "jnbd: -D datapath=0: a debug flag must have the form NAME.FLAG=N",
+        "-f -D jnbd.layers=on testdisk 1M", "jnbd: -D jnbd.layers=on: 'on' is not a number",
+        "-f --vsock testdisk 1M", "jnbd: --vsock: AF_VSOCK sockets are not supported",
+        "-f --mask-handshake=x testdisk 1M", "jnbd: --mask-handshake: not a number",
+        "-f -6 -i 127.0.0.1 testdisk 1M", "jnbd: -i 127.0.0.1: no IPv6 address (-6 was given)");
     for (Map.Entry<String, String> e : expected.entrySet()) {
       Result r = jnbd(e.getKey().split(" "));
       assertThat(r.status()).as(e.getKey()).isEqualTo(1);
@@ -92,6 +100,27 @@ class MainTest {
       assertThat(r.err().lines().toList()).as(e.getKey()).hasSize(1);
       assertThat(r.err()).as(e.getKey()).startsWith(e.getValue());
     }
+  }
+
+  /** Arguments and the expected start of stderr, alternating, kept in their order. */
+  private static Map<String, String> inOrder(String... argumentsAndMessages) {
+    Map<String, String> map = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < argumentsAndMessages.length; i += 2) {
+      map.put(argumentsAndMessages[i], argumentsAndMessages[i + 1]);
+    }
+    return map;
+  }
+
+  @Test
+  void aMissingClientIsNamedWithItsPackage() {
+    assertThat(Captive.missingClients("nbdinfo \"$uri\" && qemu-img info \"$uri\" && nbdinfo --size \"$uri\"",
+        tool -> tool.equals("qemu-img")))
+        .containsExactly("jnbd: --run: nbdinfo is not installed; on Debian or Ubuntu it is in the libnbd-bin package"
+            + " (apt-get install libnbd-bin)");
+    assertThat(Captive.missingClients("my-script \"$uri\"", tool -> false)).isEmpty();
+    Result r = jnbd("testdisk", "1M", "--run", "exit 127");
+    assertThat(r.status()).isEqualTo(127);
+    assertThat(r.err()).as("nothing to name").isEmpty();
   }
 
   @Test
@@ -137,6 +166,30 @@ class MainTest {
     assertThat(vars.get("port")).matches("[1-9][0-9]*");
     assertThat(vars).containsEntry("uri", "nbd://127.0.0.1:" + vars.get("port")).containsEntry("unixsocket", "");
     assertThat(Files.readString(dir.resolve("size")).trim()).isEqualTo("65536");
+  }
+
+  /** -4 and -6 listen on one address family only; the other family's loopback finds nobody (or is closed at once). */
+  @Test
+  void ipv4OnlyAndIpv6OnlyServeOneFamily() throws Exception {
+    Tools.require("nbdinfo");
+    String both = "nbdinfo --size nbd://127.0.0.1:$port > " + dir.resolve("v4") + "; echo $? >> " + dir.resolve("v4")
+        + "; nbdinfo --size nbd://[::1]:$port > " + dir.resolve("v6") + "; echo $? >> " + dir.resolve("v6");
+    for (String family : List.of("-4", "-6", "--ipv4-only", "--ipv6-only")) {
+      Result r = jnbd(family, "-p", "0", "testdisk", "64k", "--run", both);
+      assertThat(r.status()).as(r.err()).isZero();
+      boolean v4 = family.contains("4");
+      assertThat(Files.readString(dir.resolve("v4")).trim()).as(family + " over IPv4").isEqualTo(v4 ? "65536\n0" : "1");
+      assertThat(Files.readString(dir.resolve("v6")).trim()).as(family + " over IPv6").isEqualTo(v4 ? "1" : "65536\n0");
+    }
+  }
+
+  /** Without SELinux here, --selinux-label is accepted and the socket serves as usual. */
+  @Test
+  void selinuxLabelIsAcceptedWhereSelinuxIsOff() throws Exception {
+    Tools.require("nbdinfo");
+    Result r = jnbd("--selinux-label", "system_u:object_r:svirt_socket_t:s0", "-U", "-", "testdisk", "64k",
+        "--run", "nbdinfo --size \"$uri\" >/dev/null");
+    assertThat(r.status()).as(r.err()).isZero();
   }
 
   @Test

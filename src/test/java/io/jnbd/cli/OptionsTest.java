@@ -119,4 +119,33 @@ class OptionsTest {
         .isInstanceOf(ConfigException.class)
         .hasMessage("testdisk: '4k' is not key=value, and this plugin takes no bare value");
   }
+
+  @Test
+  void nbdkitsOtherSpellingsOfTheOptionsAreAccepted() {
+    Options o = Options.parse(new String[] {"--no-fork", "--read-only", "--pid-file", "/tmp/p", "--ip-addr", "::1",
+        "--export-name", "disk", "--new-style", "--name", "input", "testdisk", "1M"});
+    assertThat(o.foreground).isTrue();
+    assertThat(o.readOnly).isTrue();
+    assertThat(o.pidfile).isEqualTo(Path.of("/tmp/p"));
+    assertThat(o.ipaddr).isEqualTo("::1");
+    assertThat(o.exportName).isEqualTo("disk");
+    assertThat(o.name).isEqualTo("input");
+    assertThat(Options.parse(new String[] {"--export", "e", "--stdin", "testdisk", "1M"}).single).isTrue();
+  }
+
+  @Test
+  void theLastOfMinus4AndMinus6Counts() {
+    assertThat(Options.parse(new String[] {"-4", "-6", "testdisk", "1M"}).tcpFamily).isEqualTo(java.net.StandardProtocolFamily.INET6);
+    assertThat(Options.parse(new String[] {"-6", "-4", "testdisk", "1M"}).tcpFamily).isEqualTo(java.net.StandardProtocolFamily.INET);
+    assertThat(Options.parse(new String[] {"testdisk", "1M"}).tcpFamily).isNull();
+  }
+
+  @Test
+  void handshakeOptionsReachTheServerConfig() {
+    assertThat(Options.parse(new String[] {"testdisk", "1M"}).serverConfig().handshake()).isEqualTo(ServerConfig.Handshake.FULL);
+    ServerConfig.Handshake limited = Options.parse(new String[] {"--mask-handshake=7", "--no-sr", "--no-mc", "testdisk", "1M"})
+        .serverConfig().handshake();
+    assertThat(limited).isEqualTo(new ServerConfig.Handshake(3, false, false));
+    assertThat(Options.parse(new String[] {"--mask-handshake", "1", "testdisk", "1M"}).serverConfig().handshake().flagMask()).isEqualTo(1);
+  }
 }

@@ -101,6 +101,112 @@ class ProcessIT {
   }
 
   /**
+   * password=-FD, as virt-v2v passes it: the secret comes from a descriptor the server inherits,
+   * here a pipe, both in the foreground and when a background start hands it to its child JVM
+   * (which inherits only 0, 1 and 2).
+   */
+  @Test
+  void aPasswordFromAnInheritedDescriptorReachesTheOrigin() throws Exception {
+    Tools.require("nbdinfo");
+    String expected = "Basic " + Base64.getEncoder().encodeToString("carol:piped-pw".getBytes(StandardCharsets.UTF_8));
+    try (RangeOrigin origin = RangeOrigin.http(new byte[1 << 20])) {
+      origin.authorized = headers -> expected.equals(headers.getFirst("Authorization"));
+      Path socket = dir.resolve("nbd.sock");
+      Path pidfile = dir.resolve("jnbd.pid");
+      // The shell moves the pipe from its stdin to descriptor 3 before it runs the server.
+      String foreground = "printf 'piped-pw\\n' | { exec 3<&0 </dev/null; exec "
+          + String.join(" ", jnbd("http", "url=" + origin.url(), "user=carol", "password=-3",
+              "--run", "nbdinfo --size \"$uri\"").stream().map(ProcessIT::shellQuote).toList()) + "; }";
+      Tools.Result served = Tools.run(List.of("sh", "-c", foreground), Map.of(), 120);
+      assertThat(served.exitCode()).as(served.stderr()).isZero();
+      assertThat(served.stdout().trim()).isEqualTo("1048576");
+      String background = "printf 'piped-pw\\n' | { exec 3<&0 </dev/null; exec "
+          + String.join(" ", jnbd("-U", socket.toString(), "-P", pidfile.toString(),
+              "http", "url=" + origin.url(), "user=carol", "password=-3").stream().map(ProcessIT::shellQuote).toList()) + "; }";
+      Tools.Result start = Tools.run(List.of("sh", "-c", background), Map.of(), 120);
+      assertThat(start.exitCode()).as(start.stderr()).isZero();
+      ProcessHandle server = ProcessHandle.of(Long.parseLong(Files.readString(pidfile).trim())).orElseThrow();
+      try {
+        Tools.nbdsh("nbd+unix:///?socket=" + socket, "h.pread(4096, 0)").assertSuccess();
+      } finally {
+        server.destroy();
+        server.onExit().get(60, TimeUnit.SECONDS);
+      }
+      assertThat(origin.unauthorized.get()).isZero();
+      assertThat(origin.rangedGets.get()).isPositive();
+    }
+  }
+
+  /**
+   * Socket activation: systemd-socket-activate listens, runs jnbd on the first connection with
+   * the socket as descriptor 3 and LISTEN_PID/LISTEN_FDS set, and jnbd serves on it without
+   * detaching; with an option that names another socket it refuses to start, as nbdkit does.
+   */
+  @Test
+  void socketActivationServesOnThePassedSocketAndRefusesAnotherOne() throws Exception {
+    Tools.require("systemd-socket-activate", "nbdinfo");
+    Path socket = dir.resolve("activated.sock");
+    Path pidfile = dir.resolve("jnbd.pid");
+    List<String> command = new ArrayList<>(List.of("systemd-socket-activate", "-l", socket.toString(), "--"));
+    command.addAll(jnbd("-P", pidfile.toString(), "testdisk", "1M"));
+    Process activator = new ProcessBuilder(command).redirectErrorStream(true).start();
+    try {
+      awaitFile(socket);
+      assertThat(Tools.run("nbdinfo", "--size", "nbd+unix:///?socket=" + socket).assertSuccess().stdout().trim())
+          .isEqualTo("1048576");
+      awaitFile(pidfile);
+      assertThat(Long.parseLong(Files.readString(pidfile).trim())).as("jnbd stayed the activated process")
+          .isEqualTo(activator.pid());
+      activator.destroy(); // SIGTERM, to jnbd itself
+      assertThat(activator.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(activator.exitValue()).isZero();
+    } finally {
+      activator.destroyForcibly();
+    }
+
+    Path refused = dir.resolve("refused.sock");
+    command = new ArrayList<>(List.of("systemd-socket-activate", "-l", refused.toString(), "--"));
+    command.addAll(jnbd("-p", "0", "testdisk", "1M"));
+    activator = new ProcessBuilder(command).redirectErrorStream(true).start();
+    try {
+      awaitFile(refused);
+      assertThat(Tools.run("nbdinfo", "--size", "nbd+unix:///?socket=" + refused).exitCode()).isNotZero();
+      assertThat(activator.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(activator.exitValue()).isEqualTo(1);
+      assertThat(new String(activator.getInputStream().readAllBytes(), StandardCharsets.UTF_8))
+          .contains("jnbd: cannot use socket activation with -p");
+    } finally {
+      activator.destroyForcibly();
+    }
+  }
+
+  private static void awaitFile(Path file) throws InterruptedException {
+    for (int i = 0; i < 1200 && !Files.exists(file); i++) {
+      Thread.sleep(50);
+    }
+    assertThat(file).exists();
+  }
+
+  /**
+   * The README's first command: with nbdinfo installed it shows the disk; on a machine without
+   * it (here: a PATH that leads nowhere) it ends with the shell's status 127 and says which
+   * package to install.
+   */
+  @Test
+  void readmesFirstCommandWorksOrNamesThePackageToInstall() throws Exception {
+    Tools.require("nbdinfo");
+    List<String> readme = jnbd("--run", "nbdinfo \"$uri\"", "memory", "1G");
+    Tools.Result shown = Tools.run(readme, Map.of(), 120);
+    assertThat(shown.exitCode()).as(shown.stderr()).isZero();
+    assertThat(shown.stdout()).contains("export-size: 1073741824");
+    Path emptyPath = Files.createDirectory(dir.resolve("bin"));
+    Tools.Result missing = Tools.run(readme, Map.of("PATH", emptyPath.toString()), 120);
+    assertThat(missing.exitCode()).isEqualTo(127);
+    assertThat(missing.stderr()).contains(
+        "jnbd: --run: nbdinfo is not installed; on Debian or Ubuntu it is in the libnbd-bin package (apt-get install libnbd-bin)");
+  }
+
+  /**
    * SIGTERM is a clean stop: writes acknowledged by a writeback cache (never flushed by the
    * client) reach the file, the socket and pidfile go, and the exit status is 0, as nbdkit's.
    */
@@ -151,6 +257,19 @@ class ProcessIT {
     assertThat(layers).contains("server -> stats: extents").contains("stats -> memory: extents").doesNotContain(" ok in ");
   }
 
+  /** The count filter's totals reach the log with -v at exit, after a real client's requests. */
+  @Test
+  void countFilterLogsTheTotalsWithVerbose() throws Exception {
+    Tools.require("nbdsh");
+    String script = "nbdsh -u \"$uri\" -c 'h.pwrite(b\"x\" * 4096, 0); h.pread(8192, 0); h.zero(4096, 8192); h.trim(4096, 0)'";
+    String verbose = Tools.run(jnbd("-v", "-D", "nbdkit.backend.datapath=0", "--filter=count", "--run", script,
+        "memory", "1M"), Map.of(), 120).assertSuccess().stderr();
+    assertThat(verbose).contains("count bytes: read 8192, written 4096, zeroed 4096, trimmed 4096");
+    String quiet = Tools.run(jnbd("--filter=count", "--run", script, "memory", "1M"), Map.of(), 120)
+        .assertSuccess().stderr();
+    assertThat(quiet).doesNotContain("count bytes:");
+  }
+
   /**
    * virt-v2v's server line for a remote input, word for word, then its copy: nbdcopy with 64
    * requests in flight and a flush, byte-identical; then again while the origin refuses
@@ -190,11 +309,16 @@ class ProcessIT {
     }
   }
 
-  /** virt-v2v 2.2.0's vCenter line (cow outermost, retry next to the plugin) and upstream's vddk filters over http. */
+  /**
+   * virt-v2v 2.2.0's vCenter line (cow outermost, retry next to the plugin), upstream's (with the
+   * options it adds when the probes say they are there) and upstream's vddk filters over http.
+   */
   static Stream<Arguments> virtV2vFilterLines() {
     return Stream.of(
         Arguments.of("2.2.0 vCenter", List.of("--filter", "cow", "--filter", "cacheextents", "--filter", "retry",
             "curl", "timeout=2000")),
+        Arguments.of("upstream vCenter", List.of("--name", "input", "--selinux-label", "system_u:object_r:svirt_socket_t:s0",
+            "--verbose", "--filter", "cow", "--filter", "count", "--filter", "retry", "curl", "timeout=2000")),
         Arguments.of("upstream vddk filters", List.of("--filter", "multi-conn", "--filter", "cow", "--filter", "blocksize",
             "--filter", "retry", "http", "minblock=512", "maxdata=2M", "multi-conn-mode=disable", "cow-block-size=4096")));
   }
@@ -317,7 +441,7 @@ class ProcessIT {
         .start();
     String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertThat(process.waitFor()).isZero();
-    assertThat(out).matches("jnbd \\S+\\n");
+    assertThat(out).matches("jnbd \\S+ \\(nbdkit \\d+\\.\\d+\\.\\d+ compatible\\)\\n");
   }
 
   private static long modified(Path file) {

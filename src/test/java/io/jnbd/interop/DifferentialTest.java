@@ -13,9 +13,12 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.TreeMap;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -33,6 +36,7 @@ class DifferentialTest {
   private static final String SIZE = "4M";
   private static Path probe;
 
+  private static final Pattern EXPORT_NAME = Pattern.compile("\"export-name\": \"([^\"]*)\"");
   @TempDir Path temp;
 
   @BeforeAll
@@ -87,6 +91,45 @@ class DifferentialTest {
       expected.put(prefix + "zero_fast", "\"ok\"");
     }
     assertSameExcept(jnbd, nbdkit, expected);
+  }
+
+  /**
+   * dir= mode as a client sees it, jnbd against nbdkit: the same exports listed (regular files
+   * and links to them; not a subdirectory, a FIFO or a dangling link), the default export and a
+   * path refused, and each file served whole.
+   */
+  @Test
+  void filePluginDirectoryMode() throws Exception {
+    Tools.require("nbdinfo", "nbdcopy");
+    Path disks = Files.createDirectory(temp.resolve("disks"));
+    byte[] disk1 = new byte[3 << 20];
+    new Random(5).nextBytes(disk1);
+    Files.write(disks.resolve("disk0"), new byte[1 << 20]);
+    Files.write(disks.resolve("disk1"), disk1);
+    Files.write(disks.resolve(".hidden"), new byte[512]);
+    Files.createDirectory(disks.resolve("sub"));
+    Files.createSymbolicLink(disks.resolve("link1"), Path.of("disk1"));
+    Files.createSymbolicLink(disks.resolve("dangling"), Path.of("/nonexistent"));
+    Tools.run("mkfifo", disks.resolve("fifo").toString()).assertSuccess();
+    List<String> command = List.of("file", "dir=" + disks);
+    try (TestServer jnbd = serve(command, ServerConfig.defaults()); Nbdkit nbdkit = new Nbdkit(command)) {
+      String jnbdSeen = observeDirectory("jnbd", jnbd.socket(), disk1);
+      assertThat(jnbdSeen).isEqualTo(observeDirectory("nbdkit", nbdkit.socket(), disk1))
+          .isEqualTo("exports [.hidden, disk0, disk1, link1]; default refused; path refused; link1 served whole");
+    }
+  }
+
+  private String observeDirectory(String server, Path socket, byte[] disk1) throws IOException {
+    String listing = Tools.run("nbdinfo", "--list", "--json", "nbd+unix:///?socket=" + socket).assertSuccess().stdout();
+    // nbdkit lists in directory order, jnbd by name.
+    List<String> names = EXPORT_NAME.matcher(listing).results().map(match -> match.group(1)).sorted().toList();
+    boolean defaultRefused = Tools.run("nbdinfo", "nbd+unix:///?socket=" + socket).exitCode() != 0;
+    boolean pathRefused = Tools.run("nbdinfo", "nbd+unix:///sub%2F..%2Fdisk0?socket=" + socket).exitCode() != 0;
+    Path copy = temp.resolve(server + "-copy.img");
+    Tools.run("nbdcopy", "nbd+unix:///link1?socket=" + socket, copy.toString()).assertSuccess();
+    boolean whole = Arrays.equals(Files.readAllBytes(copy), disk1);
+    return "exports " + names + "; default " + (defaultRefused ? "refused" : "served") + "; path "
+        + (pathRefused ? "refused" : "served") + "; link1 " + (whole ? "served whole" : "served wrong");
   }
 
   /**

@@ -40,6 +40,8 @@ class LinkTest {
     final AtomicInteger mostAtOnce = new AtomicInteger();
     final AtomicInteger reads = new AtomicInteger();
     volatile int shortBy;
+    /** When set, each read counts it down and waits (boundedly) for the others it counts. */
+    volatile CountDownLatch company;
 
     WatchedPlugin(ThreadModel model) {
       this.model = model;
@@ -60,7 +62,14 @@ class LinkTest {
           reads.incrementAndGet();
           mostAtOnce.accumulateAndGet(running.incrementAndGet(), Math::max);
           try {
-            Thread.sleep(2);
+            CountDownLatch meeting = company;
+            if (meeting != null) {
+              meeting.countDown();
+              // Bounded: under a serializing link the others can never arrive, and the test fails.
+              meeting.await(10, TimeUnit.SECONDS);
+            } else {
+              Thread.sleep(2);
+            }
           } catch (InterruptedException e) {
             throw new IOException(e);
           } finally {
@@ -135,10 +144,10 @@ class LinkTest {
   @Test
   void aParallelLayerIsNotSerialized() throws IOException {
     WatchedPlugin plugin = new WatchedPlugin(ThreadModel.PARALLEL);
-    for (int attempt = 0; attempt < 20 && plugin.mostAtOnce.get() < 2; attempt++) {
-      try (Export export = open(fanningOut(), plugin)) {
-        export.pread(ByteBuffer.allocate(4096), 0);
-      }
+    // Two of the fanned-out reads must be inside the plugin together: each waits for the other.
+    plugin.company = new CountDownLatch(2);
+    try (Export export = open(fanningOut(), plugin)) {
+      export.pread(ByteBuffer.allocate(4096), 0);
     }
     assertThat(plugin.mostAtOnce.get()).isGreaterThan(1);
   }

@@ -20,27 +20,54 @@ class MemoryBudgetTest {
   @Test
   void requestsWaitingForTheServerAreServedInOrderOfArrival() throws Exception {
     MemoryBudget budget = new MemoryBudget(160 * MIB); // shares of 10 MiB
-    MemoryBudget.Account holder = budget.openAccount();
-    assertThat(holder.take(150 * MIB)).isTrue();
+    List<MemoryBudget.Account> holders = new java.util.ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      holders.add(budget.openAccount());
+      assertThat(holders.get(i).take(10 * MIB)).isTrue();
+    }
     List<String> order = new CopyOnWriteArrayList<>();
-    Thread large = Thread.ofPlatform().name("large").start(() -> {
-      budget.openAccount().take(40 * MIB);
-      order.add("large");
+    Thread first = Thread.ofPlatform().name("first").start(() -> {
+      budget.openAccount().take(8 * MIB);
+      order.add("first");
     });
-    awaitWaiting(large);
+    awaitWaiting(first);
     assertThat(budget.starved()).isTrue();
-    // 5 MiB would fit beside the 150 held, but the 40 MiB request came first.
-    Thread small = Thread.ofPlatform().name("small").start(() -> {
-      budget.openAccount().take(5 * MIB);
-      order.add("small");
+    Thread second = Thread.ofPlatform().name("second").start(() -> {
+      budget.openAccount().take(2 * MIB);
+      order.add("second");
     });
-    // Parked behind the large one (without the line, it would have taken its 5 MiB at once).
-    awaitWaiting(small);
+    awaitWaiting(second);
+    // 2 MiB would now fit the second, but the first came before it.
+    holders.get(0).give(2 * MIB);
+    Thread.sleep(50);
     assertThat(order).isEmpty();
-    holder.give(150 * MIB);
-    large.join(10_000);
-    small.join(10_000);
-    assertThat(order).containsExactlyInAnyOrder("large", "small");
+    holders.get(0).give(8 * MIB);
+    first.join(10_000);
+    second.join(10_000);
+    assertThat(order).containsExactlyInAnyOrder("first", "second");
+    assertThat(budget.starved()).isFalse();
+  }
+
+  @Test
+  void largeRequestsShareHalfTheBudgetAndDoNotHoldUpSmallOnes() throws Exception {
+    MemoryBudget budget = new MemoryBudget(160 * MIB); // shares of 10 MiB; 80 MiB for larger requests
+    MemoryBudget.Account one = budget.openAccount();
+    MemoryBudget.Account two = budget.openAccount();
+    assertThat(one.take(40 * MIB)).isTrue();
+    assertThat(two.take(40 * MIB)).isTrue();
+    List<String> order = new CopyOnWriteArrayList<>();
+    Thread third = Thread.ofPlatform().name("third large").start(() -> {
+      budget.openAccount().take(40 * MIB);
+      order.add("third large");
+    });
+    awaitWaiting(third);
+    assertThat(budget.starved()).as("a large request waits for the larger requests' half").isTrue();
+    // The server has 80 MiB free: a small request takes its part at once, the large one waits on.
+    assertThat(budget.openAccount().take(5 * MIB)).isTrue();
+    assertThat(order).isEmpty();
+    one.give(40 * MIB);
+    third.join(10_000);
+    assertThat(order).containsExactly("third large");
     assertThat(budget.starved()).isFalse();
   }
 

@@ -25,14 +25,20 @@ public final class Tools {
   }
 
   /** The Debian package that provides each tool a test may require. */
-  private static final Map<String, String> PACKAGES = Map.of(
-      "nbdinfo", "libnbd-bin",
-      "nbdcopy", "libnbd-bin",
-      "nbdsh", "python3-libnbd",
-      "qemu-img", "qemu-utils",
-      "qemu-nbd", "qemu-utils",
-      "nbdkit", "nbdkit",
-      "python3-libnbd", "python3-libnbd");
+  private static final Map<String, String> PACKAGES = Map.ofEntries(
+      Map.entry("nbdinfo", "libnbd-bin"),
+      Map.entry("nbdcopy", "libnbd-bin"),
+      Map.entry("nbdsh", "python3-libnbd"),
+      Map.entry("qemu-img", "qemu-utils"),
+      Map.entry("qemu-nbd", "qemu-utils"),
+      Map.entry("nbdkit", "nbdkit"),
+      Map.entry("qemu-io", "qemu-utils"),
+      Map.entry("fincore", "util-linux"),
+      Map.entry("systemd-socket-activate", "systemd"),
+      Map.entry("chattr", "e2fsprogs"),
+      Map.entry("sshd", "openssh-server"),
+      Map.entry("ssh-keygen", "openssh-client"),
+      Map.entry("python3-libnbd", "python3-libnbd"));
 
   private static final Map<String, java.util.concurrent.atomic.AtomicInteger> REQUIRED = new java.util.concurrent.ConcurrentHashMap<>();
 
@@ -64,7 +70,7 @@ public final class Tools {
   }
 
   private static boolean onPath(String program) {
-    for (String dir : ("/usr/bin:/bin:" + System.getenv().getOrDefault("PATH", "")).split(":")) {
+    for (String dir : ("/usr/bin:/bin:/usr/sbin:" + System.getenv().getOrDefault("PATH", "")).split(":")) {
       if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, program))) {
         return true;
       }

@@ -19,10 +19,51 @@ import java.util.List;
  * requests and payloads over the maximum get EINVAL.
  */
 public final class BlocksizePolicyFilter implements Filter {
-  private static final long LIMIT = 0xFFFF_FFFFL;
   private Long minimum;
   private Long preferred;
   private Long maximum;
+  private Policy policy = new Policy(null, null, null);
+
+  /**
+   * The configured sizes, null where the layer below decides; checked against each other and
+   * against the default constraints when built.
+   */
+  record Policy(Long minimum, Long preferred, Long maximum) {
+    private static final long LIMIT = 0xFFFF_FFFFL;
+
+    Policy {
+      check("blocksize-minimum", minimum);
+      check("blocksize-preferred", preferred);
+      check("blocksize-maximum", maximum);
+      try {
+        merge(minimum, preferred, maximum, BlockSize.DEFAULT);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException("blocksize-policy: " + e.getMessage());
+      }
+    }
+
+    private static void check(String key, Long size) {
+      if (size != null && (size < 1 || size > LIMIT)) {
+        throw new ConfigException("blocksize-policy: " + key + ": must be between 1 and 4294967295: " + size);
+      }
+    }
+
+    /**
+     * The constraints below, with the configured ones in their place; a size taken from below is
+     * raised to fit a larger configured one (a minimum of 16K makes a preferred 4K from below 16K).
+     */
+    BlockSize merge(BlockSize below) {
+      return merge(minimum, preferred, maximum, below != null ? below : BlockSize.DEFAULT);
+    }
+
+    // Static: the compact constructor checks its parameters before the fields are set.
+    private static BlockSize merge(Long minimum, Long preferred, Long maximum, BlockSize base) {
+      long min = minimum != null ? minimum : base.minimum();
+      long pref = preferred != null ? preferred : Math.max(min, base.preferred());
+      long max = maximum != null ? maximum : Math.max(pref, base.maximum());
+      return new BlockSize((int) min, (int) pref, (int) max);
+    }
+  }
 
   @Override
   public String name() {
@@ -45,9 +86,9 @@ public final class BlocksizePolicyFilter implements Filter {
   @Override
   public boolean config(String key, String value) {
     switch (key) {
-      case "blocksize-minimum" -> minimum = parse(key, value);
-      case "blocksize-preferred" -> preferred = parse(key, value);
-      case "blocksize-maximum" -> maximum = parse(key, value);
+      case "blocksize-minimum" -> minimum = Values.parseSize("blocksize-policy: " + key, value);
+      case "blocksize-preferred" -> preferred = Values.parseSize("blocksize-policy: " + key, value);
+      case "blocksize-maximum" -> maximum = Values.parseSize("blocksize-policy: " + key, value);
       default -> {
         return false;
       }
@@ -55,38 +96,14 @@ public final class BlocksizePolicyFilter implements Filter {
     return true;
   }
 
-  private static long parse(String key, String value) {
-    long size = Values.parseSize(name(key), value);
-    if (size < 1 || size > LIMIT) {
-      throw new ConfigException(name(key) + ": must be between 1 and 4294967295: " + value);
-    }
-    return size;
-  }
-
-  private static String name(String key) {
-    return "blocksize-policy: " + key;
-  }
-
   @Override
   public void configComplete() {
-    // Checks the configured values against each other; the layer below fills the rest at open.
-    long min = minimum != null ? minimum : 1;
-    long pref = preferred != null ? preferred : Math.max(min, BlockSize.DEFAULT.preferred());
-    long max = maximum != null ? maximum : Math.max(pref, BlockSize.DEFAULT.maximum());
-    try {
-      new BlockSize((int) min, (int) pref, (int) max);
-    } catch (IllegalArgumentException e) {
-      throw new ConfigException("blocksize-policy: " + e.getMessage());
-    }
+    policy = new Policy(minimum, preferred, maximum);
   }
 
-  /** The constraints below, with the configured ones in their place. */
+  /** The constraints below with the configured ones in their place. */
   BlockSize merge(BlockSize below) {
-    BlockSize base = below != null ? below : BlockSize.DEFAULT;
-    return new BlockSize(
-        minimum != null ? minimum.intValue() : base.minimum(),
-        preferred != null ? preferred.intValue() : base.preferred(),
-        maximum != null ? (int) maximum.longValue() : base.maximum());
+    return policy.merge(below);
   }
 
   @Override

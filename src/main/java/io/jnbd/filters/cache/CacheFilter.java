@@ -6,6 +6,10 @@ import io.jnbd.api.Filter;
 import io.jnbd.api.Layer;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Values;
+import io.jnbd.blockcache.BlockCache;
+import io.jnbd.blockcache.CacheExport;
+import io.jnbd.blockcache.CacheMode;
+import io.jnbd.blockcache.CacheSettings;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;
@@ -30,7 +34,7 @@ public final class CacheFilter implements Filter {
   private long maxSize;
   private int highThreshold = 95;
   private int lowThreshold = 80;
-  private int blockSize = CacheSettings.DEFAULT_BLOCK_SIZE;
+  private long blockSize = CacheSettings.DEFAULT_BLOCK_SIZE;
   private boolean inMemory;
   private CacheSettings settings;
 
@@ -67,13 +71,7 @@ public final class CacheFilter implements Filter {
       case "cache-max-size" -> maxSize = Values.parseSize("cache: " + key, value);
       case "cache-high-threshold" -> highThreshold = Values.parseInt("cache: " + key, value, 1, 100);
       case "cache-low-threshold" -> lowThreshold = Values.parseInt("cache: " + key, value, 0, 99);
-      case "cache-min-block-size" -> {
-        long size = Values.parseSize("cache: " + key, value);
-        if (Long.bitCount(size) != 1 || size < 4096 || size > BlockCache.MAX_RUN) {
-          throw new ConfigException("cache: cache-min-block-size must be a power of 2 from 4K to 32M: " + value);
-        }
-        blockSize = (int) size;
-      }
+      case "cache-min-block-size" -> blockSize = Values.parseSize("cache: " + key, value);
       case "cache-storage" -> {
         switch (value.trim().toLowerCase(Locale.ROOT)) {
           case "file" -> inMemory = false;
@@ -90,14 +88,10 @@ public final class CacheFilter implements Filter {
 
   @Override
   public void configComplete() {
-    if (lowThreshold >= highThreshold) {
-      throw new ConfigException("cache: cache-low-threshold (" + lowThreshold + ") must be below cache-high-threshold (" + highThreshold + ")");
-    }
-    if (maxSize > 0 && maxSize < blockSize) {
-      throw new ConfigException("cache: cache-max-size must be at least one block (" + blockSize + " bytes)");
-    }
     long bound = maxSize == 0 && inMemory ? DEFAULT_MEMORY_SIZE : maxSize;
-    settings = new CacheSettings(mode, cacheOnRead, bound, highThreshold, lowThreshold, blockSize, inMemory);
+    // Out of int range is out of the record's range too: it names the limits.
+    int block = (int) Math.min(blockSize, Integer.MAX_VALUE);
+    settings = new CacheSettings(mode, cacheOnRead, bound, highThreshold, lowThreshold, block, inMemory);
   }
 
   @Override
@@ -118,7 +112,7 @@ public final class CacheFilter implements Filter {
       if (cache == null) {
         cache = new BlockCache(settings, size);
         caches.put(exportName, cache);
-        log.debug("cache: export '{}': {} slots of {} bytes, {}", exportName, cache.capacity(), blockSize, settings);
+        log.debug("cache: export '{}': {} slots of {} bytes, {}", exportName, cache.capacity(), settings.blockSize(), settings);
       }
       return cache;
     } finally {

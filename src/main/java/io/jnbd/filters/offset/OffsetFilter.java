@@ -18,6 +18,14 @@ public final class OffsetFilter implements Filter {
   private long offset;
   /** The window's length; null serves through to the end of the layer below. */
   private Long range;
+  private Window window = new Window(0, null);
+
+  /** The configured window; where it ends is known only at open, from the size below. */
+  record Window(long offset, Long range) {
+    WindowExport.Span over(long belowSize) {
+      return new WindowExport.Span(offset, range != null ? range : Math.max(0, belowSize - offset));
+    }
+  }
 
   @Override
   public String name() {
@@ -49,8 +57,12 @@ public final class OffsetFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    window = new Window(offset, range);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    return WindowExport.open(next, readOnly, exportName, "offset",
-        below -> new WindowExport.Span(offset, range != null ? range : Math.max(0, below.size() - offset)));
+    return WindowExport.open(next, readOnly, exportName, "offset", below -> window.over(below.size()));
   }
 }

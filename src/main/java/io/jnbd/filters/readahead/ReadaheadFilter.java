@@ -1,6 +1,5 @@
 package io.jnbd.filters.readahead;
 
-import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
 import io.jnbd.api.Filter;
 import io.jnbd.api.Layer;
@@ -8,9 +7,9 @@ import io.jnbd.api.Parameter;
 import io.jnbd.api.Support;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.api.Values;
-import io.jnbd.filters.cache.BlockCache;
-import io.jnbd.filters.cache.CacheExport;
-import io.jnbd.filters.cache.CacheSettings;
+import io.jnbd.blockcache.BlockCache;
+import io.jnbd.blockcache.CacheExport;
+import io.jnbd.blockcache.CacheSettings;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;
@@ -30,7 +29,16 @@ import org.slf4j.LoggerFactory;
 public final class ReadaheadFilter implements Filter {
   private static final Logger log = LoggerFactory.getLogger(ReadaheadFilter.class);
 
-  private ReadaheadSettings settings = ReadaheadSettings.defaults();
+  private static final ReadaheadSettings DEFAULTS = ReadaheadSettings.defaults();
+
+  private long window = DEFAULTS.window();
+  private long maxWindow = DEFAULTS.maxWindow();
+  private long chunk = DEFAULTS.chunk();
+  private int maxInFlight = DEFAULTS.maxInFlight();
+  private int confirm = DEFAULTS.confirm();
+  private int streams = DEFAULTS.streams();
+  private long cacheSize = DEFAULTS.cacheSize();
+  private ReadaheadSettings settings = DEFAULTS;
   private final ReentrantLock exportsLock = new ReentrantLock();
   private final Map<String, StreamTable> tables = new HashMap<>();
   private final Map<String, BlockCache> ownCaches = new HashMap<>();
@@ -61,47 +69,25 @@ public final class ReadaheadFilter implements Filter {
 
   @Override
   public boolean config(String key, String value) {
-    ReadaheadSettings s = settings;
     String what = "readahead: " + key;
-    settings =
-        switch (key) {
-          case "readahead-window" -> new ReadaheadSettings(positive(what, value), s.maxWindow(), s.chunk(), s.maxInFlight(), s.confirm(), s.streams(), s.cacheSize());
-          case "readahead-max-window" -> s.withMaxWindow(positive(what, value));
-          case "readahead-chunk" -> new ReadaheadSettings(s.window(), s.maxWindow(), chunk(what, value), s.maxInFlight(), s.confirm(), s.streams(), s.cacheSize());
-          case "readahead-max-in-flight" -> new ReadaheadSettings(s.window(), s.maxWindow(), s.chunk(), Values.parseInt(what, value, 1, 1024), s.confirm(), s.streams(), s.cacheSize());
-          case "readahead-confirm" -> new ReadaheadSettings(s.window(), s.maxWindow(), s.chunk(), s.maxInFlight(), Values.parseInt(what, value, 1, 1000), s.streams(), s.cacheSize());
-          case "readahead-streams" -> new ReadaheadSettings(s.window(), s.maxWindow(), s.chunk(), s.maxInFlight(), s.confirm(), Values.parseInt(what, value, 1, 1024), s.cacheSize());
-          case "readahead-cache-size" -> new ReadaheadSettings(s.window(), s.maxWindow(), s.chunk(), s.maxInFlight(), s.confirm(), s.streams(), positive(what, value));
-          default -> null;
-        };
-    if (settings == null) {
-      settings = s;
-      return false;
+    switch (key) {
+      case "readahead-window" -> window = Values.parseSize(what, value);
+      case "readahead-max-window" -> maxWindow = Values.parseSize(what, value);
+      case "readahead-chunk" -> chunk = Values.parseSize(what, value);
+      case "readahead-max-in-flight" -> maxInFlight = Values.parseInt(what, value, 1, 1024);
+      case "readahead-confirm" -> confirm = Values.parseInt(what, value, 1, 1000);
+      case "readahead-streams" -> streams = Values.parseInt(what, value, 1, 1024);
+      case "readahead-cache-size" -> cacheSize = Values.parseSize(what, value);
+      default -> {
+        return false;
+      }
     }
     return true;
   }
 
-  private static long positive(String what, String value) {
-    long size = Values.parseSize(what, value);
-    if (size <= 0) {
-      throw new ConfigException(what + ": must be greater than 0");
-    }
-    return size;
-  }
-
-  private static long chunk(String what, String value) {
-    long size = positive(what, value);
-    if (size > 32L << 20) {
-      throw new ConfigException(what + ": at most 32M");
-    }
-    return size;
-  }
-
   @Override
   public void configComplete() {
-    if (settings.window() > settings.maxWindow()) {
-      throw new ConfigException("readahead: readahead-window must not exceed readahead-max-window");
-    }
+    settings = new ReadaheadSettings(window, maxWindow, chunk, maxInFlight, confirm, streams, cacheSize);
   }
 
   @Override

@@ -23,6 +23,7 @@ public final class RetryFilter implements Filter {
   private Duration delay = Duration.ofSeconds(2);
   private boolean exponential = true;
   private boolean reopenReadOnly;
+  private RetryPolicy policy;
 
   public RetryFilter() {
     this(Sleeper.REAL);
@@ -65,6 +66,11 @@ public final class RetryFilter implements Filter {
     return true;
   }
 
+  @Override
+  public void configComplete() {
+    policy = new RetryPolicy(retries, delay, exponential);
+  }
+
   /** A retry delay as nbdkit takes it: any delay but none at all. */
   static Duration positiveDelay(String what, String value) {
     Duration parsed = Values.parseDelay(what, value);
@@ -79,7 +85,7 @@ public final class RetryFilter implements Filter {
     Export first = next.open(readOnly, exportName);
     try {
       return new ReopeningExport(first, next, readOnly, exportName,
-          new RetryPolicy(retries, delay, exponential), reopenReadOnly, sleeper);
+          policy, reopenReadOnly, sleeper);
     } catch (IOException | RuntimeException e) {
       first.close();
       throw e;

@@ -25,6 +25,7 @@ public final class RetryRequestFilter implements Filter {
   private int retries = 2;
   private Duration delay = Duration.ofSeconds(2);
   private boolean retryOpen = true;
+  private RetryPolicy policy;
 
   public RetryRequestFilter() {
     this(Sleeper.REAL);
@@ -66,10 +67,15 @@ public final class RetryRequestFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    policy = new RetryPolicy(retries, delay, false);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = openRetrying(next, readOnly, exportName);
     try {
-      return new SameExport(below, new RetryPolicy(retries, delay, false), sleeper);
+      return new SameExport(below, policy, sleeper);
     } catch (IOException | RuntimeException e) {
       below.close();
       throw e;
@@ -81,12 +87,12 @@ public final class RetryRequestFilter implements Filter {
       try {
         return next.open(readOnly, exportName);
       } catch (IOException e) {
-        if (!retryOpen || retry > retries) {
+        if (!retryOpen || retry > policy.retries()) {
           throw e;
         }
-        log.debug("retry-request: open of '{}' failed ({}); retry {} of {}", exportName, e.getMessage(), retry, retries);
+        log.debug("retry-request: open of '{}' failed ({}); retry {} of {}", exportName, e.getMessage(), retry, policy.retries());
         try {
-          sleeper.sleep(delay);
+          sleeper.sleep(policy.delay());
         } catch (InterruptedException interrupted) {
           Thread.currentThread().interrupt();
           throw new InterruptedIOException("retry-request: open abandoned: the server is stopping");

@@ -32,6 +32,31 @@ public final class TruncateFilter implements Filter {
   private long roundUp = 1;
   /** Round the size down to a multiple of this (1: no rounding). */
   private long roundDown = 1;
+  private Resizing resizing = new Resizing(null, 1, 1);
+
+  /** What the size becomes; the roundings are checked when built. */
+  record Resizing(Long truncate, long roundUp, long roundDown) {
+    Resizing {
+      checkRounding("round-up", roundUp);
+      checkRounding("round-down", roundDown);
+    }
+
+    private static void checkRounding(String key, long n) {
+      if (Long.bitCount(n) != 1 || n > LARGEST_ROUNDING) {
+        throw new ConfigException("truncate: " + key + ": must be a power of 2 from 1 to 2G: " + n);
+      }
+    }
+
+    /** The size served over a layer below of {@code below} bytes. */
+    long sizeOver(long below) throws NbdException {
+      long size = truncate != null ? truncate : below;
+      long up = (size + roundUp - 1) & -roundUp;
+      if (up < size) {
+        throw new NbdException(Errno.EINVAL, "truncate: cannot round " + size + " up to a multiple of " + roundUp);
+      }
+      return up & -roundDown;
+    }
+  }
 
   @Override
   public String name() {
@@ -55,8 +80,8 @@ public final class TruncateFilter implements Filter {
   public boolean config(String key, String value) {
     switch (key) {
       case "truncate" -> truncate = Values.parseSize("truncate: " + key, value);
-      case "round-up" -> roundUp = rounding(key, value);
-      case "round-down" -> roundDown = rounding(key, value);
+      case "round-up" -> roundUp = Values.parseSize("truncate: " + key, value);
+      case "round-down" -> roundDown = Values.parseSize("truncate: " + key, value);
       default -> {
         return false;
       }
@@ -64,22 +89,14 @@ public final class TruncateFilter implements Filter {
     return true;
   }
 
-  private static long rounding(String key, String value) {
-    long n = Values.parseSize("truncate: " + key, value);
-    if (Long.bitCount(n) != 1 || n > LARGEST_ROUNDING) {
-      throw new ConfigException("truncate: " + key + ": must be a power of 2 from 1 to 2G: " + value);
-    }
-    return n;
+  @Override
+  public void configComplete() {
+    resizing = new Resizing(truncate, roundUp, roundDown);
   }
 
   /** The size this filter serves over a layer below of {@code below} bytes. */
   long sizeOver(long below) throws NbdException {
-    long size = truncate != null ? truncate : below;
-    long up = (size + roundUp - 1) & -roundUp;
-    if (up < size) {
-      throw new NbdException(Errno.EINVAL, "truncate: cannot round " + size + " up to a multiple of " + roundUp);
-    }
-    return up & -roundDown;
+    return resizing.sizeOver(below);
   }
 
   @Override

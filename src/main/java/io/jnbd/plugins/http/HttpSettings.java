@@ -35,8 +35,8 @@ final class HttpSettings {
   static final List<Parameter> PARAMETERS = List.of(
       new Parameter("url", "URL", "The http:// or https:// URL of the disk image (required; the magic key)."),
       new Parameter("user", "USER", "User name for HTTP Basic authentication, sent preemptively to the URL's host."),
-      new Parameter("password", "PASSWORD", "Password for user: literal, '-' to read it from the terminal or stdin, '+FILE' to read it from FILE.", true),
-      new Parameter("cookie", "COOKIE", "Cookie header value sent with every request: literal, '-' or '+FILE' as for password.", true),
+      new Parameter("password", "PASSWORD", "Password for user: literal, '-' to read it from the terminal or stdin, '+FILE' from FILE, '-FD' from file descriptor FD.", true),
+      new Parameter("cookie", "COOKIE", "Cookie header value sent with every request: literal, '-', '+FILE' or '-FD' as for password.", true),
       new Parameter("cookie-script", "SCRIPT", "Shell script whose stdout is the cookie; run at start, on 401/403, and every cookie-script-renew seconds."),
       new Parameter("cookie-script-renew", "SECS", "Re-run cookie-script every SECS seconds in the background (default: only on 401/403)."),
       new Parameter("header", "'NAME: VALUE'", "Extra request header; may be repeated."),
@@ -47,7 +47,7 @@ final class HttpSettings {
       new Parameter("capath", "DIR", "Directory of PEM CA certificates to trust instead of the JDK's defaults."),
       new Parameter("proxy", "URL", "HTTP proxy to use, e.g. http://proxy:3128 (default: none)."),
       new Parameter("proxy-user", "USER", "User name for the proxy."),
-      new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-' or '+FILE'.", true),
+      new Parameter("proxy-password", "PASSWORD", "Password for the proxy: literal, '-', '+FILE' or '-FD' as for password.", true),
       new Parameter("timeout", "SECS", "Per-request time limit, and how long a request is retried while the origin is unavailable;"
           + " see the docs (default: no limit, retries for " + DEFAULT_RETRY_DEADLINE.toSeconds() + " s)."),
       new Parameter("connect-timeout", "SECS", "Time limit for establishing a connection, TLS included (default 300)."),

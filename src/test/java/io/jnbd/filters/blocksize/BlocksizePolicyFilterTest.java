@@ -33,8 +33,13 @@ class BlocksizePolicyFilterTest {
     BlocksizePolicyFilter largeMinimum = new BlocksizePolicyFilter();
     largeMinimum.config("blocksize-minimum", "16k");
     largeMinimum.configComplete();
-    assertThatThrownBy(() -> new BlocksizePolicyFilter().config("blocksize-maximum", "8G"))
-        .isInstanceOf(ConfigException.class).hasMessageContaining("blocksize-maximum");
+    // The preferred and maximum sizes from below are raised to fit the larger minimum.
+    assertThat(largeMinimum.merge(new BlockSize(512, 4096, 1 << 20))).isEqualTo(new BlockSize(16384, 16384, 1 << 20));
+    assertThat(largeMinimum.merge(null)).isEqualTo(new BlockSize(16384, 16384, 32 << 20));
+    BlocksizePolicyFilter huge = new BlocksizePolicyFilter();
+    huge.config("blocksize-maximum", "8G");
+    assertThatThrownBy(huge::configComplete).isInstanceOf(ConfigException.class)
+        .hasMessage("blocksize-policy: blocksize-maximum: must be between 1 and 4294967295: 8589934592");
   }
 
   @Test

@@ -33,6 +33,7 @@ class TruncateFilterTest {
       String[] kv = keyValue.split("=", 2);
       filter.config(kv[0], kv[1]);
     }
+    filter.configComplete();
     return filter.sizeOver(below);
   }
 
@@ -52,8 +53,8 @@ class TruncateFilterTest {
   @Test
   void roundingMustBeAPowerOfTwoUpTo2G() {
     for (String[] bad : new String[][] {{"round-up", "1000"}, {"round-down", "4G"}, {"round-up", "0"}, {"truncate", "x"}}) {
-      assertThatThrownBy(() -> new TruncateFilter().config(bad[0], bad[1])).isInstanceOf(ConfigException.class)
-          .hasMessageContaining(bad[0]);
+      assertThatThrownBy(() -> sizeOver(4096, bad[0] + "=" + bad[1])).isInstanceOf(ConfigException.class)
+          .hasMessageStartingWith("truncate: " + bad[0] + ": ");
     }
   }
 

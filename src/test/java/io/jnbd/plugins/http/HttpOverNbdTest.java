@@ -39,10 +39,7 @@ class HttpOverNbdTest {
     Tools.require("nbdsh");
     byte[] data = HttpPluginTest.randomBytes(256 * 1024, 7);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
-      Plugin plugin = configured("curl", "url=" + origin.url());
-      TestServer server = new TestServer(plugin);
-      // The size probe happens at the first open: let it pass before the fault is armed.
-      plugin.open(true, "").close();
+      try (TestServer server = servedAfterProbe(configured("curl", "url=" + origin.url()))) {
       origin.failNext(RangeOrigin.Fault.STATUS_500, 1);
       String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(java.util.Arrays.copyOf(data, 4096)));
       Tools.Result result = Tools.nbdsh(server.uri(), String.join("\n",
@@ -55,17 +52,30 @@ class HttpOverNbdTest {
           "print('read-only', h.is_read_only(), 'multi-conn', h.can_multi_conn())",
           "print('sha', hashlib.sha256(h.pread(4096, 0)).hexdigest())")).assertSuccess();
       assertThat(result.stdout()).containsPattern("first read failed:.*(Input/output error|EIO)").contains("read-only True multi-conn True", "sha " + sha);
-      server.close();
+      }
     }
   }
 
-  /** The http plugin with retries on a {@link FakePacer}, opened once so that the probe is behind it. */
+  /**
+   * Serves the plugin, opened once first: the size probe happens at the first open, so a fault
+   * armed afterwards meets a client's request. The server is closed if that open fails.
+   */
+  private static TestServer servedAfterProbe(Plugin plugin) throws Exception {
+    TestServer server = new TestServer(plugin);
+    try {
+      plugin.open(true, "").close();
+      return server;
+    } catch (Exception | Error e) {
+      server.close();
+      throw e;
+    }
+  }
+
+  /** The http plugin with retries on a {@link FakePacer}. */
   private static TestServer serverWithoutWaits(String url, FakePacer pacer) throws Exception {
     HttpPlugin plugin = new HttpPlugin(pacer, new Random(1));
     plugin.config("url", url);
-    TestServer server = new TestServer(plugin);
-    plugin.open(true, "").close();
-    return server;
+    return servedAfterProbe(plugin);
   }
 
   @Test

@@ -8,7 +8,9 @@ import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.Plugin;
 import io.jnbd.api.Support;
+import io.jnbd.server.Catalog;
 import io.jnbd.testing.ForwardingProxy;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.RangeOrigin.Fault;
@@ -357,11 +359,16 @@ class HttpPluginTest {
   }
 
   @Test
-  void curlIsAnAlias() {
-    assertThat(new CurlPlugin().name()).isEqualTo("curl");
-    assertThat(new HttpPlugin().name()).isEqualTo("http");
-    assertThat(new CurlPlugin().magicConfigKey()).isEqualTo("url");
-    assertThat(new CurlPlugin().parameters()).extracting(p -> p.key()).contains("cookie-script-renew", "connections");
+  void curlIsAnAliasTakingTheSameKeysAndServingTheSameBytes() throws IOException {
+    RangeOrigin origin = origin();
+    Plugin curl = Catalog.plugin("curl");
+    assertThat(curl.parameters()).isEqualTo(Catalog.plugin("http").parameters());
+    assertThat(curl.magicConfigKey()).isEqualTo("url");
+    curl.config("url", origin.url());
+    curl.config("connections", "2");
+    curl.configComplete();
+    closeLater.add(curl::unload);
+    assertReadsBack(curl.open(true, ""), 12345, 4096);
   }
 
   static byte[] randomBytes(int size, long seed) {

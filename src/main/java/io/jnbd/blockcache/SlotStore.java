@@ -1,4 +1,4 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 import io.jnbd.util.SparseTempFile;
 import java.io.IOException;

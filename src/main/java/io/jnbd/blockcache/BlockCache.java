@@ -1,17 +1,17 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
 import io.jnbd.api.Flags;
+import io.jnbd.blockcache.BlockTable.Block;
+import io.jnbd.blockcache.BlockTable.State;
 import io.jnbd.util.DirectBufferPool;
 import io.jnbd.util.Emulation;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Comparator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -25,11 +25,11 @@ import org.slf4j.LoggerFactory;
  * CacheSettings#blockSize()} bytes kept in the slots of a {@link SlotStore}.
  *
  * <ul>
- *   <li><b>Block map and LRU.</b> A linked map from block number to {@link Block} (slot, state,
- *       pins) is both the index and the LRU list: writes and repeated reads move a block to the
- *       recent end, while the first read of a filled block does not, so blocks a sequential
- *       reader has passed leave before prefetched blocks it has yet to reach. The lock guarding
- *       the map is held only for bookkeeping, never during I/O.
+ *   <li><b>Block table and LRU.</b> A {@link BlockTable} maps block numbers to blocks (slot,
+ *       state, pins) in LRU order: writes and repeated reads move a block to the recent end,
+ *       while the first read of a filled block does not, so blocks a sequential reader has
+ *       passed leave before prefetched blocks it has yet to reach. This class holds the lock
+ *       guarding the table only for bookkeeping, never during I/O, and does the I/O.
  *   <li><b>Slots.</b> A bounded cache has {@code maxSize / blockSize} slots. When an allocation
  *       finds the high threshold reached, clean unpinned blocks are evicted, least recently used
  *       first, down to the low threshold. Dirty blocks are written below only by writers and
@@ -52,38 +52,9 @@ import org.slf4j.LoggerFactory;
 public final class BlockCache implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(BlockCache.class);
   /** The largest single read below for a fill, and the largest write-back run. */
-  static final int MAX_RUN = DirectBufferPool.maxSize();
+  public static final int MAX_RUN = DirectBufferPool.maxSize();
   /** How often a read waits for other fills before reading what is still missing itself. */
   private static final int MAX_ATTEMPTS = 3;
-
-  private enum State {
-    FILLING,
-    CLEAN,
-    DIRTY
-  }
-
-  private static final class Block {
-    final long index;
-    final int slot;
-    State state;
-    /** Completed when a FILLING block is stored or abandoned. */
-    CompletableFuture<Void> filled;
-    /** Readers and writers copying the slot right now; a pinned block is never evicted. */
-    int pins;
-    /** Removed from the map while pinned: the slot is freed by the last unpin. */
-    boolean dropped;
-    /** Read by a client since it was filled; only later reads count as uses for the LRU. */
-    boolean read;
-    /** Non-null while a writer changes the slot; completed when its bytes are in. */
-    CompletableFuture<Void> writing;
-
-    Block(long index, int slot, State state, CompletableFuture<Void> filled) {
-      this.index = index;
-      this.slot = slot;
-      this.state = state;
-      this.filled = filled;
-    }
-  }
 
   /** Consecutive blocks filled by one read below. */
   private static final class Run {
@@ -95,20 +66,14 @@ public final class BlockCache implements AutoCloseable {
   private final long size;
   private final int blockSize;
   private final int shift;
-  private final int capacity;
-  private final int highWater;
-  private final int lowWater;
   private final SlotStore store;
   private final DirectBufferPool buffers = new DirectBufferPool(32L << 20);
   private final CacheStats stats = new CacheStats();
+  /** Guards the table and {@link #mutating}; held only for bookkeeping, never during I/O. */
   private final ReentrantLock lock = new ReentrantLock();
   /** Signalled when a block being written has no pins left but its writer's. */
   private final Condition drained = lock.newCondition();
-  /** In LRU order, least recently used first; see {@link #touch}. */
-  private final LinkedHashMap<Long, Block> blocks = new LinkedHashMap<>();
-  private int[] freeSlots = new int[64];
-  private int freeCount;
-  private int nextFresh;
+  private final BlockTable table;
   /** A write, trim or zero is running: no fill may start, it could read what the write replaces. */
   private boolean mutating;
   /** Serializes writes, trims, zeroes, flushes and write-backs. */
@@ -125,13 +90,13 @@ public final class BlockCache implements AutoCloseable {
     if (slots > Integer.MAX_VALUE - 8) {
       throw new ConfigException("cache: too many blocks; raise cache-min-block-size or set cache-max-size");
     }
-    this.capacity = (int) slots;
+    int capacity = (int) slots;
     if (settings.maxSize() > 0) {
-      this.highWater = Math.max(1, (int) ((long) capacity * settings.highThreshold() / 100));
-      this.lowWater = Math.min(highWater - 1, (int) ((long) capacity * settings.lowThreshold() / 100));
+      int highWater = Math.max(1, (int) ((long) capacity * settings.highThreshold() / 100));
+      int lowWater = Math.min(highWater - 1, (int) ((long) capacity * settings.lowThreshold() / 100));
+      this.table = new BlockTable(capacity, highWater, lowWater, stats.evictions);
     } else {
-      this.highWater = Integer.MAX_VALUE;
-      this.lowWater = Integer.MAX_VALUE;
+      this.table = new BlockTable(capacity, Integer.MAX_VALUE, Integer.MAX_VALUE, stats.evictions);
     }
     this.store = SlotStore.create(settings.inMemory(), blockSize, capacity);
   }
@@ -148,14 +113,24 @@ public final class BlockCache implements AutoCloseable {
   public int usedSlots() {
     lock.lock();
     try {
-      return nextFresh - freeCount;
+      return table.usedSlots();
     } finally {
       lock.unlock();
     }
   }
 
   public int capacity() {
-    return capacity;
+    return table.capacity();
+  }
+
+  /** Checks the table's invariants; for tests, at a moment when no request is running. */
+  void checkInvariants() {
+    lock.lock();
+    try {
+      table.checkInvariants(List.of());
+    } finally {
+      lock.unlock();
+    }
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -176,7 +151,7 @@ public final class BlockCache implements AutoCloseable {
       lock.lock();
       try {
         for (int i = 0; i < found.length; i++) {
-          Block b = blocks.get(first + i);
+          Block b = table.get(first + i);
           if (b == null) {
             missing = true;
           } else if (b.writing != null) {
@@ -296,7 +271,7 @@ public final class BlockCache implements AutoCloseable {
   private void plan(long first, long last, List<Run> runs, List<CompletableFuture<Void>> others) {
     Run run = null;
     for (long i = first; i <= last; i++) {
-      Block b = blocks.get(i);
+      Block b = table.get(i);
       if (b != null) {
         if (b.state == State.FILLING) {
           others.add(b.filled);
@@ -307,16 +282,15 @@ public final class BlockCache implements AutoCloseable {
       if (run != null && (long) (run.blocks.size() + 1) * blockSize > MAX_RUN) {
         run = null;
       }
-      int slot = allocateSlot();
-      if (slot < 0) {
+      Run joined = run != null ? run : new Run();
+      Block claimed = table.claim(i, State.FILLING, joined.done);
+      if (claimed == null) {
         return;
       }
       if (run == null) {
-        run = new Run();
+        run = joined;
         runs.add(run);
       }
-      Block claimed = new Block(i, slot, State.FILLING, run.done);
-      blocks.put(i, claimed);
       run.blocks.add(claimed);
     }
   }
@@ -358,7 +332,7 @@ public final class BlockCache implements AutoCloseable {
           b.state = State.CLEAN;
           b.filled = null;
         } else {
-          drop(b);
+          table.drop(b);
         }
       }
     } finally {
@@ -427,19 +401,18 @@ public final class BlockCache implements AutoCloseable {
       Block claimed = null;
       lock.lock();
       try {
-        Block b = blocks.get(i);
+        Block b = table.get(i);
         if (b != null) {
           b.pins++;
-          touch(b);
+          table.touch(b);
           beginWrite(b);
           return b;
         }
-        int slot = allocateSlot();
-        if (slot >= 0) {
-          claimed = new Block(i, slot, State.FILLING, new CompletableFuture<>());
-          claimed.writing = claimed.filled;
+        CompletableFuture<Void> writing = new CompletableFuture<>();
+        claimed = table.claim(i, State.FILLING, writing);
+        if (claimed != null) {
+          claimed.writing = writing;
           claimed.pins = 1;
-          blocks.put(i, claimed);
         } else if (madeRoom) {
           return null;
         }
@@ -488,7 +461,7 @@ public final class BlockCache implements AutoCloseable {
     lock.lock();
     try {
       if (state == null) {
-        drop(b);
+        table.drop(b);
       } else {
         b.state = state;
         b.filled = null;
@@ -663,23 +636,12 @@ public final class BlockCache implements AutoCloseable {
 
   /** Enough of the least recently used dirty blocks, pinned, to bring usage to the low threshold. */
   private List<Block> oldestDirty() {
-    List<Block> dirty = new ArrayList<>();
     lock.lock();
     try {
-      int wanted = Math.max(1, (nextFresh - freeCount) - Math.min(lowWater, capacity - 1));
-      for (Block b : blocks.values()) {
-        if (dirty.size() >= wanted) {
-          break;
-        }
-        if (b.state == State.DIRTY && b.pins == 0) {
-          b.pins++;
-          dirty.add(b);
-        }
-      }
+      return table.pinOldestDirty();
     } finally {
       lock.unlock();
     }
-    return dirty;
   }
 
   private List<Block> pinPresent(long offset, long length) {
@@ -700,7 +662,7 @@ public final class BlockCache implements AutoCloseable {
       for (Block b : blocksIn(offset, length)) {
         long blockStart = b.index << shift;
         if (blockStart >= offset && Math.min(size, blockStart + blockSize) <= offset + length) {
-          drop(b);
+          table.drop(b);
         }
       }
     } finally {
@@ -730,27 +692,10 @@ public final class BlockCache implements AutoCloseable {
 
   /** Cached and filling blocks in a range; lock held. */
   private List<Block> blocksIn(long offset, long length) {
-    List<Block> found = new ArrayList<>();
     if (length <= 0) {
-      return found;
+      return new ArrayList<>();
     }
-    long first = offset >>> shift;
-    long last = (offset + length - 1) >>> shift;
-    if (last - first + 1 > blocks.size()) {
-      for (Block b : blocks.values()) {
-        if (b.index >= first && b.index <= last) {
-          found.add(b);
-        }
-      }
-    } else {
-      for (long i = first; i <= last; i++) {
-        Block b = blocks.get(i);
-        if (b != null) {
-          found.add(b);
-        }
-      }
-    }
-    return found;
+    return table.blocksIn(offset >>> shift, (offset + length - 1) >>> shift);
   }
 
   private void beginMutation() {
@@ -771,67 +716,11 @@ public final class BlockCache implements AutoCloseable {
     }
   }
 
-  // ---- slots -------------------------------------------------------------------------------
+  // ---- pins --------------------------------------------------------------------------------
 
-  /** A free slot, evicting clean blocks at the high threshold; -1 if none. Lock held. */
-  private int allocateSlot() {
-    if (nextFresh - freeCount >= highWater) {
-      reclaim();
-    }
-    if (freeCount > 0) {
-      return freeSlots[--freeCount];
-    }
-    return nextFresh < capacity ? nextFresh++ : -1;
-  }
-
-  private void reclaim() {
-    var it = blocks.values().iterator();
-    while (nextFresh - freeCount > lowWater && it.hasNext()) {
-      Block b = it.next();
-      if (b.state == State.CLEAN && b.pins == 0) {
-        it.remove();
-        freeSlot(b.slot);
-        stats.evictions.increment();
-      }
-    }
-  }
-
-  /**
-   * Marks a block as just used: moves it to the most recently used end. Lock held.
-   */
-  private void touch(Block b) {
-    blocks.remove(b.index);
-    blocks.put(b.index, b);
-  }
-
-  /**
-   * A client read of a block. The first read after a fill does not count as a use: a sequential
-   * reader reads each prefetched block once and never again, so those blocks should leave in
-   * fill order, ahead of blocks prefetched but not read yet. A second read is a real reuse.
-   */
-  private void touchByRead(Block b) {
-    if (b.read) {
-      touch(b);
-    } else {
-      b.read = true;
-    }
-  }
-
-  /** Removes a block from the map; its slot is free once nobody copies from it. Lock held. */
-  private void drop(Block b) {
-    if (blocks.get(b.index) == b) {
-      blocks.remove(b.index);
-    }
-    b.dropped = true;
-    if (b.pins == 0) {
-      freeSlot(b.slot);
-    }
-  }
-
+  /** Takes a pin off, and lets a writer waiting for the block's readers go on. Lock held. */
   private void unpin(Block b) {
-    if (--b.pins == 0 && b.dropped) {
-      freeSlot(b.slot);
-    } else if (b.pins == 1 && b.writing != null) {
+    if (table.unpin(b)) {
       drained.signalAll();
     }
   }
@@ -842,7 +731,7 @@ public final class BlockCache implements AutoCloseable {
       for (int i = 0; i < found.length; i++) {
         if (found[i] != null) {
           if (served && !found[i].dropped) {
-            touchByRead(found[i]);
+            table.touchByRead(found[i]);
           }
           unpin(found[i]);
           found[i] = null;
@@ -851,13 +740,6 @@ public final class BlockCache implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-  }
-
-  private void freeSlot(int slot) {
-    if (freeCount == freeSlots.length) {
-      freeSlots = Arrays.copyOf(freeSlots, freeCount * 2);
-    }
-    freeSlots[freeCount++] = slot;
   }
 
   private static void awaitAll(List<CompletableFuture<Void>> futures) throws IOException {

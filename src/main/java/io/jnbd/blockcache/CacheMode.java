@@ -1,4 +1,4 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 import io.jnbd.api.ConfigException;
 import java.util.Locale;
@@ -12,7 +12,7 @@ public enum CacheMode {
   /** Like writeback, but flush is ignored: fast, and unflushed data is lost at exit. */
   UNSAFE;
 
-  static CacheMode parse(String key, String text) {
+  public static CacheMode parse(String key, String text) {
     try {
       return valueOf(text.trim().toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {

@@ -1,4 +1,4 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 import java.util.concurrent.atomic.LongAdder;
 

@@ -1,4 +1,4 @@
-package io.jnbd.filters.cache;
+package io.jnbd.blockcache;
 
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
