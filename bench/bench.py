@@ -20,6 +20,8 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              x 16 requests in flight, every reply verified, plus 16 clients that never read their
              replies; RSS, threads, fds, errors and per-client progress per 10 s window, PASS/FAIL
              against jnbd's RSS bound (data held + a fixed overhead), no errors, no stall
+  tls        the memory plugin read by nbdcopy over TLS (x509, --tls=require), jnbd vs nbdkit;
+             certificates made with openssl in bench/work
   footprint  start-up and idle cost, nbdkit beside jnbd from the checkout (./jnbd) and from the
              release tarball installed into bench/work/install (built with -Pdist when older than
              the jar): --version, a captive --run true, time until the pidfile exists, CPU spent
@@ -1352,6 +1354,54 @@ def suite_soak(args):
             target.close()
 
 
+def make_certificates(directory):
+    """A CA and a server certificate for localhost in nbdkit's file layout, made with openssl."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / "server-key.pem").exists():
+        return directory
+    def run(*argv):
+        subprocess.run(["openssl", *argv], check=True, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca-cert.pem",
+        "-subj", "/CN=jnbd bench CA", "-days", "30")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=localhost")
+    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca-cert.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+        "-out", "server-cert.pem", "-days", "30", "-extfile", "san.ext")
+    return directory
+
+
+def suite_tls(args):
+    """nbdcopy from the memory plugin over TLS with certificates: jnbd vs nbdkit, alternated."""
+    size = args.size_mib * MiB
+    image = make_image(f"core-{args.size_mib}M.img", size)
+    warm(image)
+    pki = make_certificates(WORK / "pki")
+    tls_argv = ["--tls=require", f"--tls-certificates={pki}"]
+    readers = [("nbdcopy --no-extents", ["--no-extents"]),
+               ("nbdcopy --no-extents -R1 -C1", ["--no-extents", "--requests=1", "--connections=1"])]
+    rows = []
+    for reader_label, options in readers:
+        results = {"jnbd": [], "nbdkit": []}
+        cpu = {"jnbd": [], "nbdkit": []}
+        for _ in range(args.runs):
+            for name in ("nbdkit", "jnbd"):
+                with Server(name, [name] + tls_argv + ["memory", f"size={size}"]) as server:
+                    uri = f"nbds+unix:///?socket={server.sock}&tls-certificates={pki}"
+                    timed(["nbdcopy", str(image), uri])
+                    before = server.cpu_seconds()
+                    seconds = timed(["nbdcopy", *options, uri, "null:"])
+                    results[name].append(size / MiB / seconds)
+                    cpu[name].append(server.cpu_seconds() - before)
+        j, n = statistics.median(results["jnbd"]), statistics.median(results["nbdkit"])
+        spread = lambda xs: f"{min(xs):.0f}-{max(xs):.0f}"
+        rows.append([reader_label, f"{j:.0f}", spread(results["jnbd"]), f"{n:.0f}", spread(results["nbdkit"]),
+                     f"{j / n:.2f}", f"{statistics.median(cpu['jnbd']):.1f}", f"{statistics.median(cpu['nbdkit']):.1f}"])
+        log(rows[-1])
+    print(fmt_table(f"tls: {args.size_mib} MiB from memory over TLS (x509), median of {args.runs} runs "
+                    "(MiB/s; range; server CPU s)",
+                    ["reader", "jnbd", "range", "nbdkit", "range", "ratio", "jnbd CPU", "nbdkit CPU"], rows))
+
+
 # --- footprint -------------------------------------------------------------------------------
 
 
@@ -1487,7 +1537,7 @@ def suite_fuzz(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "footprint", "jit"])
+                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "tls", "footprint", "jit"])
     parser.add_argument("--runs", type=int, default=None,
                         help="runs per cell; the median is shown (default 3; footprint: 7; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
@@ -1508,13 +1558,13 @@ def main():
     for suite in args.suite:
         suite_args = argparse.Namespace(**vars(args))
         if suite_args.size_mib is None:
-            suite_args.size_mib = 1024 if suite == "core" else 256
+            suite_args.size_mib = 1024 if suite in ("core", "tls") else 256
         if suite_args.runs is None:
             suite_args.runs = {"soak": 1, "footprint": 7}.get(suite, 3)
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
          "memory": memory_check, "fault": suite_fault,
          "soak": suite_soak, "fuzz": suite_fuzz,
-         "v2v": suite_v2v, "footprint": suite_footprint, "jit": suite_jit}[suite](suite_args)
+         "v2v": suite_v2v, "tls": suite_tls, "footprint": suite_footprint, "jit": suite_jit}[suite](suite_args)
         print()
 
 if __name__ == "__main__":

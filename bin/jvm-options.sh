@@ -19,14 +19,15 @@
 #                            does; C2 reaches the same steady speed but spends the first seconds
 #                            compiling on cores the copies need (measured on 2 cores, 1 GiB read
 #                            by nbdcopy from a fresh server: 2150 -> 2700 MiB/s; docs/cli.md).
-#                            Not when the command line speaks TLS (an https:// URL, --tls=on or
-#                            require) or SSH (the ssh plugin): AES is fast only in C2's
+#                            Not when the command line speaks TLS (an https:// URL, any --tls...
+#                            option but --tls=off) or SSH (the ssh plugin): AES is fast only in C2's
 #                            intrinsics; C1 decrypts AES-GCM at ~37 MiB/s of CPU, C2 at ~650
 #                            (bench/run jit; docs/plugins/http.md, docs/plugins/ssh.md). Then
 #                            the JDK's crypto classes are compiled after 1% of the usual calls,
 #                            so a fresh server reaches the intrinsics within its first MiBs:
 #                            256 MiB over HTTPS from a fresh server, 2.3-2.5 -> 1.6-1.9 s CPU
-#                            (ssh was measured with C2 alone: 5.5 -> ~3.5 s CPU for 256 MiB).
+#                            (ssh was measured with C2 alone: 5.5 -> ~3.5 s CPU for 256 MiB;
+#                            NBD over TLS at C1: 1 GiB at 10 MiB/s and 29 s of CPU, docs/tls.md).
 # The launchers also pass -XX:AOTCache=FILE -Xlog:aot=off, outside JAVA_OPTS: the AOT cache holds
 # the classes a training run loaded and linked and the profiles of the methods it ran
 # (bin/aot-train.sh, docs/install.md). The JVM checks that the cache fits (same JDK build, same
@@ -38,7 +39,10 @@ jnbd_jit=-XX:TieredStopAtLevel=1
 jnbd_previous=
 for jnbd_arg in "$@"; do
   case "$jnbd_previous $jnbd_arg" in
-    *" ssh"|*https://*|*" --tls=on"|*" --tls=require"|"--tls on"|"--tls require")
+    "--tls off"|"--tls no"|"--tls n"|"--tls false"|"--tls f"|"--tls 0") ;;
+    *" --tls") ;;  # decided by the next word
+    *" --tls=off"|*" --tls=no"|*" --tls=n"|*" --tls=false"|*" --tls=f"|*" --tls=0") ;;
+    "--tls "*|*" ssh"|*https://*|*" --tls"*)
       jnbd_jit='-XX:CompileCommand=quiet -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.*::*,0.01' ;;
   esac
   jnbd_previous=$jnbd_arg

@@ -106,7 +106,7 @@ final class Help {
     out.println("java_home=" + System.getProperty("java.home"));
     out.println("exit_with_parent=yes");
     out.println("selinux=" + (SelinuxLabel.supported() ? "yes" : "no"));
-    out.println("tls=no");
+    out.println("tls=yes");
     out.println("plugins=" + String.join(",", Catalog.plugins().stream().map(Configurable::name).toList()));
     out.println("filters=" + String.join(",", Catalog.filters().stream().map(Configurable::name).toList()));
   }

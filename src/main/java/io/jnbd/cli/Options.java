@@ -2,7 +2,10 @@ package io.jnbd.cli;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Values;
+import io.jnbd.server.DebugFlags;
 import io.jnbd.server.ServerConfig;
+import io.jnbd.server.tls.TlsMode;
+import io.jnbd.server.tls.TlsSettings;
 import java.net.StandardProtocolFamily;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -118,7 +121,8 @@ final class Options {
   @Option(names = {"-D", "--debug"}, paramLabel = "NAME.FLAG=N",
       description = "Debug flag: nbdkit.backend.datapath=0 stops -v tracing every request, jnbd.layers=1 makes -v "
           + "log every call between layers with its time, jnbd.checks=1 checks those calls against the capabilities "
-          + "each layer advertised. Other flags of that form get a warning and are ignored.")
+          + "each layer advertised, nbdkit.tls.session=1 makes -v log each TLS session. Other flags of that form get a "
+          + "warning and are ignored.")
   List<String> debugFlags = new ArrayList<>();
 
   @Option(names = "--name", paramLabel = "NAME",
@@ -149,9 +153,25 @@ final class Options {
       description = "Accepted for nbdkit compatibility: the protocol is always fixed newstyle.")
   boolean newstyle;
 
-  @Option(names = "--tls", paramLabel = "off",
-      description = "Only 'off' is accepted: TLS is not supported yet.")
+  // TLS (docs/tls.md)
+  @Option(names = "--tls", paramLabel = "off|on|require",
+      description = "STARTTLS: refused (off), allowed (on) or required before any other option (require). "
+          + "Default: on when certificates or --tls-psk load, else off.")
   String tls;
+
+  @Option(names = "--tls-certificates", paramLabel = "DIR",
+      description = "Directory with server-cert.pem, server-key.pem, ca-cert.pem and optionally ca-crl.pem "
+          + "(default: $HOME/.pki/nbdkit, then $HOME/.config/pki/nbdkit; /etc/pki/nbdkit for root).")
+  Path tlsCertificates;
+
+  @Option(names = "--tls-psk", paramLabel = "FILE",
+      description = "Authenticate clients with pre-shared keys from FILE (psktool's username:hexkey lines) "
+          + "instead of certificates.")
+  Path tlsPsk;
+
+  @Option(names = "--tls-verify-peer",
+      description = "Clients must present a certificate signed by ca-cert.pem.")
+  boolean tlsVerifyPeer;
 
   @Option(names = {"-V", "--version"},
       description = "Print jnbd's version and the nbdkit release it is compatible with, and exit; after a plugin name, "
@@ -224,8 +244,8 @@ final class Options {
       throw new ConfigException("--vsock: AF_VSOCK sockets are not supported by jnbd (the JVM cannot open them)");
     }
     handshakeMask();
-    if (tls != null && !tls.equals("off")) {
-      throw new ConfigException("--tls=" + tls + ": TLS is not supported yet (only --tls=off)");
+    if (tls != null) {
+      TlsMode.parse(tls);
     }
     if (unix != null && (port != null || ipaddr != null)) {
       throw new ConfigException("-U cannot be combined with -p or -i");
@@ -310,6 +330,11 @@ final class Options {
         .withHandshakeLimit(handshakeLimitOrDefault())
         .withMaxConnections(maxConnectionsOrDefault())
         .withHandshake(new ServerConfig.Handshake(handshakeMask(), !noStructuredReplies, !noMetaContexts));
+  }
+
+  TlsSettings tlsSettings() {
+    return new TlsSettings(tls == null ? null : TlsMode.parse(tls), tlsCertificates, tlsPsk, tlsVerifyPeer,
+        DebugFlags.parse(debugFlags).tlsSession());
   }
 
   private Duration handshakeLimitOrDefault() {

@@ -2,6 +2,8 @@ package io.jnbd.cli;
 
 import io.jnbd.server.NbdServer;
 import io.jnbd.server.Stack;
+import io.jnbd.server.tls.TlsMode;
+import io.jnbd.server.tls.TlsPolicy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.Inet4Address;
@@ -29,6 +31,7 @@ import sun.misc.Signal;
 final class Session implements AutoCloseable {
   private final NbdServer server;
   private final Options options;
+  private final TlsMode tls;
   private final Lock closeLock = new ReentrantLock();
   private final Thread shutdownHook = new Thread(this::close, "jnbd-shutdown");
   private Path privateDirectory;
@@ -37,9 +40,10 @@ final class Session implements AutoCloseable {
   private Pidfile pidfile;
   private boolean closed;
 
-  private Session(NbdServer server, Options options) {
+  private Session(NbdServer server, Options options, TlsMode tls) {
     this.server = server;
     this.options = options;
+    this.tls = tls;
   }
 
   /** Starts listening as the options say and writes the pidfile once clients can connect. */
@@ -48,7 +52,8 @@ final class Session implements AutoCloseable {
     // ProcessIT's does) would otherwise leave us asking for the parent after it is gone, and
     // watching the process that adopted us instead.
     Optional<ProcessHandle> parent = options.exitWithParent ? ProcessHandle.current().parent() : Optional.empty();
-    Session session = new Session(new NbdServer(stack, options.serverConfig()), options);
+    TlsPolicy tls = TlsPolicy.load(options.tlsSettings());
+    Session session = new Session(new NbdServer(stack, options.serverConfig(), tls), options, tls.mode());
     session.server.onShutdownRequest(session::close);
     Runtime.getRuntime().addShutdownHook(session.shutdownHook);
     try {
@@ -114,11 +119,15 @@ final class Session implements AutoCloseable {
     return server;
   }
 
-  /** The NBD URI that reaches the default export, as nbdkit gives it to --run. */
+  /**
+   * The NBD URI that reaches the default export, as nbdkit gives it to --run: nbds when TLS is
+   * required (a client that may choose keeps the plain scheme, as nbdkit's URI does).
+   */
   String uri() {
     String export = escape(options.exportName == null ? "" : options.exportName);
+    String scheme = tls == TlsMode.REQUIRE ? "nbds" : "nbd";
     if (socket != null) {
-      return "nbd+unix:///" + export + "?socket=" + escape(socket.toString());
+      return scheme + "+unix:///" + export + "?socket=" + escape(socket.toString());
     }
     String host;
     if (options.ipaddr == null) {
@@ -127,7 +136,7 @@ final class Session implements AutoCloseable {
       InetAddress address = tcp.getAddress();
       host = address instanceof Inet6Address ? "[" + address.getHostAddress() + "]" : address.getHostAddress();
     }
-    return "nbd://" + host + ":" + tcp.getPort() + (export.isEmpty() ? "" : "/" + export);
+    return scheme + "://" + host + ":" + tcp.getPort() + (export.isEmpty() ? "" : "/" + export);
   }
 
   /** The variables that nbdkit sets for the --run command. */
@@ -138,6 +147,7 @@ final class Session implements AutoCloseable {
     env.put("unixsocket", socket == null ? "" : socket.toString());
     env.put("port", tcp == null ? "" : Integer.toString(tcp.getPort()));
     env.put("exportname", options.exportName == null ? "" : options.exportName);
+    env.put("tls", Integer.toString(tls.ordinal()));
     return env;
   }
 

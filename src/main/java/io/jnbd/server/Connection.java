@@ -1,5 +1,6 @@
 package io.jnbd.server;
 
+import io.jnbd.api.Client;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
@@ -7,6 +8,7 @@ import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.CmdFlag;
 import io.jnbd.protocol.Request;
+import io.jnbd.server.tls.TlsPolicy;
 import io.jnbd.util.DirectBufferPool;
 import java.io.EOFException;
 import java.io.IOException;
@@ -57,6 +59,8 @@ final class Connection {
   private final MemoryBudget.Account memory;
   private final Lock allRequestsLock;
   private final String peer;
+  private final Client client;
+  private final TlsPolicy tls;
   /** {@link #INLINE_LIMIT_NANOS}, unless a test fixes the rule's outcome. */
   private final long inlineLimitNanos;
   private volatile boolean stopping;
@@ -71,7 +75,7 @@ final class Connection {
   private final AtomicInteger unexpectedFailures = new AtomicInteger();
 
   Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, MemoryBudget memoryBudget,
-      Lock allRequestsLock, String peer, long inlineLimitNanos) {
+      Lock allRequestsLock, String peer, Client client, TlsPolicy tls, long inlineLimitNanos) {
     this.wire = wire;
     this.stack = stack;
     this.traceRequests = config.verbose() && stack.debugFlags().datapath();
@@ -80,13 +84,15 @@ final class Connection {
     this.memory = memoryBudget.openAccount();
     this.allRequestsLock = allRequestsLock;
     this.peer = peer;
+    this.client = client;
+    this.tls = tls;
     this.inlineLimitNanos = inlineLimitNanos;
   }
 
   /** Serves the client until it disconnects, breaks the protocol, or {@link #stop} is called. */
   void serve() {
     try (wire) {
-      Negotiation.Result negotiated = new Negotiation(wire, stack, config, peer).run();
+      Negotiation.Result negotiated = new Negotiation(wire, stack, config, peer, client, tls).run();
       handshakeDone = true;
       if (negotiated == null) {
         return;

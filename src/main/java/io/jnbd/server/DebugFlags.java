@@ -17,10 +17,16 @@ import org.slf4j.LoggerFactory;
  * @param checks {@code jnbd.checks}: also check what a layer asks of the layer below against the
  *     capabilities that layer advertised (the cheap checks of ranges, flags and short reads are
  *     always on); the system property {@code jnbd.checks=true} turns it on too, as the tests do
+ * @param tlsSession {@code nbdkit.tls.session}: with {@code -v}, log each TLS session's protocol,
+ *     cipher suite and client identity
  */
-public record DebugFlags(boolean datapath, boolean layers, boolean checks) {
+public record DebugFlags(boolean datapath, boolean layers, boolean checks, boolean tlsSession) {
   /** NAME.FLAG, where NAME may itself have dots (nbdkit.backend.datapath). */
   private static final Pattern FORM = Pattern.compile("[A-Za-z_][\\w-]*(\\.[A-Za-z_][\\w-]*)+");
+
+  public DebugFlags(boolean datapath, boolean layers, boolean checks) {
+    this(datapath, layers, checks, false);
+  }
 
   public static DebugFlags defaults() {
     return new DebugFlags(true, false, Boolean.getBoolean("jnbd.checks"));
@@ -37,9 +43,10 @@ public record DebugFlags(boolean datapath, boolean layers, boolean checks) {
       }
       boolean on = value(flag, flag.substring(equals + 1)) != 0;
       parsed = switch (name) {
-        case "nbdkit.backend.datapath" -> new DebugFlags(on, parsed.layers, parsed.checks);
-        case "jnbd.layers" -> new DebugFlags(parsed.datapath, on, parsed.checks);
-        case "jnbd.checks" -> new DebugFlags(parsed.datapath, parsed.layers, on || Boolean.getBoolean("jnbd.checks"));
+        case "nbdkit.backend.datapath" -> new DebugFlags(on, parsed.layers, parsed.checks, parsed.tlsSession);
+        case "jnbd.layers" -> new DebugFlags(parsed.datapath, on, parsed.checks, parsed.tlsSession);
+        case "jnbd.checks" -> new DebugFlags(parsed.datapath, parsed.layers, on || Boolean.getBoolean("jnbd.checks"), parsed.tlsSession);
+        case "nbdkit.tls.session" -> new DebugFlags(parsed.datapath, parsed.layers, parsed.checks, on);
         default -> {
           LoggerFactory.getLogger(DebugFlags.class).warn("debug flag -D {} was not used", name);
           yield parsed;

@@ -2,6 +2,7 @@ package io.jnbd.server;
 
 import io.jnbd.api.Client;
 import io.jnbd.api.ThreadModel;
+import io.jnbd.server.tls.TlsPolicy;
 import io.jnbd.util.DirectBufferPool;
 import io.jnbd.util.PathEntry;
 import java.io.IOException;
@@ -58,6 +59,7 @@ public final class NbdServer implements AutoCloseable {
 
   private final Stack stack;
   private final ServerConfig config;
+  private final TlsPolicy tls;
   private final DirectBufferPool pool;
   private final MemoryBudget memoryBudget;
   private final Lock allRequestsLock = new ReentrantLock();
@@ -83,8 +85,14 @@ public final class NbdServer implements AutoCloseable {
       Thread.ofPlatform().daemon().name("nbd-timer").factory());
 
   public NbdServer(Stack stack, ServerConfig config) {
+    this(stack, config, TlsPolicy.OFF);
+  }
+
+  /** A server that answers STARTTLS as {@code tls} says. */
+  public NbdServer(Stack stack, ServerConfig config, TlsPolicy tls) {
     this.stack = stack;
     this.config = config;
+    this.tls = tls;
     boolean oneAtATime = stack.threadModel() == ThreadModel.SERIALIZE_CONNECTIONS;
     this.connectionGate = new Semaphore(oneAtATime ? 1 : Integer.MAX_VALUE);
     this.connectionSlots = new Semaphore(config.maxConnections());
@@ -310,7 +318,9 @@ public final class NbdServer implements AutoCloseable {
       Thread.currentThread().interrupt();
       return;
     }
-    Connection connection = new Connection(wire, stack, config, pool, memoryBudget, allRequestsLock, peer, inlineLimitNanos);
+    Client client = new Client(address);
+    Connection connection = new Connection(wire, stack, config, pool, memoryBudget, allRequestsLock, peer, client, tls,
+        inlineLimitNanos);
     connections.add(connection);
     ScheduledFuture<?> handshakeLimit = null;
     try {
@@ -324,7 +334,10 @@ public final class NbdServer implements AutoCloseable {
             config.handshakeLimit().toMillis(), TimeUnit.MILLISECONDS);
       }
       try {
-        stack.preconnect(new Client(address), config.readOnly());
+        client.callAs(() -> {
+          stack.preconnect(client, config.readOnly());
+          return null;
+        });
       } catch (IOException | RuntimeException e) {
         log.info("{}: refused: {}", peer, e.getMessage());
         wire.close();

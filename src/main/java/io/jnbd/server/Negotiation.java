@@ -1,6 +1,7 @@
 package io.jnbd.server;
 
 import io.jnbd.api.BlockSize;
+import io.jnbd.api.Client;
 import io.jnbd.api.ExportDescription;
 import io.jnbd.api.NbdException;
 import io.jnbd.protocol.Nbd;
@@ -13,6 +14,9 @@ import io.jnbd.protocol.OptionData.InfoRequest;
 import io.jnbd.protocol.OptionData.Malformed;
 import io.jnbd.protocol.OptionData.MetaContextRequest;
 import io.jnbd.protocol.Replies;
+import io.jnbd.server.tls.TlsChannel;
+import io.jnbd.server.tls.TlsMode;
+import io.jnbd.server.tls.TlsPolicy;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -26,6 +30,11 @@ import org.slf4j.LoggerFactory;
  * an error reply and the client may go on. Only what leaves the stream unparseable (bad magic,
  * unknown client flags, a huge option) or the protocol's own rules (EXPORT_NAME of an export
  * that cannot be opened) end the connection here.
+ *
+ * <p>With TLS on, STARTTLS upgrades the connection and the handshake starts over from a clean
+ * slate (structured replies and meta contexts negotiated in the clear are forgotten, as the
+ * protocol demands); with TLS required, every other option before it gets ERR_TLS_REQD and
+ * EXPORT_NAME, which cannot be refused, ends the connection.
  */
 final class Negotiation {
   private static final Logger log = LoggerFactory.getLogger(Negotiation.class);
@@ -43,17 +52,23 @@ final class Negotiation {
   private final Stack stack;
   private final ServerConfig config;
   private final String peer;
+  private final TlsPolicy tls;
+  /** The client as layers see it when an export is opened; gains its TLS username at STARTTLS. */
+  private Client client;
 
   private boolean noZeroes;
+  private TlsChannel tlsChannel;
   private boolean structuredReplies;
   /** The export name SET_META_CONTEXT selected base:allocation for, or null for none. */
   private String metaContextExport;
 
-  Negotiation(Wire wire, Stack stack, ServerConfig config, String peer) {
+  Negotiation(Wire wire, Stack stack, ServerConfig config, String peer, Client client, TlsPolicy tls) {
     this.wire = wire;
     this.stack = stack;
     this.config = config;
     this.peer = peer;
+    this.client = client;
+    this.tls = tls;
   }
 
   /** Runs the handshake; returns null when the client aborted or must be dropped. */
@@ -96,6 +111,15 @@ final class Negotiation {
       if (config.verbose()) {
         log.debug("{}: option {} ({} bytes)", peer, Opt.name(option), length);
       }
+      if (tls.mode() == TlsMode.REQUIRE && tlsChannel == null && option != Opt.STARTTLS && option != Opt.ABORT) {
+        if (option == Opt.EXPORT_NAME) {
+          // EXPORT_NAME has no error reply: the protocol's answer is to disconnect.
+          log.info("{}: dropped: EXPORT_NAME before STARTTLS, and TLS is required", peer);
+          return null;
+        }
+        wire.write(Replies.optionError(option, Rep.ERR_TLS_REQD, "TLS is required: send STARTTLS first"));
+        continue;
+      }
       switch (option) {
         case Opt.EXPORT_NAME -> {
           return exportName(data);
@@ -105,13 +129,7 @@ final class Negotiation {
           return null;
         }
         case Opt.LIST -> list(data);
-        case Opt.STARTTLS -> {
-          if (data.hasRemaining()) {
-            wire.write(Replies.optionError(option, Rep.ERR_INVALID, "STARTTLS takes no data"));
-          } else {
-            wire.write(Replies.optionError(option, Rep.ERR_POLICY, "TLS is not enabled on this server"));
-          }
-        }
+        case Opt.STARTTLS -> startTls(data);
         case Opt.INFO, Opt.GO -> {
           Result result = infoOrGo(option, data);
           if (result != null) {
@@ -142,6 +160,26 @@ final class Negotiation {
     }
   }
 
+  private void startTls(ByteBuffer data) throws IOException {
+    if (data.hasRemaining()) {
+      wire.write(Replies.optionError(Opt.STARTTLS, Rep.ERR_INVALID, "STARTTLS takes no data"));
+    } else if (tls.mode() == TlsMode.OFF) {
+      wire.write(Replies.optionError(Opt.STARTTLS, Rep.ERR_POLICY, "TLS is not enabled on this server"));
+    } else if (tlsChannel != null) {
+      wire.write(Replies.optionError(Opt.STARTTLS, Rep.ERR_INVALID, "TLS is already on"));
+    } else {
+      sendAck(Opt.STARTTLS);
+      try {
+        tlsChannel = wire.startTls(tls, peer);
+      } catch (IOException e) {
+        throw new IOException("TLS handshake failed: " + e.getMessage(), e);
+      }
+      client = new Client(client.address(), tlsChannel.username());
+      structuredReplies = false;
+      metaContextExport = null;
+    }
+  }
+
   private void sendAck(int option) throws IOException {
     wire.write(Replies.optionReply(option, Rep.ACK, new byte[0]));
   }
@@ -166,7 +204,7 @@ final class Negotiation {
     String name = resolve(requested);
     ServedExport export;
     try {
-      export = ServedExport.open(stack, name, config.readOnly());
+      export = open(name);
     } catch (IOException | RuntimeException e) {
       // EXPORT_NAME has no error reply: the protocol's answer is to disconnect.
       log.info("{}: dropped: cannot open export '{}': {}", peer, requested, e.getMessage());
@@ -174,6 +212,10 @@ final class Negotiation {
     }
     wire.write(Replies.exportNameReply(export.size, export.transmissionFlags(structuredReplies), noZeroes));
     return new Result(export, structuredReplies, baseAllocationSelectedFor(name));
+  }
+
+  private ServedExport open(String name) throws IOException {
+    return client.callAs(() -> ServedExport.open(stack, name, config.readOnly()));
   }
 
   private void list(ByteBuffer data) throws IOException {
@@ -206,7 +248,7 @@ final class Negotiation {
     String name = resolve(request.exportName());
     ServedExport export;
     try {
-      export = ServedExport.open(stack, name, config.readOnly());
+      export = open(name);
     } catch (NbdException e) {
       wire.write(Replies.optionError(option, Rep.ERR_UNKNOWN, "cannot open export '" + name + "': " + e.getMessage()));
       return null;

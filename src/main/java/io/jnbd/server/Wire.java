@@ -1,5 +1,7 @@
 package io.jnbd.server;
 
+import io.jnbd.server.tls.TlsChannel;
+import io.jnbd.server.tls.TlsPolicy;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -14,20 +16,42 @@ import java.nio.channels.WritableByteChannel;
  * (an {@link EOFException} from it says "client" either way). Reads are buffered, so that the
  * 28-byte request headers of a busy client cost one system call per batch rather than one each;
  * large payloads go straight from the channel into the caller's buffer. Writes are not thread-safe: the caller
- * holds the connection's reply lock.
+ * holds the connection's reply lock. After STARTTLS ({@link #startTls}) the same calls read and
+ * write through TLS; the channels change only then, on the reader thread, before any request
+ * thread exists.
  */
 public final class Wire implements AutoCloseable {
   private static final int READ_BUFFER = 64 * 1024;
 
-  private final ReadableByteChannel in;
-  private final WritableByteChannel out;
+  /** The connection itself, plain: what shutdownInput and close act on. */
+  private final ReadableByteChannel rawIn;
+  private final WritableByteChannel rawOut;
+  private ReadableByteChannel in;
+  private WritableByteChannel out;
+  /** The TLS session after STARTTLS, which may hold input of its own; else null. */
+  private TlsChannel tls;
   private final ByteBuffer readBuffer = ByteBuffer.allocateDirect(READ_BUFFER).flip();
   /** When the write under way last moved bytes (System.nanoTime), or 0 when none is. */
   private volatile long lastWriteProgress;
 
   public Wire(ReadableByteChannel in, WritableByteChannel out) {
+    this.rawIn = in;
+    this.rawOut = out;
     this.in = in;
     this.out = out;
+  }
+
+  /**
+   * Runs the TLS handshake (the client has just been sent STARTTLS's ACK) and from then on reads
+   * and writes through TLS. Bytes the client sent early, already buffered here, go to the handshake.
+   */
+  TlsChannel startTls(TlsPolicy policy, String peer) throws IOException {
+    ByteBuffer early = ByteBuffer.allocate(readBuffer.remaining()).put(readBuffer).flip();
+    TlsChannel channel = policy.upgrade(rawIn, rawOut, early, peer);
+    tls = channel;
+    in = channel;
+    out = channel;
+    return channel;
   }
 
   /** Fills dst to its limit. Throws EOFException when the peer closes first. */
@@ -55,7 +79,7 @@ public final class Wire implements AutoCloseable {
 
   /** Whether bytes the client sent are already read in and waiting here. */
   boolean hasBufferedInput() {
-    return readBuffer.hasRemaining();
+    return readBuffer.hasRemaining() || (tls != null && tls.hasBufferedInput());
   }
 
   /** Reads and discards n bytes. */
@@ -118,10 +142,10 @@ public final class Wire implements AutoCloseable {
   /** Makes a blocked reader see end of stream, leaving replies free to go out. */
   void shutdownInput() {
     try {
-      if (in instanceof SocketChannel socket) {
+      if (rawIn instanceof SocketChannel socket) {
         socket.shutdownInput();
       } else {
-        in.close();
+        rawIn.close();
       }
     } catch (IOException ignored) {
       // The connection is going away anyway.
@@ -129,18 +153,18 @@ public final class Wire implements AutoCloseable {
   }
 
   boolean isNetwork() {
-    return in instanceof NetworkChannel;
+    return rawIn instanceof NetworkChannel;
   }
 
   @Override
   public void close() {
     try {
-      in.close();
+      rawIn.close();
     } catch (IOException ignored) {
       // Nothing left to do for a channel that fails to close.
     }
     try {
-      out.close();
+      rawOut.close();
     } catch (IOException ignored) {
       // As above.
     }

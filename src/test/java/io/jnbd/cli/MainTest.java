@@ -69,7 +69,7 @@ class MainTest {
     Result r = jnbd("--dump-config");
     assertThat(r.status()).isZero();
     assertThat(r.out().lines().toList()).contains("name=jnbd", "version=" + Compatibility.NBDKIT_LEVEL,
-        "jnbd_version=" + Help.version());
+        "jnbd_version=" + Help.version(), "tls=yes");
     assertThat(r.out()).containsPattern("(?m)^plugins=(.*,)?testdisk(,|$)").containsPattern("(?m)^filters=(.*,)?shrink(,|$)");
     assertThat(r.out().lines()).allMatch(line -> line.matches("[a-z_]+=.*"));
   }
@@ -190,6 +190,36 @@ class MainTest {
     Result r = jnbd("--selinux-label", "system_u:object_r:svirt_socket_t:s0", "-U", "-", "testdisk", "64k",
         "--run", "nbdinfo --size \"$uri\" >/dev/null");
     assertThat(r.status()).as(r.err()).isZero();
+  }
+
+  @Test
+  void runUnderRequiredTlsGivesAnNbdsUriAndTls2() throws Exception {
+    Tools.require("nbdinfo");
+    Path pki = io.jnbd.testing.TestPki.certificates(dir.resolve("pki"), "MainTest CA");
+    Path env = dir.resolve("env");
+    Path info = dir.resolve("info");
+    Result r = jnbd("--tls=require", "--tls-certificates=" + pki, "testdisk", "64k",
+        "--run", "nbdinfo \"$uri&tls-certificates=" + pki + "\" > " + info + " && env > " + env);
+    assertThat(r.status()).as(r.err()).isZero();
+    Map<String, String> vars = variables(env);
+    assertThat(vars.get("uri")).startsWith("nbds+unix:///?socket=");
+    assertThat(vars).containsEntry("tls", "2");
+    assertThat(Files.readString(info)).contains("with TLS");
+    Result plain = jnbd("--tls=on", "--tls-certificates=" + pki, "testdisk", "64k", "--run", "env > " + env);
+    assertThat(plain.status()).as(plain.err()).isZero();
+    assertThat(variables(env).get("uri")).as("TLS on but not required").startsWith("nbd+unix:");
+    assertThat(variables(env)).containsEntry("tls", "1");
+  }
+
+  @Test
+  void requiredTlsWithoutCredentialsIsAStartupError() throws Exception {
+    Result r = jnbd("--tls=require", "--tls-certificates=" + dir, "testdisk", "64k", "--run", "true");
+    assertThat(r.status()).isEqualTo(1);
+    assertThat(r.err()).startsWith("jnbd: --tls=require but could not load TLS certificates").hasLineCount(1);
+    Path badPsk = Files.writeString(dir.resolve("bad.psk"), "alice:not-hex\n");
+    r = jnbd("--tls-psk=" + badPsk, "testdisk", "64k", "--run", "true");
+    assertThat(r.status()).isEqualTo(1);
+    assertThat(r.err()).isEqualTo("jnbd: --tls-psk: " + badPsk + " line 1: the key is not an even number of hex digits\n");
   }
 
   @Test

@@ -79,7 +79,7 @@ class OptionsTest {
         new String[] {"-p", "70000", "memory"},
         new String[] {"-t", "-1", "memory"},
         new String[] {"--log=file", "memory"},
-        new String[] {"--tls=require", "memory"},
+        new String[] {"--tls=maybe", "memory"},
         new String[] {"--no-such-option", "memory"})) {
       assertThatThrownBy(() -> Options.parse(args)).as(String.join(" ", args))
           .isInstanceOf(ConfigException.class);

@@ -377,6 +377,25 @@ class ProcessIT {
   }
 
   @Test
+  void tlsSessionDebugNamesTheSessionAndNeverTheKey() throws Exception {
+    Tools.require("nbdinfo");
+    String key = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    Path keys = io.jnbd.testing.TestPki.pskFile(dir.resolve("keys.psk"), "alice", java.util.HexFormat.of().parseHex(key));
+    String read = "nbdinfo \"nbds+unix://alice@/?socket=$unixsocket&tls-psk-file=" + keys + "\" >/dev/null";
+    String log = Tools.run(jnbd("-v", "-D", "nbdkit.tls.session=1", "--tls=require", "--tls-psk=" + keys, "--run", read,
+        "memory", "1M"), Map.of(), 120).assertSuccess().stderr();
+    assertThat(log).contains("TLS session: TLS 1.3 ", "PSK, username alice").doesNotContainIgnoringCase(key);
+  }
+
+  @Test
+  void backgroundStartWithoutTlsCertificatesIsReportedByTheParent() throws Exception {
+    Tools.Result start = Tools.run(jnbd("-U", dir.resolve("s").toString(), "--tls=require",
+        "--tls-certificates=" + dir, "testdisk", "1M"), Map.of(), 120);
+    assertThat(start.exitCode()).isEqualTo(1);
+    assertThat(start.stderr()).startsWith("jnbd: --tls=require but could not load TLS certificates");
+  }
+
+  @Test
   void exitWithParentStopsTheServerWhenItsParentExits() throws Exception {
     Path pidfile = dir.resolve("jnbd.pid");
     String server = String.join(" ", jnbd("--exit-with-parent", "-U", dir.resolve("s").toString(),

@@ -10,8 +10,6 @@ import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -68,16 +66,10 @@ class FlowFiltersDifferentialTest {
     List<String> command = new ArrayList<>();
     filters.forEach(filter -> command.add("--filter=" + filter));
     command.addAll(pluginAndArgs);
-    try (Nbdkit nbdkit = new Nbdkit(tcp ? freePort() : 0, command)) {
+    try (Nbdkit nbdkit = new Nbdkit(tcp ? Nbdkit.freePort() : 0, command)) {
       assertThat(jnbd).as("jnbd, then nbdkit, with " + arguments).isEqualTo(nbdsh(nbdkit.uri(), script));
     }
     return jnbd;
-  }
-
-  private static int freePort() throws IOException {
-    try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return probe.getLocalPort();
-    }
   }
 
   private static List<String> nbdsh(String uri, String script) {

@@ -1,6 +1,8 @@
 package io.jnbd.interop;
 
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -44,6 +46,13 @@ final class Nbdkit implements AutoCloseable {
     if (!Files.exists(pidFile)) {
       close();
       throw new IOException("nbdkit did not start: " + command);
+    }
+  }
+
+  /** A loopback TCP port that was free a moment ago, for an nbdkit that needs one. */
+  static int freePort() throws IOException {
+    try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return probe.getLocalPort();
     }
   }
 

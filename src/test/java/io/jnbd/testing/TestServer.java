@@ -5,6 +5,7 @@ import io.jnbd.api.Plugin;
 import io.jnbd.server.NbdServer;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
+import io.jnbd.server.tls.TlsPolicy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -30,8 +31,13 @@ public final class TestServer implements AutoCloseable {
 
   /** Serves a stack whose configuration is complete (see {@link Stacks#configured}). */
   public TestServer(Stack stack, ServerConfig config) {
+    this(stack, config, TlsPolicy.OFF);
+  }
+
+  /** Serves a configured stack, answering STARTTLS as {@code tls} says. */
+  public TestServer(Stack stack, ServerConfig config, TlsPolicy tls) {
     try {
-      server = new NbdServer(stack, config);
+      server = new NbdServer(stack, config, tls);
       directory = Files.createTempDirectory("jnbd-test");
       socket = directory.resolve("nbd.sock");
       server.listenUnix(socket);

@@ -7,13 +7,15 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.PublicKey;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.WeakHashMap;
 import org.apache.sshd.client.config.hosts.KnownHostEntry;
 import org.apache.sshd.client.keyverifier.ServerKeyVerifier;
 import org.apache.sshd.client.session.ClientSession;
-import org.apache.sshd.common.AttributeRepository;
 import org.apache.sshd.common.NamedFactory;
 import org.apache.sshd.common.config.keys.KeyUtils;
 import org.apache.sshd.common.config.keys.PublicKeyEntryResolver;
@@ -146,11 +148,15 @@ final class KnownHosts {
   }
 
   /**
-   * Verifies every session's server key for one host, and records why it refused on the session,
+   * Verifies every session's server key for one host, and records why it refused each session,
    * so the failed connection can say so instead of MINA's generic "Server key did not validate".
    */
   static final class Verifier implements ServerKeyVerifier {
-    private static final AttributeRepository.AttributeKey<String> REFUSAL = new AttributeRepository.AttributeKey<>();
+    /**
+     * Kept here, not as a session attribute: MINA clears a session's attributes once it has closed,
+     * which a refused session does at once, so the reason could be gone before the caller asks.
+     */
+    private final Map<ClientSession, String> refusals = Collections.synchronizedMap(new WeakHashMap<>());
     private final KnownHosts known;
     private final String host;
     private final int port;
@@ -164,7 +170,7 @@ final class KnownHosts {
     @Override
     public boolean verifyServerKey(ClientSession session, SocketAddress remote, PublicKey key) {
       if (known.check(host, port, key) instanceof Verdict.Refused refused) {
-        session.setAttribute(REFUSAL, refused.reason());
+        refusals.put(session, refused.reason());
         return false;
       }
       return true;
@@ -172,7 +178,7 @@ final class KnownHosts {
 
     /** Why this session's server key was refused, or null. */
     static String refusal(ClientSession session) {
-      return session.getAttribute(REFUSAL);
+      return session.getServerKeyVerifier() instanceof Verifier verifier ? verifier.refusals.remove(session) : null;
     }
   }
 }

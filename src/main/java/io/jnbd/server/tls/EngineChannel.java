@@ -1,0 +1,333 @@
+package io.jnbd.server.tls;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantLock;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLEngineResult;
+import javax.net.ssl.SSLEngineResult.HandshakeStatus;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.SSLSession;
+
+/**
+ * TLS with the JDK's {@link SSLEngine} over blocking channels, so that TCP and Unix sockets (which
+ * have no {@code SSLSocket}) are served alike. The engine allows one wrap and one unwrap at once:
+ * the reader thread unwraps, a replying thread wraps, and {@link #writeLock} keeps the reader's
+ * own rare writes (a TLS 1.3 key update answer) from interleaving with replies.
+ */
+final class EngineChannel implements TlsChannel {
+  /** Records encrypted per system call when writing large replies. */
+  private static final int RECORDS_PER_WRITE = 16;
+  /** Bytes read from the socket per system call, at most. */
+  private static final int NETWORK_READ = 256 * 1024;
+  private static final ByteBuffer NOTHING = ByteBuffer.allocate(0);
+
+  private final SSLEngine engine;
+  private final ReadableByteChannel in;
+  private final WritableByteChannel out;
+  private final int applicationSize;
+  private final int packetSize;
+  /** Encrypted bytes read from the client and not yet unwrapped; in read mode. Reader only. */
+  private ByteBuffer networkIn;
+  /** Plaintext unwrapped and not yet taken by the reader; in read mode. Reader only. */
+  private ByteBuffer applicationIn;
+  /** Encrypted bytes on their way out; guarded by writeLock. */
+  private final ByteBuffer networkOut;
+  private final Lock writeLock = new ReentrantLock();
+
+  private EngineChannel(SSLEngine engine, ReadableByteChannel in, WritableByteChannel out, ByteBuffer early) {
+    this.engine = engine;
+    this.in = in;
+    this.out = out;
+    SSLSession session = engine.getSession();
+    this.applicationSize = session.getApplicationBufferSize();
+    this.packetSize = session.getPacketBufferSize();
+    this.networkIn = ByteBuffer.allocateDirect(Math.max(NETWORK_READ, session.getPacketBufferSize() + early.remaining()));
+    networkIn.put(early).flip();
+    this.applicationIn = ByteBuffer.allocateDirect(applicationSize).flip();
+    this.networkOut = ByteBuffer.allocateDirect(session.getPacketBufferSize() * RECORDS_PER_WRITE);
+  }
+
+  /** Runs the server side of the handshake; on failure the client is sent the alert and the engine is closed. */
+  static EngineChannel handshake(SSLEngine engine, ReadableByteChannel in, WritableByteChannel out, ByteBuffer early)
+      throws IOException {
+    EngineChannel channel = new EngineChannel(engine, in, out, early);
+    channel.runHandshake();
+    return channel;
+  }
+
+  private void runHandshake() throws IOException {
+    engine.beginHandshake();
+    while (true) {
+      switch (engine.getHandshakeStatus()) {
+        case NEED_WRAP -> wrapAndSend(NOTHING);
+        case NEED_UNWRAP, NEED_UNWRAP_AGAIN -> {
+          if (unwrapInto(applicationIn.compact()) < 0) {
+            throw new EOFException("the client closed the connection during the TLS handshake");
+          }
+          applicationIn.flip();
+        }
+        case NEED_TASK -> runTasks();
+        case FINISHED, NOT_HANDSHAKING -> {
+          return;
+        }
+      }
+    }
+  }
+
+  private void runTasks() {
+    Runnable task;
+    while ((task = engine.getDelegatedTask()) != null) {
+      task.run();
+    }
+  }
+
+  /**
+   * Unwraps one record (reading from the client as needed) into target, in write mode. Returns
+   * the plaintext bytes produced (0 for a handshake or alert record), or -1 at the end of input.
+   */
+  private int unwrapInto(ByteBuffer target) throws IOException {
+    while (true) {
+      SSLEngineResult result;
+      try {
+        result = engine.unwrap(networkIn, target);
+      } catch (SSLException e) {
+        sendAlertAfter(e);
+        throw e;
+      }
+      switch (result.getStatus()) {
+        case OK -> {
+          answerHandshake(result.getHandshakeStatus());
+          return result.bytesProduced();
+        }
+        case BUFFER_UNDERFLOW -> {
+          if (fillNetworkIn() < 0) {
+            return -1;
+          }
+        }
+        case BUFFER_OVERFLOW -> throw new IllegalStateException("no room for a TLS record in a buffer of " + target.remaining());
+        case CLOSED -> {
+          answerHandshake(result.getHandshakeStatus());
+          return -1;
+        }
+      }
+    }
+  }
+
+  /** After the handshake, a record can still ask for an answer (a key update) or a task. */
+  private void answerHandshake(HandshakeStatus status) throws IOException {
+    if (status == HandshakeStatus.NEED_TASK) {
+      runTasks();
+    }
+    if (engine.getHandshakeStatus() == HandshakeStatus.NEED_WRAP && !engine.isOutboundDone()) {
+      wrapAndSend(NOTHING);
+    }
+  }
+
+  private int fillNetworkIn() throws IOException {
+    networkIn.compact();
+    if (!networkIn.hasRemaining()) {
+      ByteBuffer larger = ByteBuffer.allocateDirect(networkIn.capacity() * 2);
+      networkIn = larger.put(networkIn.flip());
+    }
+    try {
+      return in.read(networkIn);
+    } finally {
+      networkIn.flip();
+    }
+  }
+
+  /** On a failed handshake or record the engine has an alert ready: the client should know why. */
+  private void sendAlertAfter(SSLException failure) {
+    try {
+      engine.closeOutbound();
+      wrapAndSend(NOTHING);
+    } catch (IOException | RuntimeException e) {
+      failure.addSuppressed(e);
+    }
+  }
+
+  @Override
+  public int read(ByteBuffer dst) throws IOException {
+    if (!applicationIn.hasRemaining()) {
+      if (dst.remaining() >= applicationSize) {
+        // Straight into the caller's buffer, then as many whole records as are here already.
+        int n;
+        do {
+          n = unwrapInto(dst);
+        } while (n == 0);
+        if (n < 0) {
+          return -1;
+        }
+        int total = n;
+        while (dst.remaining() >= applicationSize && networkIn.hasRemaining() && (n = unwrapAvailable(dst)) > 0) {
+          total += n;
+        }
+        return total;
+      }
+      int n;
+      applicationIn.clear();
+      try {
+        do {
+          n = unwrapInto(applicationIn);
+        } while (n == 0);
+      } finally {
+        applicationIn.flip();
+      }
+      if (n < 0) {
+        return -1;
+      }
+    }
+    int total = copyApplicationIn(dst);
+    // Small records (one per request, as libnbd sends them) that are already here go too, so
+    // that the caller sees every request that is waiting.
+    while (dst.hasRemaining() && networkIn.hasRemaining()) {
+      applicationIn.clear();
+      int n;
+      try {
+        n = unwrapAvailable(applicationIn);
+      } finally {
+        applicationIn.flip();
+      }
+      if (n <= 0) {
+        break;
+      }
+      total += copyApplicationIn(dst);
+    }
+    return total;
+  }
+
+  private int copyApplicationIn(ByteBuffer dst) {
+    int n = Math.min(dst.remaining(), applicationIn.remaining());
+    dst.put(dst.position(), applicationIn, applicationIn.position(), n);
+    dst.position(dst.position() + n);
+    applicationIn.position(applicationIn.position() + n);
+    return n;
+  }
+
+  @Override
+  public boolean hasBufferedInput() {
+    return applicationIn.hasRemaining() || networkIn.hasRemaining();
+  }
+
+  /** Unwraps a record already read in, without reading more; 0 when none is complete. */
+  private int unwrapAvailable(ByteBuffer target) throws IOException {
+    SSLEngineResult result;
+    try {
+      result = engine.unwrap(networkIn, target);
+    } catch (SSLException e) {
+      sendAlertAfter(e);
+      throw e;
+    }
+    if (result.getStatus() != SSLEngineResult.Status.OK) {
+      return 0;
+    }
+    answerHandshake(result.getHandshakeStatus());
+    return result.bytesProduced();
+  }
+
+  @Override
+  public int write(ByteBuffer src) throws IOException {
+    return (int) write(new ByteBuffer[] {src}, 0, 1);
+  }
+
+  @Override
+  public long write(ByteBuffer[] srcs) throws IOException {
+    return write(srcs, 0, srcs.length);
+  }
+
+  @Override
+  public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
+    writeLock.lock();
+    try {
+      long consumed = 0;
+      boolean more = true;
+      while (more) {
+        networkOut.clear();
+        do {
+          SSLEngineResult result = engine.wrap(srcs, offset, length, networkOut);
+          if (result.getStatus() == SSLEngineResult.Status.CLOSED) {
+            throw new IOException("the TLS session is closed");
+          }
+          consumed += result.bytesConsumed();
+          more = hasRemaining(srcs, offset, length);
+        } while (more && networkOut.remaining() >= packetSize);
+        send(networkOut.flip());
+      }
+      return consumed;
+    } finally {
+      writeLock.unlock();
+    }
+  }
+
+  private static boolean hasRemaining(ByteBuffer[] buffers, int offset, int length) {
+    for (int i = offset; i < offset + length; i++) {
+      if (buffers[i].hasRemaining()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Wraps what the engine wants to send by itself (handshake, alert, key update) and sends it. */
+  private void wrapAndSend(ByteBuffer plaintext) throws IOException {
+    writeLock.lock();
+    try {
+      networkOut.clear();
+      SSLEngineResult result = engine.wrap(plaintext, networkOut);
+      if (result.getHandshakeStatus() == HandshakeStatus.NEED_TASK) {
+        runTasks();
+      }
+      send(networkOut.flip());
+    } finally {
+      writeLock.unlock();
+    }
+  }
+
+  private void send(ByteBuffer buffer) throws IOException {
+    while (buffer.hasRemaining()) {
+      out.write(buffer);
+    }
+  }
+
+  @Override
+  public String username() {
+    return null;
+  }
+
+  @Override
+  public String describeSession() {
+    SSLSession session = engine.getSession();
+    String peer;
+    try {
+      Certificate[] chain = session.getPeerCertificates();
+      peer = chain.length > 0 && chain[0] instanceof X509Certificate x509
+          ? "client certificate " + x509.getSubjectX500Principal().getName() : "no client certificate";
+    } catch (SSLPeerUnverifiedException e) {
+      peer = "no client certificate";
+    }
+    return session.getProtocol() + " " + session.getCipherSuite() + ", x509, " + peer;
+  }
+
+  @Override
+  public boolean isOpen() {
+    return in.isOpen();
+  }
+
+  /** Closes the connection below; no close_notify, which could block on a client that does not read. */
+  @Override
+  public void close() throws IOException {
+    try {
+      in.close();
+    } finally {
+      out.close();
+    }
+  }
+}

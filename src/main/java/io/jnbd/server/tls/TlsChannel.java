@@ -1,0 +1,23 @@
+package io.jnbd.server.tls;
+
+import java.nio.channels.ByteChannel;
+import java.nio.channels.GatheringByteChannel;
+
+/**
+ * A connection after a finished TLS handshake: reads give the client's plaintext, writes are
+ * encrypted. Reading and writing may go on at once from two threads; writes must not overlap
+ * (the connection's reply lock sees to that). Closing closes the connection below too.
+ */
+public interface TlsChannel extends ByteChannel, GatheringByteChannel {
+  /**
+   * Whether the client's bytes are already here, read from the socket but not yet returned: then
+   * more requests are waiting, which the connection must not leave behind one it runs itself.
+   */
+  boolean hasBufferedInput();
+
+  /** The PSK identity the client authenticated with, or null (certificates, or none). */
+  String username();
+
+  /** Protocol, cipher suite and peer, for -D nbdkit.tls.session=1; never a secret. */
+  String describeSession();
+}

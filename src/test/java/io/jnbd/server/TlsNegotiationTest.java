@@ -1,0 +1,211 @@
+package io.jnbd.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.jnbd.plugins.MemoryPlugin;
+import io.jnbd.protocol.Nbd;
+import io.jnbd.protocol.Nbd.Opt;
+import io.jnbd.protocol.Nbd.Rep;
+import io.jnbd.server.tls.TlsMode;
+import io.jnbd.server.tls.TlsPolicy;
+import io.jnbd.server.tls.TlsSettings;
+import io.jnbd.testing.Stacks;
+import io.jnbd.testing.TestPki;
+import io.jnbd.testing.TestServer;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
+import java.util.List;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.TrustManagerFactory;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The handshake's TLS rules, byte by byte: what --tls=off|on|require answer before and after STARTTLS. */
+class TlsNegotiationTest {
+  @TempDir Path dir;
+  private Path pki;
+
+  @BeforeEach
+  void certificates() {
+    pki = TestPki.certificates(dir.resolve("pki"), "negotiation test CA");
+  }
+
+  private TestServer serve(TlsMode mode) {
+    TlsPolicy tls = mode == TlsMode.OFF ? TlsPolicy.OFF : TlsPolicy.load(new TlsSettings(mode, pki, null, false, false));
+    return new TestServer(Stacks.configured(List.of(), new MemoryPlugin(), "size=1M"), ServerConfig.defaults(), tls)
+        .withTcp();
+  }
+
+  /** One option reply: its type and data. */
+  private record Reply(int option, int type, byte[] data) {}
+
+  /** A fixed-newstyle client over a plain socket, or over TLS once {@link #startTls} succeeded. */
+  private final class Client implements AutoCloseable {
+    private final Socket plain;
+    private Socket socket;
+    private DataInputStream in;
+    private DataOutputStream out;
+
+    Client(int port) throws IOException {
+      plain = new Socket(InetAddress.getLoopbackAddress(), port);
+      plain.setSoTimeout(30_000);
+      use(plain);
+      assertThat(in.readLong()).isEqualTo(Nbd.NBDMAGIC);
+      assertThat(in.readLong()).isEqualTo(Nbd.IHAVEOPT);
+      in.readShort();
+      out.writeInt(Nbd.ClientFlag.FIXED_NEWSTYLE | Nbd.ClientFlag.NO_ZEROES);
+    }
+
+    private void use(Socket s) throws IOException {
+      socket = s;
+      in = new DataInputStream(s.getInputStream());
+      out = new DataOutputStream(s.getOutputStream());
+    }
+
+    void send(int option, byte[] data) throws IOException {
+      out.writeLong(Nbd.IHAVEOPT);
+      out.writeInt(option);
+      out.writeInt(data.length);
+      out.write(data);
+      out.flush();
+    }
+
+    Reply reply() throws IOException {
+      assertThat(in.readLong()).isEqualTo(Nbd.OPTION_REPLY_MAGIC);
+      int option = in.readInt();
+      int type = in.readInt();
+      byte[] data = in.readNBytes(in.readInt());
+      return new Reply(option, type, data);
+    }
+
+    /** Sends an option and returns the type of its last reply (the ACK or error after any others). */
+    int ask(int option, byte[] data) throws IOException {
+      send(option, data);
+      Reply reply;
+      do {
+        reply = reply();
+        assertThat(reply.option()).isEqualTo(option);
+      } while (reply.type() == Rep.SERVER || reply.type() == Rep.INFO || reply.type() == Rep.META_CONTEXT);
+      return reply.type();
+    }
+
+    void startTls() throws Exception {
+      assertThat(ask(Opt.STARTTLS, new byte[0])).isEqualTo(Rep.ACK);
+      KeyStore trusted = KeyStore.getInstance("PKCS12");
+      trusted.load(null, null);
+      try (InputStream ca = Files.newInputStream(pki.resolve("ca-cert.pem"))) {
+        trusted.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(ca));
+      }
+      TrustManagerFactory trust = TrustManagerFactory.getInstance("PKIX");
+      trust.init(trusted);
+      SSLContext context = SSLContext.getInstance("TLS");
+      context.init(null, trust.getTrustManagers(), null);
+      SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), true);
+      tls.setUseClientMode(true);
+      tls.startHandshake();
+      use(tls);
+    }
+
+    /** Reads what the server still sends (a TLS alert, say) up to its end; a server that never closes times out. */
+    void awaitClosedByServer() throws IOException {
+      try {
+        in.readAllBytes();
+      } catch (java.net.SocketException e) {
+        // A reset ends the connection as well as a close.
+      }
+    }
+
+    @Override
+    public void close() throws IOException {
+      socket.close();
+    }
+  }
+
+  private static byte[] goDefaultExport() {
+    return new byte[] {0, 0, 0, 0, 0, 0};
+  }
+
+  @Test
+  void requiredTlsRefusesEveryOptionBeforeStartTlsThenForgetsNothingItShould() throws Exception {
+    try (TestServer server = serve(TlsMode.REQUIRE); Client client = new Client(server.port())) {
+      assertThat(client.ask(Opt.LIST, new byte[0])).isEqualTo(Rep.ERR_TLS_REQD);
+      assertThat(client.ask(Opt.STRUCTURED_REPLY, new byte[0])).isEqualTo(Rep.ERR_TLS_REQD);
+      assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ERR_TLS_REQD);
+      assertThat(client.ask(Opt.STARTTLS, new byte[] {1})).isEqualTo(Rep.ERR_INVALID);
+      client.startTls();
+      assertThat(client.ask(Opt.STARTTLS, new byte[0])).as("a second STARTTLS").isEqualTo(Rep.ERR_INVALID);
+      assertThat(client.ask(Opt.LIST, new byte[0])).isEqualTo(Rep.ACK);
+      assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ACK);
+    }
+  }
+
+  @Test
+  void exportNameBeforeStartTlsEndsTheConnectionWhenTlsIsRequired() throws Exception {
+    try (TestServer server = serve(TlsMode.REQUIRE)) {
+      try (Client client = new Client(server.port())) {
+        client.send(Opt.EXPORT_NAME, new byte[0]);
+        client.awaitClosedByServer();
+      }
+      try (Client client = new Client(server.port())) {
+        assertThat(client.ask(Opt.ABORT, new byte[0])).as("ABORT is always allowed").isEqualTo(Rep.ACK);
+      }
+    }
+  }
+
+  @Test
+  void startTlsForgetsWhatWasNegotiatedInTheClear() throws Exception {
+    try (TestServer server = serve(TlsMode.ON); Client client = new Client(server.port())) {
+      assertThat(client.ask(Opt.LIST, new byte[0])).as("optional TLS").isEqualTo(Rep.ACK);
+      assertThat(client.ask(Opt.STRUCTURED_REPLY, new byte[0])).isEqualTo(Rep.ACK);
+      client.startTls();
+      // Structured replies were negotiated before TLS: after it, they are off again.
+      assertThat(client.ask(Opt.SET_META_CONTEXT, metaContextQuery())).isEqualTo(Rep.ERR_INVALID);
+      assertThat(client.ask(Opt.STRUCTURED_REPLY, new byte[0])).isEqualTo(Rep.ACK);
+      assertThat(client.ask(Opt.SET_META_CONTEXT, metaContextQuery())).isEqualTo(Rep.ACK);
+    }
+  }
+
+  private static byte[] metaContextQuery() {
+    byte[] query = Nbd.BASE_ALLOCATION.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    java.nio.ByteBuffer data = java.nio.ByteBuffer.allocate(4 + 4 + 4 + query.length);
+    data.putInt(0).putInt(1).putInt(query.length).put(query);
+    return data.array();
+  }
+
+  @Test
+  void tlsOffRefusesStartTlsByPolicy() throws Exception {
+    try (TestServer server = serve(TlsMode.OFF); Client client = new Client(server.port())) {
+      assertThat(client.ask(Opt.STARTTLS, new byte[0])).isEqualTo(Rep.ERR_POLICY);
+      assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ACK);
+    }
+  }
+
+  @Test
+  void garbageInsteadOfAHandshakeDropsOnlyThatClient() throws Exception {
+    try (TestServer server = serve(TlsMode.REQUIRE)) {
+      try (Client client = new Client(server.port())) {
+        assertThat(client.ask(Opt.STARTTLS, new byte[0])).isEqualTo(Rep.ACK);
+        client.out.write(new byte[] {22, 3, 1, 0, 5, 'h', 'e', 'l', 'l', 'o', 0, 0, 0, 0});
+        client.out.flush();
+        client.awaitClosedByServer();
+      }
+      try (Client client = new Client(server.port())) {
+        client.startTls();
+        assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ACK);
+      }
+      assertThatThrownBy(() -> TlsPolicy.load(new TlsSettings(TlsMode.REQUIRE, dir.resolve("empty"), null, false, false)))
+          .hasMessageContaining("--tls-certificates");
+    }
+  }
+}

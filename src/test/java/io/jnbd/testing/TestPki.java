@@ -1,0 +1,123 @@
+package io.jnbd.testing;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.io.Writer;
+import java.math.BigInteger;
+import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Date;
+import java.util.HexFormat;
+import java.util.concurrent.atomic.AtomicLong;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.asn1.x509.GeneralNames;
+import org.bouncycastle.asn1.x509.KeyPurposeId;
+import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.cert.X509v3CertificateBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
+import org.bouncycastle.operator.OperatorCreationException;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.bouncycastle.util.io.pem.PemObject;
+
+/**
+ * Certificates and keys for TLS tests, made with Bouncy Castle in the layout nbdkit, libnbd and
+ * qemu read: a directory with ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem and
+ * client-key.pem (the server's for localhost and 127.0.0.1), and PSK files in psktool's format.
+ */
+public final class TestPki {
+  private static final AtomicLong SERIAL = new AtomicLong(System.currentTimeMillis());
+
+  private TestPki() {}
+
+  /** A fresh CA in {@code directory} with a server and a client certificate it signed. */
+  public static Path certificates(Path directory, String caName) {
+    try {
+      Files.createDirectories(directory);
+      KeyPair ca = keyPair();
+      X500Name caSubject = new X500Name("CN=" + caName);
+      X509Certificate caCert = sign(caSubject, ca, caSubject, ca, true, null);
+      KeyPair server = keyPair();
+      X509Certificate serverCert = sign(new X500Name("CN=localhost,O=jnbd tests"), server, caSubject, ca, false,
+          KeyPurposeId.id_kp_serverAuth);
+      KeyPair client = keyPair();
+      X509Certificate clientCert = sign(new X500Name("CN=client,O=jnbd tests"), client, caSubject, ca, false,
+          KeyPurposeId.id_kp_clientAuth);
+      pem(directory.resolve("ca-cert.pem"), caCert);
+      pem(directory.resolve("server-cert.pem"), serverCert);
+      pem(directory.resolve("server-key.pem"), pkcs8(server));
+      pem(directory.resolve("client-cert.pem"), clientCert);
+      pem(directory.resolve("client-key.pem"), pkcs8(client));
+      return directory;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (GeneralSecurityException | OperatorCreationException e) {
+      throw new IllegalStateException("cannot make test certificates", e);
+    }
+  }
+
+  /** A psktool file with one line, {@code username:key} in hex; returns its path. */
+  public static Path pskFile(Path file, String username, byte[] key) {
+    try {
+      Files.createDirectories(file.getParent());
+      Files.writeString(file, username + ":" + HexFormat.of().formatHex(key) + "\n");
+      return file;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** RSA: GnuTLS cannot read the JDK's EC keys, whose PKCS#8 encoding leaves out the public key. */
+  private static KeyPair keyPair() throws GeneralSecurityException {
+    KeyPairGenerator generator = KeyPairGenerator.getInstance("RSA");
+    generator.initialize(2048);
+    return generator.generateKeyPair();
+  }
+
+  private static X509Certificate sign(X500Name subject, KeyPair subjectKeys, X500Name issuer, KeyPair issuerKeys,
+      boolean ca, KeyPurposeId purpose) throws IOException, GeneralSecurityException, OperatorCreationException {
+    Instant now = Instant.now();
+    X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer, BigInteger.valueOf(SERIAL.incrementAndGet()),
+        Date.from(now.minus(Duration.ofHours(1))), Date.from(now.plus(Duration.ofDays(2))), subject,
+        subjectKeys.getPublic());
+    builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(ca));
+    if (ca) {
+      builder.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign));
+    } else {
+      builder.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature));
+      builder.addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(purpose));
+      if (purpose == KeyPurposeId.id_kp_serverAuth) {
+        builder.addExtension(Extension.subjectAlternativeName, false, new GeneralNames(new GeneralName[] {
+          new GeneralName(GeneralName.dNSName, "localhost"),
+          new GeneralName(GeneralName.iPAddress, InetAddress.getLoopbackAddress().getHostAddress())
+        }));
+      }
+    }
+    return new JcaX509CertificateConverter().getCertificate(
+        builder.build(new JcaContentSignerBuilder("SHA256withRSA").build(issuerKeys.getPrivate())));
+  }
+
+  /** Unencrypted PKCS#8, as openssl genpkey and certtool --pkcs8 write keys. */
+  private static PemObject pkcs8(KeyPair keys) {
+    return new PemObject("PRIVATE KEY", keys.getPrivate().getEncoded());
+  }
+
+  private static void pem(Path file, Object object) throws IOException {
+    try (Writer out = Files.newBufferedWriter(file, StandardCharsets.US_ASCII); JcaPEMWriter pem = new JcaPEMWriter(out)) {
+      pem.writeObject(object);
+    }
+  }
+}
