@@ -10,9 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -42,33 +40,14 @@ class NbdProxyIT {
     }
     Path disk = Files.write(dir.resolve("disk.img"), image);
     try (TestServer upstream = new TestServer(List.of(), Layers.plugin("file", "file=" + disk), ServerConfig.defaults()).withTcp()) {
-      Path socket = dir.resolve("in.sock");
-      Path pidfile = dir.resolve("in.pid");
-      List<String> line = new ArrayList<>(List.of("--exit-with-parent", "--foreground", "--pidfile", pidfile.toString(),
-          "--unix", socket.toString(), "--threads", "16", "-D", "nbdkit.backend.datapath=0", "--filter", "cow", "nbd"));
+      List<String> line = new ArrayList<>(List.of("--filter", "cow", "nbd"));
       if (addressing.equals("uri")) {
         line.add("uri=nbd://127.0.0.1:" + upstream.port() + "/");
       } else {
         line.addAll(List.of("hostname=127.0.0.1", "port=" + upstream.port()));
       }
       line.add("shared=true");
-      Process server = new ProcessBuilder(ProcessIT.jnbd(line.toArray(String[]::new)))
-          .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-          .redirectError(dir.resolve("server.log").toFile())
-          .start();
-      try {
-        for (int i = 0; i < 1200 && !Files.exists(pidfile); i++) {
-          Thread.sleep(50);
-        }
-        assertThat(pidfile).as("pidfile of a started server: " + Files.readString(dir.resolve("server.log"))).exists();
-        Path copy = dir.resolve("copy.raw");
-        Tools.run(List.of("nbdcopy", "--requests=64", "--flush", "nbd+unix:///?socket=" + socket, copy.toString()),
-            Map.of(), 120).assertSuccess();
-        assertThat(Files.readAllBytes(copy)).isEqualTo(image);
-      } finally {
-        server.destroy();
-        assertThat(server.waitFor(60, TimeUnit.SECONDS)).isTrue();
-      }
+      ProcessIT.copyThroughVirtV2vServer(dir, line, image);
       assertThat(Files.readAllBytes(disk)).as("cow kept the upstream untouched").isEqualTo(image);
     }
   }

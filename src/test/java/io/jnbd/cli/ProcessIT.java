@@ -46,6 +46,37 @@ class ProcessIT {
     return command;
   }
 
+  /**
+   * Starts jnbd with virt-v2v's server prefix ({@code --exit-with-parent --foreground --pidfile P
+   * --unix S --threads 16 -D nbdkit.backend.datapath=0}) before {@code line}, waits for the pidfile
+   * as virt-v2v does, copies the export with nbdcopy as virt-v2v does ({@code --requests=64
+   * --flush}), checks the copy is {@code expected}, and stops the server.
+   */
+  static void copyThroughVirtV2vServer(Path dir, List<String> line, byte[] expected) throws Exception {
+    Path socket = dir.resolve("in.sock");
+    Path pidfile = dir.resolve("in.pid");
+    List<String> command = new ArrayList<>(List.of("--exit-with-parent", "--foreground", "--pidfile", pidfile.toString(),
+        "--unix", socket.toString(), "--threads", "16", "-D", "nbdkit.backend.datapath=0"));
+    command.addAll(line);
+    Process server = new ProcessBuilder(jnbd(command.toArray(String[]::new)))
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .redirectError(dir.resolve("server.log").toFile())
+        .start();
+    try {
+      for (int i = 0; i < 1200 && !Files.exists(pidfile) && server.isAlive(); i++) {
+        Thread.sleep(50);
+      }
+      assertThat(pidfile).as("pidfile of a started server: " + Files.readString(dir.resolve("server.log"))).exists();
+      Path copy = dir.resolve("copy.raw");
+      Tools.run(List.of("nbdcopy", "--requests=64", "--flush", "nbd+unix:///?socket=" + socket, copy.toString()),
+          Map.of(), 120).assertSuccess();
+      assertThat(Files.readAllBytes(copy)).isEqualTo(expected);
+    } finally {
+      server.destroy();
+      assertThat(server.waitFor(60, TimeUnit.SECONDS)).as("the server stops on SIGTERM").isTrue();
+    }
+  }
+
   @Test
   void backgroundStartReturnsOnceServingAndStopsOnSigterm() throws Exception {
     Tools.require("nbdinfo");
@@ -282,30 +313,11 @@ class ProcessIT {
     byte[] image = new byte[8 << 20];
     new Random(8).nextBytes(image);
     try (RangeOrigin origin = RangeOrigin.http(image)) {
-      Path socket = dir.resolve("in.sock");
-      Path pidfile = dir.resolve("in.pid");
-      List<String> line = new ArrayList<>(List.of("--exit-with-parent", "--foreground", "--pidfile", pidfile.toString(),
-          "--unix", socket.toString(), "--threads", "16", "-D", "nbdkit.backend.datapath=0", "--readonly"));
+      List<String> line = new ArrayList<>(List.of("--readonly"));
       line.addAll(filtersAndPlugin);
       line.add("url=" + origin.url());
       line.add("cow-on-read=" + dir.resolve("convert"));
-      Process server = new ProcessBuilder(jnbd(line.toArray(String[]::new)))
-          .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-          .redirectError(dir.resolve("server.log").toFile())
-          .start();
-      try {
-        for (int i = 0; i < 1200 && !Files.exists(pidfile); i++) {
-          Thread.sleep(50);
-        }
-        assertThat(pidfile).as("pidfile of a started server: " + Files.readString(dir.resolve("server.log"))).exists();
-        Path copy = dir.resolve("copy.raw");
-        Tools.run(List.of("nbdcopy", "--requests=64", "--flush", "nbd+unix:///?socket=" + socket, copy.toString()),
-            Map.of(), 120).assertSuccess();
-        assertThat(Files.readAllBytes(copy)).isEqualTo(image);
-      } finally {
-        server.destroy();
-        server.waitFor(60, TimeUnit.SECONDS);
-      }
+      copyThroughVirtV2vServer(dir, line, image);
     }
   }
 

@@ -9,9 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,30 +24,11 @@ class SshProcessIT {
 
   /** virt-v2v's prefix and filters, then the ssh plugin with {@code pluginArgs}, copied and compared. */
   private void copyThroughVirtV2vsLine(List<String> pluginArgs, byte[] image) throws Exception {
-    Path socket = dir.resolve("in.sock");
-    Path pidfile = dir.resolve("in.pid");
-    List<String> line = new ArrayList<>(List.of("--exit-with-parent", "--foreground", "--pidfile", pidfile.toString(),
-        "--unix", socket.toString(), "--threads", "16", "-D", "nbdkit.backend.datapath=0", "--readonly",
+    List<String> line = new ArrayList<>(List.of("--readonly",
         "--filter", "cow", "--filter", "cacheextents", "--filter", "retry", "ssh"));
     line.addAll(pluginArgs);
     line.add("cow-on-read=" + dir.resolve("convert"));
-    Process server = new ProcessBuilder(ProcessIT.jnbd(line.toArray(String[]::new)))
-        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-        .redirectError(dir.resolve("server.log").toFile())
-        .start();
-    try {
-      for (int i = 0; i < 1200 && !Files.exists(pidfile); i++) {
-        Thread.sleep(50);
-      }
-      assertThat(pidfile).as("pidfile of a started server: " + Files.readString(dir.resolve("server.log"))).exists();
-      Path copy = dir.resolve("copy.raw");
-      Tools.run(List.of("nbdcopy", "--requests=64", "--flush", "nbd+unix:///?socket=" + socket, copy.toString()),
-          Map.of(), 120).assertSuccess();
-      assertThat(Files.readAllBytes(copy)).isEqualTo(image);
-    } finally {
-      server.destroy();
-      server.waitFor(60, TimeUnit.SECONDS);
-    }
+    ProcessIT.copyThroughVirtV2vServer(dir, line, image);
   }
 
   private static byte[] image(long seed) {
