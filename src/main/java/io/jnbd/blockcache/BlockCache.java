@@ -783,6 +783,7 @@ public final class BlockCache implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
+    buffers.close();
     store.close();
   }
 }

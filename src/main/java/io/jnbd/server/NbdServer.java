@@ -97,8 +97,8 @@ public final class NbdServer implements AutoCloseable {
     this.connectionGate = new Semaphore(oneAtATime ? 1 : Integer.MAX_VALUE);
     this.connectionSlots = new Semaphore(config.maxConnections());
     this.memoryBudget = new MemoryBudget(config.memoryBudget());
-    // What requests hold plus what waits for reuse stays within twice the budget.
-    this.pool = new DirectBufferPool(Math.min(POOLED_BUFFER_BYTES, config.memoryBudget()));
+    // What requests hold plus what waits for reuse stays within the budget.
+    this.pool = new DirectBufferPool(Math.min(POOLED_BUFFER_BYTES, config.memoryBudget()), config.memoryBudget());
     log.debug("requests may hold {} KiB at once, {} KiB on one connection",
         memoryBudget.capacity() >> 10, memoryBudget.connectionShare() >> 10);
     stack.attach(() -> Thread.ofPlatform().name("nbd-shutdown-request").start(onShutdownRequest));
@@ -387,6 +387,7 @@ public final class NbdServer implements AutoCloseable {
       log.warn("stopping with {} connections still closing after {} + {}", open, config.shutdownGrace(), CLOSE_ALLOWANCE);
     }
     timer.shutdownNow();
+    pool.close();
     try {
       stack.unload();
     } catch (RuntimeException e) {
