@@ -39,6 +39,10 @@ public final class FuaFilter implements Filter {
   }
 
   private FuaMode mode = FuaMode.NONE;
+  private Settings settings = new Settings(mode);
+
+  /** The mode, fixed once configured; what it needs from the layer below is checked at open. */
+  record Settings(FuaMode mode) {}
 
   @Override
   public String name() {
@@ -67,8 +71,14 @@ public final class FuaFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(mode);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = next.open(readOnly, exportName);
+    FuaMode mode = settings.mode();
     String missing = switch (mode) {
       case EMULATE -> below.canFlush() ? null : "flush";
       case NATIVE, FORCE -> below.canFua() != Support.NONE ? null : "FUA";
@@ -79,12 +89,15 @@ public final class FuaFilter implements Filter {
       throw new NbdException(Errno.EINVAL, "fua: fuamode=" + mode.name().toLowerCase(Locale.ROOT)
           + " needs " + missing + " from the layer below, which has none");
     }
-    return new FuaExport(below);
+    return new FuaExport(below, mode);
   }
 
-  private final class FuaExport extends FilterExport {
-    FuaExport(Export next) {
+  private static final class FuaExport extends FilterExport {
+    private final FuaMode mode;
+
+    FuaExport(Export next, FuaMode mode) {
       super(next);
+      this.mode = mode;
     }
 
     @Override
