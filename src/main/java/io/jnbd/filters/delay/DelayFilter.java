@@ -33,14 +33,14 @@ public final class DelayFilter implements Filter {
   private Duration trim = Duration.ZERO;
   private Duration extents = Duration.ZERO;
   private Duration cache = Duration.ZERO;
-  private Duration open = Duration.ZERO;
-  private Duration close = Duration.ZERO;
+  private Duration opening = Duration.ZERO;
+  private Duration closing = Duration.ZERO;
   private boolean delayFastZero = true;
-  private Delays delays = new Delays(read, write, zero, trim, extents, cache, open, close, delayFastZero);
+  private Delays delays = new Delays(read, write, zero, trim, extents, cache, opening, closing, delayFastZero);
 
   /** The waits, fixed once configured; flush has none, as in nbdkit. */
   record Delays(Duration read, Duration write, Duration zero, Duration trim, Duration extents, Duration cache,
-      Duration open, Duration close, boolean delayFastZero) {
+      Duration opening, Duration closing, boolean delayFastZero) {
     Duration before(Operation operation) {
       return switch (operation) {
         case PREAD -> read;
@@ -107,8 +107,8 @@ public final class DelayFilter implements Filter {
       case "delay-trim" -> trim = delay(key, value);
       case "delay-extents" -> extents = delay(key, value);
       case "delay-cache" -> cache = delay(key, value);
-      case "delay-open" -> open = delay(key, value);
-      case "delay-close" -> close = delay(key, value);
+      case "delay-open" -> opening = delay(key, value);
+      case "delay-close" -> closing = delay(key, value);
       case "delay-fast-zero" -> delayFastZero = Values.parseBool("delay: " + key, value);
       default -> {
         return false;
@@ -123,7 +123,7 @@ public final class DelayFilter implements Filter {
 
   @Override
   public void configComplete() {
-    delays = new Delays(read, write, zero, trim, extents, cache, open, close, delayFastZero);
+    delays = new Delays(read, write, zero, trim, extents, cache, opening, closing, delayFastZero);
   }
 
   /** Waits {@code delay}; a wait cut short by a stopping server fails the request. */
@@ -142,7 +142,7 @@ public final class DelayFilter implements Filter {
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Delays configured = delays;
-    await(configured.open());
+    await(configured.opening());
     return new GatedExport(next.open(readOnly, exportName)) {
       @Override
       protected void gate(Operation operation, int flags) throws NbdException {
@@ -155,7 +155,7 @@ public final class DelayFilter implements Filter {
       @Override
       public void close() throws IOException {
         try {
-          await(configured.close());
+          await(configured.closing());
         } catch (NbdException stopping) {
           log.debug("delay: close delay cut short: {}", stopping.getMessage());
         }

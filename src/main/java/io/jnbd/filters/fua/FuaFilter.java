@@ -78,18 +78,18 @@ public final class FuaFilter implements Filter {
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = next.open(readOnly, exportName);
-    FuaMode mode = settings.mode();
-    String missing = switch (mode) {
+    FuaMode configured = settings.mode();
+    String missing = switch (configured) {
       case EMULATE -> below.canFlush() ? null : "flush";
       case NATIVE, FORCE -> below.canFua() != Support.NONE ? null : "FUA";
       case NONE, PASS, DISCARD -> null;
     };
     if (missing != null) {
       below.close();
-      throw new NbdException(Errno.EINVAL, "fua: fuamode=" + mode.name().toLowerCase(Locale.ROOT)
+      throw new NbdException(Errno.EINVAL, "fua: fuamode=" + configured.name().toLowerCase(Locale.ROOT)
           + " needs " + missing + " from the layer below, which has none");
     }
-    return new FuaExport(below, mode);
+    return new FuaExport(below, configured);
   }
 
   private static final class FuaExport extends FilterExport {

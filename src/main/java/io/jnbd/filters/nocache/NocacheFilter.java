@@ -66,11 +66,11 @@ public final class NocacheFilter implements Filter {
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    CacheMode mode = settings.mode();
+    CacheMode configured = settings.mode();
     return new FilterExport(next.open(readOnly, exportName)) {
       @Override
       public Support canCache() {
-        return switch (mode) {
+        return switch (configured) {
           case NONE -> Support.NONE;
           case EMULATE -> Support.EMULATE;
           case NOP -> Support.NATIVE;
@@ -79,7 +79,7 @@ public final class NocacheFilter implements Filter {
 
       @Override
       public void cache(long offset, long length) throws IOException {
-        if (mode == CacheMode.EMULATE) {
+        if (configured == CacheMode.EMULATE) {
           Emulation.readAndDiscard(next, offset, length, buffers);
         }
       }

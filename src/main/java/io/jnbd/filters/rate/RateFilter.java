@@ -66,9 +66,12 @@ public final class RateFilter implements Filter {
       }
     }
 
-    /** A configured rate as a {@link RateSource} takes it: 0 for no limit. */
-    private static long bitsPerSecond(Long rate) {
-      return rate != null ? rate : 0;
+    RateSource serverSource(LongSupplier clock) {
+      return new RateSource("rate-file", rate != null ? rate : 0, rateFile, clock);
+    }
+
+    RateSource connectionSource(LongSupplier clock) {
+      return new RateSource("connection-rate-file", connectionRate != null ? connectionRate : 0, connectionRateFile, clock);
     }
   }
 
@@ -122,11 +125,10 @@ public final class RateFilter implements Filter {
   @Override
   public void configComplete() {
     settings = new Settings(rate, connectionRate, rateFile, connectionRateFile, burstiness);
-    RateSource serverSource = new RateSource("rate-file", Settings.bitsPerSecond(settings.rate()), settings.rateFile(), clock);
+    RateSource serverSource = settings.serverSource(clock);
     reads = new Limit(serverSource, settings.burstiness(), clock, sleeper);
     writes = new Limit(serverSource, settings.burstiness(), clock, sleeper);
-    connectionSource = new RateSource("connection-rate-file", Settings.bitsPerSecond(settings.connectionRate()),
-        settings.connectionRateFile(), clock);
+    connectionSource = settings.connectionSource(clock);
   }
 
   @Override
