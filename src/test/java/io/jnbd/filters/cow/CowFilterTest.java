@@ -41,7 +41,7 @@ class CowFilterTest {
 
   @Test
   void rejectsBadValuesNamingTheKey() {
-    for (String size : List.of("2048", "3000", "64M", "0", "8G")) {
+    for (String size : List.of("2048", "3000", "48k", "64M", "0", "8G")) {
       CowFilter odd = new CowFilter();
       odd.config("cow-block-size", size);
       assertThatThrownBy(odd::configComplete).as(size).isInstanceOf(ConfigException.class)
