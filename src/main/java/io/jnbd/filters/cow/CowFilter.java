@@ -31,10 +31,24 @@ public final class CowFilter implements Filter {
   private static final int MIN_BLOCK_SIZE = 4096;
   private static final int MAX_BLOCK_SIZE = 32 << 20;
 
-  private int blockSize = DEFAULT_BLOCK_SIZE;
+  private long blockSize = DEFAULT_BLOCK_SIZE;
   private boolean copyOnCache;
   private BooleanSupplier copyOnRead = () -> false;
   private boolean inMemory;
+  private Settings settings = new Settings(blockSize, copyOnCache, copyOnRead, inMemory);
+
+  /**
+   * How overlays are made and filled; the block size is checked when built.
+   *
+   * @param copyOnRead asked at each read, as cow-on-read may follow a file
+   */
+  record Settings(long blockSize, boolean copyOnCache, BooleanSupplier copyOnRead, boolean inMemory) {
+    Settings {
+      if (Long.bitCount(blockSize) != 1 || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE) {
+        throw new ConfigException("cow: cow-block-size must be a power of 2 from 4K to 32M: " + blockSize);
+      }
+    }
+  }
 
   private final ReentrantLock overlaysLock = new ReentrantLock();
   private final Map<String, Overlay> overlays = new HashMap<>();
@@ -61,13 +75,7 @@ public final class CowFilter implements Filter {
   @Override
   public boolean config(String key, String value) {
     switch (key) {
-      case "cow-block-size" -> {
-        long size = Values.parseSize("cow: " + key, value);
-        if (Long.bitCount(size) != 1 || size < MIN_BLOCK_SIZE || size > MAX_BLOCK_SIZE) {
-          throw new ConfigException("cow: cow-block-size must be a power of 2 from 4K to 32M: " + value);
-        }
-        blockSize = (int) size;
-      }
+      case "cow-block-size" -> blockSize = Values.parseSize("cow: " + key, value);
       case "cow-on-cache" -> copyOnCache = Values.parseBool("cow: " + key, value);
       case "cow-on-read" -> copyOnRead = parseOnRead(key, value);
       case "cow-storage" -> {
@@ -95,10 +103,15 @@ public final class CowFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(blockSize, copyOnCache, copyOnRead, inMemory);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = next.open(true, exportName);
     try {
-      return new CowExport(below, overlayFor(exportName, below.size()), copyOnRead, copyOnCache);
+      return new CowExport(below, overlayFor(exportName, below.size()), settings.copyOnRead(), settings.copyOnCache());
     } catch (IOException | RuntimeException e) {
       below.close();
       throw e;
@@ -110,9 +123,10 @@ public final class CowFilter implements Filter {
     try {
       Overlay overlay = overlays.get(exportName);
       if (overlay == null) {
-        overlay = new Overlay(size, blockSize, inMemory, overlayDirectory());
+        // The settings hold the block size to 32M.
+        overlay = new Overlay(size, (int) settings.blockSize(), settings.inMemory(), overlayDirectory());
         overlays.put(exportName, overlay);
-        log.debug("cow: export '{}': overlay of {} bytes in {}-byte blocks", exportName, size, blockSize);
+        log.debug("cow: export '{}': overlay of {} bytes in {}-byte blocks", exportName, size, settings.blockSize());
       } else if (overlay.size() != size) {
         throw new NbdException(Errno.EIO, "cow: export '" + exportName + "' changed size from "
             + overlay.size() + " to " + size + " bytes; its overlay cannot follow");
