@@ -8,14 +8,12 @@ import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Values;
+import io.jnbd.filters.PerExport;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,8 +48,7 @@ public final class CowFilter implements Filter {
     }
   }
 
-  private final ReentrantLock overlaysLock = new ReentrantLock();
-  private final Map<String, Overlay> overlays = new HashMap<>();
+  private final PerExport<Overlay> overlays = new PerExport<>("cow", "the overlay");
 
   @Override
   public String name() {
@@ -119,22 +116,17 @@ public final class CowFilter implements Filter {
   }
 
   private Overlay overlayFor(String exportName, long size) throws IOException {
-    overlaysLock.lock();
-    try {
-      Overlay overlay = overlays.get(exportName);
-      if (overlay == null) {
-        // The settings hold the block size to 32M.
-        overlay = new Overlay(size, (int) settings.blockSize(), settings.inMemory(), overlayDirectory());
-        overlays.put(exportName, overlay);
-        log.debug("cow: export '{}': overlay of {} bytes in {}-byte blocks", exportName, size, settings.blockSize());
-      } else if (overlay.size() != size) {
-        throw new NbdException(Errno.EIO, "cow: export '" + exportName + "' changed size from "
+    return overlays.get(exportName, name -> {
+      // The settings hold the block size to 32M.
+      Overlay overlay = new Overlay(size, (int) settings.blockSize(), settings.inMemory(), overlayDirectory());
+      log.debug("cow: export '{}': overlay of {} bytes in {}-byte blocks", name, size, settings.blockSize());
+      return overlay;
+    }, (name, overlay) -> {
+      if (overlay.size() != size) {
+        throw new NbdException(Errno.EIO, "cow: export '" + name + "' changed size from "
             + overlay.size() + " to " + size + " bytes; its overlay cannot follow");
       }
-      return overlay;
-    } finally {
-      overlaysLock.unlock();
-    }
+    });
   }
 
   /** TMPDIR, or /var/tmp as nbdkit uses, since /tmp is often memory and an overlay can be large. */
@@ -146,29 +138,11 @@ public final class CowFilter implements Filter {
 
   @Override
   public void unload() {
-    overlaysLock.lock();
-    try {
-      for (Map.Entry<String, Overlay> entry : overlays.entrySet()) {
-        log.debug("cow: export '{}': {}", entry.getKey(), entry.getValue().stats());
-        try {
-          entry.getValue().close();
-        } catch (IOException e) {
-          log.warn("cow: closing the overlay of '{}': {}", entry.getKey(), e.getMessage());
-        }
-      }
-      overlays.clear();
-    } finally {
-      overlaysLock.unlock();
-    }
+    overlays.closeAll((name, overlay) -> log.debug("cow: export '{}': {}", name, overlay.stats()));
   }
 
   /** The overlay of an export, once a client opened it; for tests. */
   Overlay overlayOf(String exportName) {
-    overlaysLock.lock();
-    try {
-      return overlays.get(exportName);
-    } finally {
-      overlaysLock.unlock();
-    }
+    return overlays.find(exportName);
   }
 }
