@@ -384,6 +384,11 @@ class NbdPluginTest {
     assertThatThrownBy(() -> configured("socket=/a", "arg=x")).hasMessageContaining("arg= goes with command=");
     assertThatThrownBy(() -> configured("hostname=h", "port=x")).hasMessageContaining("nbd: port");
     assertThatThrownBy(() -> configured("socket=/a", "retry=-1")).hasMessageContaining("nbd: retry");
+    assertThatThrownBy(() -> configured("command=qemu-nbd", "shared=false")).hasMessageContaining("shared=false is not possible");
+    assertThatThrownBy(() -> configured("socket=/a", "dynamic-export=true", "export=x"))
+        .hasMessageContaining("export= cannot be used with dynamic-export=true");
+    assertThatThrownBy(() -> configured("hostname=a", "hostname=b")).hasMessageContaining("hostname= given twice");
+    assertThatThrownBy(() -> configured("hostname=a", "port=1", "port=2")).hasMessageContaining("port= given twice");
   }
 
   @Test
