@@ -81,8 +81,7 @@ public final class NbdServer implements AutoCloseable {
   private final Semaphore connectionSlots;
   private final AtomicLong refusedOverLimit = new AtomicLong();
   /** Drops clients that have not finished the handshake in time, or stall others; one daemon thread. */
-  private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
-      Thread.ofPlatform().daemon().name("nbd-timer").factory());
+  private final ScheduledExecutorService timer;
 
   public NbdServer(Stack stack, ServerConfig config) {
     this(stack, config, TlsPolicy.OFF);
@@ -90,6 +89,15 @@ public final class NbdServer implements AutoCloseable {
 
   /** A server that answers STARTTLS as {@code tls} says. */
   public NbdServer(Stack stack, ServerConfig config, TlsPolicy tls) {
+    this(stack, config, tls, Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("nbd-timer").factory()));
+  }
+
+  /**
+   * With the timer that enforces the handshake and stalled-reply limits given: tests hold its
+   * tasks, so that a limit passes when the test says rather than when the clock does.
+   */
+  NbdServer(Stack stack, ServerConfig config, TlsPolicy tls, ScheduledExecutorService timer) {
+    this.timer = timer;
     this.stack = stack;
     this.config = config;
     this.tls = tls;
@@ -258,6 +266,22 @@ public final class NbdServer implements AutoCloseable {
       connectionThreads.add(thread);
       thread.start();
     }
+  }
+
+  /**
+   * Waits until at most {@code clients} clients hold a connection slot, as a test must before it
+   * counts on a slot that a client it closed gave back. Takes the free slots for a moment: a
+   * client arriving then is refused.
+   *
+   * @return false if more clients still held a slot after {@code limit}
+   */
+  boolean awaitClientsAtMost(int clients, Duration limit) throws InterruptedException {
+    int free = config.maxConnections() - clients;
+    if (!connectionSlots.tryAcquire(free, limit.toNanos(), TimeUnit.NANOSECONDS)) {
+      return false;
+    }
+    connectionSlots.release(free);
+    return true;
   }
 
   /** Closes a client over --max-connections at once: it sees the connection end before the greeting. */

@@ -5,6 +5,7 @@ import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -18,6 +19,8 @@ final class GatedDisk implements Plugin {
   volatile CountDownLatch gate = new CountDownLatch(1);
   final AtomicInteger entered = new AtomicInteger();
   final AtomicInteger left = new AtomicInteger();
+  /** A permit for each call that entered, so that a test can wait for them without polling. */
+  private final Semaphore enteredPermits = new Semaphore(0);
   /** The thread that ran the latest read or write. */
   volatile Thread lastCaller;
   private final ThreadModel threadModel;
@@ -75,6 +78,12 @@ final class GatedDisk implements Plugin {
     };
   }
 
+  /** Waits until at least {@code calls} reads or writes have entered. */
+  void awaitEntered(int calls) throws InterruptedException {
+    enteredPermits.acquire(calls);
+    enteredPermits.release(calls);
+  }
+
   void closeGate() {
     gate = new CountDownLatch(1);
   }
@@ -82,6 +91,7 @@ final class GatedDisk implements Plugin {
   private void pass() {
     lastCaller = Thread.currentThread();
     entered.incrementAndGet();
+    enteredPermits.release();
     try {
       gate.await();
     } catch (InterruptedException e) {
