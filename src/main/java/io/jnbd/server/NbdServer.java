@@ -275,7 +275,7 @@ public final class NbdServer implements AutoCloseable {
    *
    * @return false if more clients still held a slot after {@code limit}
    */
-  boolean awaitClientsAtMost(int clients, Duration limit) throws InterruptedException {
+  public boolean awaitClientsAtMost(int clients, Duration limit) throws InterruptedException {
     int free = config.maxConnections() - clients;
     if (!connectionSlots.tryAcquire(free, limit.toNanos(), TimeUnit.NANOSECONDS)) {
       return false;

@@ -90,7 +90,7 @@ class ConnectionLimitsTest {
         for (int cookie = 1; cookie <= 5; cookie++) {
           client.request(0, Nbd.Cmd.READ, cookie, 0, 65536);
         }
-        disk.awaitEntered(1);
+        assertThat(disk.entered.awaitAtLeast(1, Duration.ofSeconds(30))).as("the first read is at the gate").isTrue();
       }
       // The first read goes on; its reply finds the client gone. A second read may have taken
       // the thread model's lock in the meantime: it waits at a new gate.

@@ -3,10 +3,9 @@ package io.jnbd.server;
 import io.jnbd.api.Export;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
+import io.jnbd.testing.AwaitableCount;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A writable 1 MiB export of 0x55 bytes whose reads and writes wait at a gate until the test opens it, and
@@ -17,10 +16,8 @@ final class GatedDisk implements Plugin {
 
   /** Opened by counting down; {@link #closeGate} puts a new, closed one in its place. */
   volatile CountDownLatch gate = new CountDownLatch(1);
-  final AtomicInteger entered = new AtomicInteger();
-  final AtomicInteger left = new AtomicInteger();
-  /** A permit for each call that entered, so that a test can wait for them without polling. */
-  private final Semaphore enteredPermits = new Semaphore(0);
+  final AwaitableCount entered = new AwaitableCount();
+  final AwaitableCount left = new AwaitableCount();
   /** The thread that ran the latest read or write. */
   volatile Thread lastCaller;
   private final ThreadModel threadModel;
@@ -78,12 +75,6 @@ final class GatedDisk implements Plugin {
     };
   }
 
-  /** Waits until at least {@code calls} reads or writes have entered. */
-  void awaitEntered(int calls) throws InterruptedException {
-    enteredPermits.acquire(calls);
-    enteredPermits.release(calls);
-  }
-
   void closeGate() {
     gate = new CountDownLatch(1);
   }
@@ -91,7 +82,6 @@ final class GatedDisk implements Plugin {
   private void pass() {
     lastCaller = Thread.currentThread();
     entered.incrementAndGet();
-    enteredPermits.release();
     try {
       gate.await();
     } catch (InterruptedException e) {

@@ -335,9 +335,7 @@ class NbdPluginTest {
       first.close();
       second.close();
       // The upstream server closes its side once it has the DISC.
-      for (int i = 0; i < 500 && disk.closes.get() < 2; i++) {
-        Thread.sleep(10);
-      }
+      assertThat(upstream.server().awaitClientsAtMost(0, Duration.ofSeconds(30))).as("upstream connections ended").isTrue();
       assertThat(disk.closes.get()).isEqualTo(2);
       plugin.unload();
     }
