@@ -30,6 +30,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -79,6 +80,9 @@ public final class NbdServer implements AutoCloseable {
   private volatile long inlineLimitNanos = Connection.INLINE_LIMIT_NANOS;
   /** Clients served at once, up to --max-connections. */
   private final Semaphore connectionSlots;
+  /** Signalled whenever a client gives its slot back, for {@link #awaitClientsAtMost}. */
+  private final Lock slotReturnedLock = new ReentrantLock();
+  private final Condition slotReturned = slotReturnedLock.newCondition();
   private final AtomicLong refusedOverLimit = new AtomicLong();
   /** Drops clients that have not finished the handshake in time, or stall others; one daemon thread. */
   private final ScheduledExecutorService timer;
@@ -261,6 +265,12 @@ public final class NbdServer implements AutoCloseable {
         } finally {
           connectionThreads.remove(Thread.currentThread());
           connectionSlots.release();
+          slotReturnedLock.lock();
+          try {
+            slotReturned.signalAll();
+          } finally {
+            slotReturnedLock.unlock();
+          }
         }
       });
       connectionThreads.add(thread);
@@ -269,19 +279,25 @@ public final class NbdServer implements AutoCloseable {
   }
 
   /**
-   * Waits until at most {@code clients} clients hold a connection slot, as a test must before it
-   * counts on a slot that a client it closed gave back. Takes the free slots for a moment: a
-   * client arriving then is refused.
+   * Waits until at most {@code clients} clients hold a connection slot: their connections have
+   * ended, export closed and all. Tests use it to know that the server noticed a client leave.
    *
    * @return false if more clients still held a slot after {@code limit}
    */
   public boolean awaitClientsAtMost(int clients, Duration limit) throws InterruptedException {
-    int free = config.maxConnections() - clients;
-    if (!connectionSlots.tryAcquire(free, limit.toNanos(), TimeUnit.NANOSECONDS)) {
-      return false;
+    long left = limit.toNanos();
+    slotReturnedLock.lock();
+    try {
+      while (config.maxConnections() - connectionSlots.availablePermits() > clients) {
+        if (left <= 0) {
+          return false;
+        }
+        left = slotReturned.awaitNanos(left);
+      }
+      return true;
+    } finally {
+      slotReturnedLock.unlock();
     }
-    connectionSlots.release(free);
-    return true;
   }
 
   /** Closes a client over --max-connections at once: it sees the connection end before the greeting. */
