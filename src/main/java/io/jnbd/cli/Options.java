@@ -146,7 +146,8 @@ final class Options {
   boolean noMetaContexts;
 
   @Option(names = "--log", paramLabel = "stderr|syslog|null",
-      description = "Where messages go: stderr (default; syslog is taken as stderr) or null.")
+      description = "Where messages go: stderr (default in the foreground), syslog (facility daemon, to /dev/log or "
+          + "$JNBD_SYSLOG_SOCKET; the default in the background) or null.")
   String log;
 
   @Option(names = {"-n", "--newstyle", "--new-style"},
