@@ -144,6 +144,8 @@ public final class Wire implements AutoCloseable {
     try {
       if (rawIn instanceof SocketChannel socket) {
         socket.shutdownInput();
+      } else if (rawIn instanceof NativeStreamChannel socket) {
+        socket.shutdownInput();
       } else {
         rawIn.close();
       }

@@ -30,6 +30,10 @@ public final class NativeSockets {
   public static final int AF_VSOCK = 40;
   public static final int SOCK_STREAM = 1;
   public static final int SOCK_DGRAM = 2;
+  /** Or'ed into a type: the socket does not block (accept, send and recv return -1 instead). */
+  public static final int SOCK_NONBLOCK = 0x800;
+  /** VMADDR_PORT_ANY: bind to a free port. */
+  public static final int VMADDR_PORT_ANY = -1;
   /** VMADDR_CID_ANY: listen on every context id this machine has. */
   public static final int VMADDR_CID_ANY = -1;
   public static final int SHUT_RD = 0;
@@ -47,6 +51,7 @@ public final class NativeSockets {
   private static final int MSG_NOSIGNAL = 0x4000;
   private static final int O_CLOEXEC = 0x80000;
   private static final int SOCKADDR_UN_PATH = 108;
+  private static final int SOCKADDR_STORAGE = 128;
 
   private NativeSockets() {}
 
@@ -97,10 +102,23 @@ public final class NativeSockets {
     call("listen", state -> (int) Libc.LISTEN.invokeExact(state, fd, backlog));
   }
 
-  /** Accepts a connection (blocking); the new descriptor is close-on-exec. */
-  public static int accept(int fd) throws IOException {
-    return (int) call("accept", state -> (int) Libc.ACCEPT4.invokeExact(state, fd, MemorySegment.NULL,
-        MemorySegment.NULL, SOCK_CLOEXEC));
+  /**
+   * Accepts a connection; the new descriptor is close-on-exec and blocking. On a non-blocking
+   * socket, -1 when no client is waiting. When the client is an AF_VSOCK peer and {@code
+   * vsockPeer} is not null, its context id and port are put in {@code vsockPeer[0]} and {@code [1]}.
+   */
+  public static int accept(int fd, int[] vsockPeer) throws IOException {
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment address = arena.allocate(SOCKADDR_STORAGE);
+      MemorySegment length = arena.allocateFrom(JAVA_INT, SOCKADDR_STORAGE);
+      int client = (int) call("accept", true, state -> (int) Libc.ACCEPT4.invokeExact(state, fd, address, length,
+          SOCK_CLOEXEC));
+      if (client >= 0 && vsockPeer != null && address.get(JAVA_SHORT, 0) == AF_VSOCK) {
+        vsockPeer[0] = address.get(JAVA_INT, 8);
+        vsockPeer[1] = address.get(JAVA_INT, 4);
+      }
+      return client;
+    }
   }
 
   /** The port an AF_VSOCK socket is bound to (after binding to port VMADDR_PORT_ANY, say). */
