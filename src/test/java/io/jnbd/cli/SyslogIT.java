@@ -4,10 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.testing.SyslogReceiver;
 import io.jnbd.testing.Tools;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -55,6 +57,32 @@ class SyslogIT {
       assertThat(messages).anySatisfy(message -> assertThat(message).startsWith(DAEMON_DEBUG));
       assertThat(messages).anySatisfy(message ->
           assertThat(message).startsWith(DAEMON_ERR).contains("jnbd: ").contains("banana"));
+    }
+  }
+
+  @Test
+  void aBackgroundServerLogsToSyslogOnceStartedWithoutBeingAsked() throws Exception {
+    Tools.require("nbdinfo");
+    Path socket = dir.resolve("nbd.sock");
+    Path pidfile = dir.resolve("jnbd.pid");
+    try (SyslogReceiver syslog = new SyslogReceiver(dir.resolve("log"))) {
+      Tools.Result start = Tools.run(jnbd("-U", socket.toString(), "-P", pidfile.toString(), "--filter=ip",
+              "memory", "1M", "deny=all"),
+          Map.of(SyslogOutput.SOCKET_VARIABLE, syslog.path().toString()), 120);
+      assertThat(start.exitCode()).as(start.stderr()).isZero();
+      ProcessHandle server = ProcessHandle.of(Long.parseLong(Files.readString(pidfile).trim())).orElseThrow();
+      try {
+        assertThat(Tools.run("nbdinfo", "nbd+unix:///?socket=" + socket).exitCode()).isNotZero();
+        // The refusal is logged after nbdinfo has seen the connection close: wait for it, within reason.
+        for (int i = 0; i < 600 && syslog.messages().stream().noneMatch(m -> m.contains("refused")); i++) {
+          Thread.sleep(50);
+        }
+        assertThat(syslog.messages()).anySatisfy(message ->
+            assertThat(message).startsWith(DAEMON_INFO).contains("jnbd[" + server.pid() + "]").contains("refused"));
+      } finally {
+        server.destroy();
+        server.onExit().get(60, TimeUnit.SECONDS);
+      }
     }
   }
 

@@ -77,17 +77,28 @@ class NbdPluginTlsTest {
   }
 
   @Test
-  void x509RefusesAServerItCannotVerify() throws Exception {
+  void x509RefusesAServerItCannotVerifyOrOfAnotherName() throws Exception {
     Path disk = disk();
     Path pki = TestPki.certificates(dir.resolve("pki"), "test CA");
     Path otherCa = TestPki.certificates(dir.resolve("other"), "another CA");
     try (TestServer upstream = upstream(disk, new TlsSettings(TlsMode.REQUIRE, pki, null, false, false))) {
-      String[] keys = {"hostname=127.0.0.1", "port=" + upstream.port(), "tls=require", "shared=true"};
-      assertThatThrownBy(() -> Stacks.configured(List.of(), new NbdPlugin(), append(keys, "tls-certificates=" + otherCa)))
+      String[] keys = {"hostname=127.0.0.1", "port=" + upstream.port(), "tls=require", "shared=true",
+          "tls-certificates=" + otherCa};
+      assertThatThrownBy(() -> Stacks.configured(List.of(), new NbdPlugin(), keys))
           .isInstanceOf(ConfigException.class)
           .hasMessageContaining("upstream 127.0.0.1:" + upstream.port() + " TLS handshake failed (x509)");
-      // tls-verify=false takes any certificate.
-      assertThat(copyThroughProxy(append(append(keys, "tls-certificates=" + otherCa), "tls-verify=false")))
+      assertThat(copyThroughProxy(append(keys, "tls-verify=false"))).isEqualTo(Files.readAllBytes(disk));
+    }
+    // Signed by the trusted CA, but made out to another name than the address connected to.
+    Path elsewhere = TestPki.certificates(dir.resolve("elsewhere"), "test CA", "elsewhere.example");
+    try (TestServer upstream = upstream(disk, new TlsSettings(TlsMode.REQUIRE, elsewhere, null, false, false))) {
+      String[] keys = {"hostname=127.0.0.1", "port=" + upstream.port(), "tls=require", "shared=true",
+          "tls-certificates=" + elsewhere};
+      assertThatThrownBy(() -> Stacks.configured(List.of(), new NbdPlugin(), keys))
+          .hasMessageContaining("TLS handshake failed (x509)").hasMessageContaining("127.0.0.1");
+      assertThat(copyThroughProxy(append(keys, "tls-verify=false"))).isEqualTo(Files.readAllBytes(disk));
+      // Over a Unix socket there is no name to check: the CA's signature is enough.
+      assertThat(copyThroughProxy("socket=" + upstream.socket(), "tls=require", "tls-certificates=" + elsewhere))
           .isEqualTo(Files.readAllBytes(disk));
     }
   }
