@@ -1,8 +1,10 @@
 package io.jnbd.server;
 
+import static io.jnbd.testing.ProcessFigures.liveThreadsNamed;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.Tools;
@@ -13,6 +15,8 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -71,6 +75,35 @@ class NativeListenerTest {
     }
     assertThatThrownBy(() -> SocketChannel.open(UnixDomainSocketAddress.of(socket)))
         .hasMessageContaining("Connection refused");
+  }
+
+  @Test
+  void stoppingEndsRepliesWaitingForAClientThatDoesNotRead() throws Exception {
+    int readLength = 4 << 20;
+    ArrayDisk disk = new ArrayDisk(readLength);
+    Arrays.fill(disk.data, (byte) 0x55);
+    Path socket = dir.resolve("native.sock");
+    ServerConfig config = ServerConfig.defaults().withShutdownGrace(Duration.ofMillis(200));
+    NbdServer server = new NbdServer(Stacks.configured(List.of(), disk), config);
+    server.listenOn(NativeListener.unix(socket, 16));
+    try (RawClient client = new RawClient(socket).greet(3)) {
+      client.goStructured();
+      for (int cookie = 0; cookie < 8; cookie++) {
+        client.request(0, Cmd.READ, cookie, 0, readLength);
+      }
+      // Replies that no longer fit in the socket wait for it, on threads of their own.
+      RobustnessTest.await(() -> server.memoryBudget().used() >= readLength);
+      server.close();
+      RobustnessTest.await(() -> server.memoryBudget().used() == 0 && liveThreadsNamed("nbd-conn-") == 0
+          && waitingInNativeCalls() == 0);
+    }
+  }
+
+  /** Threads of NativeStreamChannel still in poll (a thread in a native call is RUNNABLE). */
+  private static long waitingInNativeCalls() {
+    return Thread.getAllStackTraces().keySet().stream()
+        .filter(thread -> thread.getName().startsWith("native-socket-wait-") && thread.getState() == Thread.State.RUNNABLE)
+        .count();
   }
 
   @Test

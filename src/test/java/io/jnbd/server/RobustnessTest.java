@@ -534,7 +534,7 @@ class RobustnessTest {
     assertThat(data.mismatch(ByteBuffer.wrap(expected))).as("first byte that differs").isEqualTo(-1);
   }
 
-  private static void await(BooleanSupplier condition) throws InterruptedException {
+  static void await(BooleanSupplier condition) throws InterruptedException {
     long deadline = System.nanoTime() + HANG_GUARD.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
