@@ -172,15 +172,17 @@ final class Background {
    * see them.
    */
   static void signalReady(Options options) {
-    System.out.println(READY);
-    System.out.flush();
     PrintStream nowhere = new PrintStream(OutputStream.nullOutputStream());
-    System.setOut(nowhere);
+    // Switched before the parent hears that we are ready: a client it then lets in must not
+    // have its messages written to the pipe that is about to be abandoned.
     if (options.log == null) {
       System.setErr(syslogOr(nowhere));
     } else if (options.log.equals("null")) {
       System.setErr(nowhere);
     }
+    System.out.println(READY);
+    System.out.flush();
+    System.setOut(nowhere);
   }
 
   private static PrintStream syslogOr(PrintStream fallback) {
