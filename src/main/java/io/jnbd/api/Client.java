@@ -9,7 +9,8 @@ import java.util.Optional;
  * nbdkit_peer_*} functions).
  *
  * @param address the peer: an {@link java.net.InetSocketAddress} over TCP, a {@link
- *     java.net.UnixDomainSocketAddress} (usually unnamed) on a Unix socket, or null when the
+ *     java.net.UnixDomainSocketAddress} (usually unnamed) on a Unix socket, a {@link
+ *     VsockAddress} on AF_VSOCK ({@code --vsock}), or null when the
  *     server talks to one client over stdin and stdout ({@code -s})
  * @param tlsUsername the PSK username the client authenticated with over TLS ({@code --tls-psk};
  *     nbdkit's {@code nbdkit_peer_tls_username}), or null: no TLS yet, or TLS with certificates

@@ -167,16 +167,29 @@ final class Background {
 
   /**
    * Child side: tells the parent that the server is ready, then stops writing to the pipe that
-   * the parent is about to abandon. Without --log=stderr, later messages are discarded, as
-   * nbdkit sends them to syslog once it is in the background; use -f to see them.
+   * the parent is about to abandon. Later messages go where --log says; without it, to syslog
+   * when it can be reached (as nbdkit logs once in the background), else nowhere: use -f to
+   * see them.
    */
   static void signalReady(Options options) {
+    PrintStream nowhere = new PrintStream(OutputStream.nullOutputStream());
+    // Switched before the parent hears that we are ready: a client it then lets in must not
+    // have its messages written to the pipe that is about to be abandoned.
+    if (options.log == null) {
+      System.setErr(syslogOr(nowhere));
+    } else if (options.log.equals("null")) {
+      System.setErr(nowhere);
+    }
     System.out.println(READY);
     System.out.flush();
-    PrintStream nowhere = new PrintStream(OutputStream.nullOutputStream());
     System.setOut(nowhere);
-    if (!logsToStderr(options)) {
-      System.setErr(nowhere);
+  }
+
+  private static PrintStream syslogOr(PrintStream fallback) {
+    try {
+      return SyslogOutput.open(SyslogOutput.socketPath()).printStream();
+    } catch (IOException e) {
+      return fallback;
     }
   }
 }

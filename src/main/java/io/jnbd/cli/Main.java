@@ -49,6 +49,7 @@ public final class Main {
       serverName = options.name;
       options.passedSockets = SocketActivation.passedSockets(System.getenv(), ProcessHandle.current().pid());
       configureLogging(options);
+      err = logDestination(options, err);
       return run(args, options, out, err);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -162,6 +163,25 @@ public final class Main {
         .filter(Parameter::secret)
         .forEach(parameter -> keys.add(parameter.key()));
     return keys;
+  }
+
+  /**
+   * Where messages go: with --log=syslog, System.err (which slf4j-simple writes to) and the
+   * returned stream, for this class's own one-line failures, send to syslog. When syslog cannot
+   * be reached, messages stay on {@code err}, after one warning there.
+   */
+  private static PrintStream logDestination(Options options, PrintStream err) {
+    if (!"syslog".equals(options.log)) {
+      return err;
+    }
+    try {
+      PrintStream syslog = SyslogOutput.open(SyslogOutput.socketPath()).printStream();
+      System.setErr(syslog);
+      return syslog;
+    } catch (IOException e) {
+      err.println("jnbd: warning: --log=syslog: cannot reach syslog at " + e.getMessage() + "; logging to stderr");
+      return err;
+    }
   }
 
   /** Sets the slf4j-simple level from -v and --log=null; otherwise its default (info) holds. */

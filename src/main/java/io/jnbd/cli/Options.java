@@ -68,7 +68,8 @@ final class Options {
     tcpFamily = StandardProtocolFamily.INET6;
   }
 
-  @Option(names = "--vsock", description = "Listen on AF_VSOCK: not supported, refused with an error.")
+  @Option(names = "--vsock",
+      description = "Listen on AF_VSOCK (virtual machine sockets) on every context id, port -p (default 10809).")
   boolean vsock;
 
   @Option(names = {"-f", "--foreground", "--no-fork"}, description = "Stay in the foreground.")
@@ -146,7 +147,8 @@ final class Options {
   boolean noMetaContexts;
 
   @Option(names = "--log", paramLabel = "stderr|syslog|null",
-      description = "Where messages go: stderr (default; syslog is taken as stderr) or null.")
+      description = "Where messages go: stderr (default in the foreground), syslog (facility daemon, to /dev/log or "
+          + "$JNBD_SYSLOG_SOCKET; the default in the background) or null.")
   String log;
 
   @Option(names = {"-n", "--newstyle", "--new-style"},
@@ -240,8 +242,8 @@ final class Options {
     if (log != null && !List.of("stderr", "syslog", "null").contains(log)) {
       throw new ConfigException("--log: must be stderr, syslog or null, not '" + log + "'");
     }
-    if (vsock) {
-      throw new ConfigException("--vsock: AF_VSOCK sockets are not supported by jnbd (the JVM cannot open them)");
+    if (vsock && (unix != null || ipaddr != null)) {
+      throw new ConfigException("--vsock cannot be combined with -U or -i");
     }
     handshakeMask();
     if (tls != null) {
@@ -250,8 +252,8 @@ final class Options {
     if (unix != null && (port != null || ipaddr != null)) {
       throw new ConfigException("-U cannot be combined with -p or -i");
     }
-    if (single && (unix != null || port != null || ipaddr != null || run != null)) {
-      throw new ConfigException("-s cannot be combined with -U, -p, -i or --run");
+    if (single && (unix != null || port != null || ipaddr != null || run != null || vsock)) {
+      throw new ConfigException("-s cannot be combined with -U, -p, -i, --vsock or --run");
     }
   }
 
@@ -317,7 +319,7 @@ final class Options {
   /** True when the server listens on a private socket in a temporary directory. */
   boolean privateSocket() {
     return (unix != null && unix.toString().equals("-"))
-        || (run != null && unix == null && port == null && ipaddr == null);
+        || (run != null && unix == null && port == null && ipaddr == null && !vsock);
   }
 
   ServerConfig serverConfig() {

@@ -37,6 +37,8 @@ final class Session implements AutoCloseable {
   private Path privateDirectory;
   private Path socket;
   private InetSocketAddress tcp;
+  /** The AF_VSOCK port listened on with --vsock, else 0. */
+  private int vsockPort;
   private Pidfile pidfile;
   private boolean closed;
 
@@ -74,6 +76,8 @@ final class Session implements AutoCloseable {
       server.listenOn(SocketActivation.takeListener(options.passedSockets));
     } else if (options.privateSocket() || options.unix != null) {
       listenUnix();
+    } else if (options.vsock) {
+      vsockPort = server.listenVsock(options.port != null ? options.port : Options.NBD_PORT);
     } else {
       int port = options.port != null ? options.port : Options.NBD_PORT;
       tcp = server.listenTcp(new InetSocketAddress(tcpAddress(), port), options.tcpFamily);
@@ -129,6 +133,10 @@ final class Session implements AutoCloseable {
     if (socket != null) {
       return scheme + "+unix:///" + export + "?socket=" + escape(socket.toString());
     }
+    if (vsockPort != 0) {
+      // Context id 1 is this machine, where the --run command runs.
+      return scheme + "+vsock://1:" + Integer.toUnsignedString(vsockPort) + (export.isEmpty() ? "" : "/" + export);
+    }
     String host;
     if (options.ipaddr == null) {
       host = "localhost";
@@ -145,7 +153,7 @@ final class Session implements AutoCloseable {
     env.put("uri", uri());
     env.put("nbd", uri());
     env.put("unixsocket", socket == null ? "" : socket.toString());
-    env.put("port", tcp == null ? "" : Integer.toString(tcp.getPort()));
+    env.put("port", tcp != null ? Integer.toString(tcp.getPort()) : vsockPort != 0 ? Integer.toUnsignedString(vsockPort) : "");
     env.put("exportname", options.exportName == null ? "" : options.exportName);
     env.put("tls", Integer.toString(tls.ordinal()));
     return env;

@@ -44,7 +44,7 @@ final class SocketActivation {
   /** Refuses what nbdkit refuses with socket activation: options that choose another socket, or none. */
   static void checkOptions(Options options) {
     String conflict = options.unix != null ? "-U" : options.port != null ? "-p" : options.ipaddr != null ? "-i"
-        : options.single ? "-s" : options.run != null ? "--run" : null;
+        : options.vsock ? "--vsock" : options.single ? "-s" : options.run != null ? "--run" : null;
     if (conflict != null) {
       throw new ConfigException("cannot use socket activation with " + conflict);
     }

@@ -4,6 +4,7 @@ import io.jnbd.api.Client;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.server.tls.TlsPolicy;
 import io.jnbd.util.DirectBufferPool;
+import io.jnbd.util.NativeSockets;
 import io.jnbd.util.PathEntry;
 import java.io.IOException;
 import java.net.Inet4Address;
@@ -13,6 +14,7 @@ import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.Channel;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
@@ -67,6 +69,8 @@ public final class NbdServer implements AutoCloseable {
   /** Admits one connection at a time under SERIALIZE_CONNECTIONS, otherwise any number. */
   private final Semaphore connectionGate;
   private final List<ServerSocketChannel> listeners = new CopyOnWriteArrayList<>();
+  /** Listeners on sockets the JDK cannot open (--vsock). */
+  private final List<NativeListener> nativeListeners = new CopyOnWriteArrayList<>();
   /** Listeners that take IPv6 clients only (-6). */
   private final Set<ServerSocketChannel> ipv6Only = ConcurrentHashMap.newKeySet();
   /** The socket files this server created, each removed at close if still there. */
@@ -196,6 +200,45 @@ public final class NbdServer implements AutoCloseable {
     startAccepting(listener);
   }
 
+  /**
+   * Starts accepting on an AF_VSOCK port, on every context id of this machine (--vsock); port 0
+   * picks a free one. Returns the port.
+   */
+  public int listenVsock(int port) throws IOException {
+    NativeListener listener = NativeListener.vsock(port == 0 ? NativeSockets.VMADDR_PORT_ANY : port, BACKLOG);
+    listenOn(listener);
+    return listener.vsockPort();
+  }
+
+  /** Starts accepting on a natively opened listener (the tests' Unix socket as well as --vsock's). */
+  void listenOn(NativeListener listener) {
+    nativeListeners.add(listener);
+    Thread.ofPlatform().daemon().name("nbd-accept").start(() -> acceptLoop(listener));
+  }
+
+  private void acceptLoop(NativeListener listener) {
+    while (!closed.get()) {
+      NativeListener.Accepted client;
+      try {
+        client = listener.accept();
+      } catch (ClosedChannelException e) {
+        return;
+      } catch (IOException e) {
+        if (!closed.get()) {
+          log.warn("accept failed on {}: {}", listener, e.getMessage());
+        }
+        continue;
+      }
+      if (!connectionSlots.tryAcquire()) {
+        refuseOverLimit(client.channel());
+        continue;
+      }
+      long id = connectionCount.incrementAndGet();
+      startConnection(client.channel(), client.address() == null ? "#" + id : "#" + id + " " + client.address(),
+          client.address());
+    }
+  }
+
   /** Serves one client on an already connected channel (-s), returning when it disconnects. */
   public void serveOne(ByteChannel channel) {
     serve(new Wire(channel, channel), "stdio", null);
@@ -255,27 +298,31 @@ public final class NbdServer implements AutoCloseable {
         continue;
       }
       tune(client);
-      String peer = describePeer(client);
-      // The reader is a platform thread: it blocks in the kernel's read, so a serial client's next
-      // request wakes it directly instead of through the virtual-thread poller (measured: ~12%
-      // more throughput for nbdcopy --requests=1). Connections are few; requests stay virtual.
-      Thread thread = Thread.ofPlatform().daemon().name("nbd-conn-" + peer).unstarted(() -> {
-        try {
-          serve(new Wire(client, client), peer, remoteAddress(client));
-        } finally {
-          connectionThreads.remove(Thread.currentThread());
-          connectionSlots.release();
-          slotReturnedLock.lock();
-          try {
-            slotReturned.signalAll();
-          } finally {
-            slotReturnedLock.unlock();
-          }
-        }
-      });
-      connectionThreads.add(thread);
-      thread.start();
+      startConnection(client, describePeer(client), remoteAddress(client));
     }
+  }
+
+  /** Serves an accepted client on a thread of its own, which gives its slot back when done. */
+  private void startConnection(ByteChannel client, String peer, SocketAddress address) {
+    // The reader is a platform thread: it blocks in the kernel's read, so a serial client's next
+    // request wakes it directly instead of through the virtual-thread poller (measured: ~12%
+    // more throughput for nbdcopy --requests=1). Connections are few; requests stay virtual.
+    Thread thread = Thread.ofPlatform().daemon().name("nbd-conn-" + peer).unstarted(() -> {
+      try {
+        serve(new Wire(client, client), peer, address);
+      } finally {
+        connectionThreads.remove(Thread.currentThread());
+        connectionSlots.release();
+        slotReturnedLock.lock();
+        try {
+          slotReturned.signalAll();
+        } finally {
+          slotReturnedLock.unlock();
+        }
+      }
+    });
+    connectionThreads.add(thread);
+    thread.start();
   }
 
   /**
@@ -301,7 +348,7 @@ public final class NbdServer implements AutoCloseable {
   }
 
   /** Closes a client over --max-connections at once: it sees the connection end before the greeting. */
-  private void refuseOverLimit(SocketChannel client) {
+  private void refuseOverLimit(Channel client) {
     long refused = refusedOverLimit.incrementAndGet();
     if (refused == 1) {
       log.warn("{} clients connected already (--max-connections); refusing more", config.maxConnections());
@@ -311,7 +358,7 @@ public final class NbdServer implements AutoCloseable {
     closeQuietly(client);
   }
 
-  private static void closeQuietly(SocketChannel client) {
+  private static void closeQuietly(Channel client) {
     try {
       client.close();
     } catch (IOException ignored) {
@@ -407,6 +454,7 @@ public final class NbdServer implements AutoCloseable {
         // Closing is all we wanted.
       }
     }
+    nativeListeners.forEach(NativeListener::close);
     for (PathEntry socket : socketFiles) {
       try {
         // A socket file replaced since is someone else's now.

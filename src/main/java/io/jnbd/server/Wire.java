@@ -46,8 +46,21 @@ public final class Wire implements AutoCloseable {
    * and writes through TLS. Bytes the client sent early, already buffered here, go to the handshake.
    */
   TlsChannel startTls(TlsPolicy policy, String peer) throws IOException {
+    return startTls((in, out, early) -> policy.upgrade(in, out, early, peer));
+  }
+
+  /** A TLS handshake over the plain connection, given the bytes already read from it. */
+  public interface TlsUpgrade {
+    TlsChannel handshake(ReadableByteChannel in, WritableByteChannel out, ByteBuffer early) throws IOException;
+  }
+
+  /**
+   * Runs a TLS handshake (the client's, for the nbd plugin, once its STARTTLS was acknowledged)
+   * and from then on reads and writes through TLS.
+   */
+  public TlsChannel startTls(TlsUpgrade upgrade) throws IOException {
     ByteBuffer early = ByteBuffer.allocate(readBuffer.remaining()).put(readBuffer).flip();
-    TlsChannel channel = policy.upgrade(rawIn, rawOut, early, peer);
+    TlsChannel channel = upgrade.handshake(rawIn, rawOut, early);
     tls = channel;
     in = channel;
     out = channel;
@@ -143,6 +156,8 @@ public final class Wire implements AutoCloseable {
   void shutdownInput() {
     try {
       if (rawIn instanceof SocketChannel socket) {
+        socket.shutdownInput();
+      } else if (rawIn instanceof NativeStreamChannel socket) {
         socket.shutdownInput();
       } else {
         rawIn.close();

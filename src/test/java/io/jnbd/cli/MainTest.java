@@ -90,7 +90,7 @@ class MainTest {
         "-f -D nbdkit.backend.datapath testdisk 1M", "jnbd: -D nbdkit.backend.datapath: a debug flag must have the form NAME.FLAG=N",
         "-f -D datapath=0 testdisk 1M", "jnbd: -D datapath=0: a debug flag must have the form NAME.FLAG=N",
         "-f -D jnbd.layers=on testdisk 1M", "jnbd: -D jnbd.layers=on: 'on' is not a number",
-        "-f --vsock testdisk 1M", "jnbd: --vsock: AF_VSOCK sockets are not supported",
+        "-f --vsock -U /tmp/jnbd-unused.sock testdisk 1M", "jnbd: --vsock cannot be combined with -U or -i",
         "-f --mask-handshake=x testdisk 1M", "jnbd: --mask-handshake: not a number",
         "-f -6 -i 127.0.0.1 testdisk 1M", "jnbd: -i 127.0.0.1: no IPv6 address (-6 was given)");
     for (Map.Entry<String, String> e : expected.entrySet()) {

@@ -540,7 +540,7 @@ class RobustnessTest {
   }
 
   /** For conditions that no event announces (memory in use, threads alive). */
-  private static void await(BooleanSupplier condition) throws InterruptedException {
+  static void await(BooleanSupplier condition) throws InterruptedException {
     long deadline = System.nanoTime() + HANG_GUARD.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {

@@ -45,17 +45,25 @@ public final class TestPki {
 
   /** A fresh CA in {@code directory} with a server and a client certificate it signed. */
   public static Path certificates(Path directory, String caName) {
+    return certificates(directory, caName, "localhost", InetAddress.getLoopbackAddress().getHostAddress());
+  }
+
+  /**
+   * As {@link #certificates(Path, String)}, with the server certificate made out to these names
+   * (an IPv4 or IPv6 literal becomes an address entry).
+   */
+  public static Path certificates(Path directory, String caName, String... serverNames) {
     try {
       Files.createDirectories(directory);
       KeyPair ca = keyPair();
       X500Name caSubject = new X500Name("CN=" + caName);
-      X509Certificate caCert = sign(caSubject, ca, caSubject, ca, true, null);
+      X509Certificate caCert = sign(caSubject, ca, caSubject, ca, true, null, serverNames);
       KeyPair server = keyPair();
-      X509Certificate serverCert = sign(new X500Name("CN=localhost,O=jnbd tests"), server, caSubject, ca, false,
-          KeyPurposeId.id_kp_serverAuth);
+      X509Certificate serverCert = sign(new X500Name("CN=" + serverNames[0] + ",O=jnbd tests"), server, caSubject, ca,
+          false, KeyPurposeId.id_kp_serverAuth, serverNames);
       KeyPair client = keyPair();
       X509Certificate clientCert = sign(new X500Name("CN=client,O=jnbd tests"), client, caSubject, ca, false,
-          KeyPurposeId.id_kp_clientAuth);
+          KeyPurposeId.id_kp_clientAuth, serverNames);
       pem(directory.resolve("ca-cert.pem"), caCert);
       pem(directory.resolve("server-cert.pem"), serverCert);
       pem(directory.resolve("server-key.pem"), pkcs8(server));
@@ -88,7 +96,8 @@ public final class TestPki {
   }
 
   private static X509Certificate sign(X500Name subject, KeyPair subjectKeys, X500Name issuer, KeyPair issuerKeys,
-      boolean ca, KeyPurposeId purpose) throws IOException, GeneralSecurityException, OperatorCreationException {
+      boolean ca, KeyPurposeId purpose, String... serverNames)
+      throws IOException, GeneralSecurityException, OperatorCreationException {
     Instant now = Instant.now();
     X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer, BigInteger.valueOf(SERIAL.incrementAndGet()),
         Date.from(now.minus(Duration.ofHours(1))), Date.from(now.plus(Duration.ofDays(2))), subject,
@@ -100,10 +109,12 @@ public final class TestPki {
       builder.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature));
       builder.addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(purpose));
       if (purpose == KeyPurposeId.id_kp_serverAuth) {
-        builder.addExtension(Extension.subjectAlternativeName, false, new GeneralNames(new GeneralName[] {
-          new GeneralName(GeneralName.dNSName, "localhost"),
-          new GeneralName(GeneralName.iPAddress, InetAddress.getLoopbackAddress().getHostAddress())
-        }));
+        GeneralName[] names = new GeneralName[serverNames.length];
+        for (int i = 0; i < names.length; i++) {
+          boolean address = serverNames[i].matches("[0-9.]+|.*:.*");
+          names[i] = new GeneralName(address ? GeneralName.iPAddress : GeneralName.dNSName, serverNames[i]);
+        }
+        builder.addExtension(Extension.subjectAlternativeName, false, new GeneralNames(names));
       }
     }
     return new JcaX509CertificateConverter().getCertificate(

@@ -61,7 +61,7 @@ public final class IpFilter implements Filter {
 
   @Override
   public List<Parameter> parameters() {
-    String entries = "Comma-separated: all|any, anyipv4, anyipv6, anyunix, anyvsock (also all...), A.B.C.D[/NN], an IPv6 address[/NN].";
+    String entries = "Comma-separated: all|any, anyipv4, anyipv6, anyunix, anyvsock (also all...), vsock-cid:CID, vsock-port:PORT, A.B.C.D[/NN], an IPv6 address[/NN].";
     return List.of(
         new Parameter("allow", "ADDR[,...]", "Clients admitted whatever deny says. " + entries),
         new Parameter("deny", "ADDR[,...]", "Clients refused unless allow admits them (default: none). " + entries));

@@ -1,6 +1,7 @@
 package io.jnbd.filters.ip;
 
 import io.jnbd.api.ConfigException;
+import io.jnbd.api.VsockAddress;
 import java.net.Inet4Address;
 import java.net.Inet6Address;
 import java.net.InetAddress;
@@ -33,11 +34,19 @@ sealed interface Rule {
     }
   }
 
-  /** allvsock/anyvsock: jnbd does not listen on vsock, so it never matches. */
+  /** allvsock/anyvsock: any client on AF_VSOCK (--vsock). */
   record Vsock() implements Rule {
     @Override
     public boolean matches(SocketAddress client) {
-      return false;
+      return client instanceof VsockAddress;
+    }
+  }
+
+  /** vsock-cid:CID or vsock-port:PORT: an AF_VSOCK client from that context id, or that port. */
+  record VsockPeer(boolean byPort, long value) implements Rule {
+    @Override
+    public boolean matches(SocketAddress client) {
+      return client instanceof VsockAddress vsock && (byPort ? vsock.port() : vsock.cid()) == value;
     }
   }
 
@@ -102,10 +111,20 @@ sealed interface Rule {
         // Not a keyword.
       }
     }
-    for (String credential : List.of("pid:", "uid:", "gid:", "vsock-cid:", "vsock-port:")) {
+    for (String vsock : List.of("vsock-cid:", "vsock-port:")) {
+      if (entry.startsWith(vsock)) {
+        try {
+          return new VsockPeer(vsock.equals("vsock-port:"),
+              Integer.toUnsignedLong(Integer.parseUnsignedInt(entry.substring(vsock.length()))));
+        } catch (NumberFormatException e) {
+          throw new ConfigException("ip: " + key + "=" + entry + ": not a number after " + vsock);
+        }
+      }
+    }
+    for (String credential : List.of("pid:", "uid:", "gid:")) {
       if (entry.startsWith(credential)) {
         throw new ConfigException("ip: " + key + "=" + entry + ": " + credential
-            + " rules are not supported by jnbd (Java does not reveal a Unix client's process, user and group IDs; there is no vsock)");
+            + " rules are not supported by jnbd (Java does not reveal a Unix client's process, user and group IDs)");
       }
     }
     int slash = entry.indexOf('/');

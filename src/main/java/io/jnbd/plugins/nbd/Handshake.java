@@ -10,6 +10,8 @@ import io.jnbd.protocol.Nbd.Info;
 import io.jnbd.protocol.Nbd.Opt;
 import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.server.Wire;
+import io.jnbd.server.tls.ClientTls;
+import io.jnbd.server.tls.TlsMode;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -21,7 +23,8 @@ import java.util.List;
  * The client side of the NBD handshake, as the nbd plugin speaks it to its upstream server:
  * fixed newstyle with NO_ZEROES, structured replies, {@code base:allocation} and GO asking for
  * block sizes, falling back step by step for older servers (no structured replies, EXPORT_NAME
- * instead of GO, plain newstyle, oldstyle). Every refusal and every malformed answer becomes an
+ * instead of GO, plain newstyle, oldstyle). With TLS asked for, STARTTLS comes first, and
+ * everything after it goes through TLS. Every refusal and every malformed answer becomes an
  * {@link NbdException} that says what the upstream did.
  */
 final class Handshake {
@@ -46,31 +49,36 @@ final class Handshake {
   }
 
   private final Wire wire;
+  private final Upstream target;
   private final String upstream;
+  private final ClientTls tls;
   private boolean noZeroes;
 
-  private Handshake(Wire wire, String upstream) {
+  private Handshake(Wire wire, Upstream target, ClientTls tls) {
     this.wire = wire;
-    this.upstream = upstream;
+    this.target = target;
+    this.upstream = target.toString();
+    this.tls = tls;
   }
 
-  /** Negotiates the named export; on return the connection is in the transmission phase. */
-  static ExportInfo negotiate(Wire wire, String upstream, String exportName) throws IOException {
-    Handshake handshake = new Handshake(wire, upstream);
+  /** Negotiates the upstream's export; on return the connection is in the transmission phase. */
+  static ExportInfo negotiate(Wire wire, Upstream target, ClientTls tls) throws IOException {
+    Handshake handshake = new Handshake(wire, target, tls);
     try {
-      return handshake.run(exportName);
+      return handshake.run(target.exportName());
     } catch (EOFException e) {
       throw handshake.error(Errno.EIO, "closed the connection during the handshake");
     }
   }
 
   /** Lists the upstream's exports (NBD_OPT_LIST) and ends the session with ABORT. */
-  static List<String> listExports(Wire wire, String upstream) throws IOException {
-    Handshake handshake = new Handshake(wire, upstream);
+  static List<String> listExports(Wire wire, Upstream target, ClientTls tls) throws IOException {
+    Handshake handshake = new Handshake(wire, target, tls);
     try {
       if (handshake.greet() != Style.FIXED_NEWSTYLE) {
         throw handshake.error(Errno.ENOTSUP, "cannot list exports (it does not speak fixed newstyle)");
       }
+      handshake.startTls();
       List<String> names = handshake.list();
       handshake.sendOption(Opt.ABORT, new byte[0]);
       try {
@@ -88,7 +96,11 @@ final class Handshake {
   private enum Style { OLDSTYLE, NEWSTYLE, FIXED_NEWSTYLE }
 
   private ExportInfo run(String exportName) throws IOException {
-    switch (greet()) {
+    Style style = greet();
+    if (style != Style.FIXED_NEWSTYLE && tls.mode() == TlsMode.REQUIRE) {
+      throw error(Errno.EIO, "does not speak fixed newstyle, so TLS cannot be started (and it is required)");
+    }
+    switch (style) {
       case OLDSTYLE -> {
         ByteBuffer rest = read(8 + 4 + 124);
         long size = checkedSize(rest.getLong());
@@ -100,6 +112,7 @@ final class Handshake {
         return exportName(exportName, false, -1);
       }
       default -> {
+        startTls();
         boolean structured = structuredReplies();
         long allocationContext = structured ? baseAllocation(exportName) : -1;
         ExportInfo info = go(exportName, structured, allocationContext);
@@ -130,6 +143,32 @@ final class Handshake {
     clientFlags.putInt((fixed ? ClientFlag.FIXED_NEWSTYLE : 0) | (noZeroes ? ClientFlag.NO_ZEROES : 0));
     wire.write(clientFlags.flip());
     return fixed ? Style.FIXED_NEWSTYLE : Style.NEWSTYLE;
+  }
+
+  /**
+   * STARTTLS and the TLS handshake, unless TLS is off. A server that refuses STARTTLS is used
+   * in plain text with tls=on, and is an error with tls=require.
+   */
+  private void startTls() throws IOException {
+    if (tls.mode() == TlsMode.OFF) {
+      return;
+    }
+    sendOption(Opt.STARTTLS, new byte[0]);
+    OptionReply reply = readReply(Opt.STARTTLS);
+    if (reply.type == Rep.ACK) {
+      try {
+        wire.startTls((in, out, early) -> tls.handshake(in, out, early, target.host(), target.port()));
+      } catch (IOException e) {
+        throw error(Errno.EIO, "TLS handshake failed (" + tls.describe() + "): " + e.getMessage());
+      }
+      return;
+    }
+    if (!isError(reply.type)) {
+      throw unexpected(reply);
+    }
+    if (tls.mode() == TlsMode.REQUIRE) {
+      throw error(Errno.EIO, "does not offer TLS (it refused STARTTLS), and TLS is required");
+    }
   }
 
   private boolean structuredReplies() throws IOException {
@@ -310,7 +349,8 @@ final class Handshake {
     String detail = message.isEmpty() ? "" : ": " + message;
     return switch (reply.type) {
       case Rep.ERR_UNKNOWN -> error(Errno.EIO, "has no export named '" + exportName + "'" + detail);
-      case Rep.ERR_TLS_REQD -> error(Errno.EIO, "requires TLS, which the nbd plugin does not speak yet" + detail);
+      case Rep.ERR_TLS_REQD -> error(Errno.EIO, "requires TLS (set tls=require with tls-certificates= or tls-psk=, "
+          + "or use an nbds:// URI)" + detail);
       case Rep.ERR_SHUTDOWN -> error(Errno.ESHUTDOWN, "is shutting down" + detail);
       default -> error(Errno.EIO, "refused " + Opt.name(reply.option) + " (error 0x"
           + Integer.toHexString(reply.type) + ")" + detail);

@@ -8,6 +8,7 @@ import io.jnbd.protocol.Nbd.Chunk;
 import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Request;
 import io.jnbd.server.Wire;
+import io.jnbd.server.tls.ClientTls;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -69,16 +70,16 @@ final class NbdClient implements AutoCloseable {
   }
 
   /** Connects, negotiates the upstream's export and starts reading replies. */
-  static NbdClient connect(Upstream upstream) throws IOException {
-    return connect(upstream, HANDSHAKE_LIMIT);
+  static NbdClient connect(Upstream upstream, ClientTls tls) throws IOException {
+    return connect(upstream, tls, HANDSHAKE_LIMIT);
   }
 
   /**
-   * As {@link #connect(Upstream)}, giving up when the handshake takes longer than {@code limit}:
+   * As {@link #connect(Upstream, ClientTls)}, giving up when the handshake takes longer than {@code limit}:
    * an upstream that accepts and then says nothing must not hold a client's connection (or the
    * server's start, with shared=true) for ever.
    */
-  static NbdClient connect(Upstream upstream, Duration limit) throws IOException {
+  static NbdClient connect(Upstream upstream, ClientTls tls, Duration limit) throws IOException {
     SocketChannel channel = open(upstream);
     AtomicBoolean negotiating = new AtomicBoolean(true);
     CompletableFuture.delayedExecutor(limit.toMillis(), TimeUnit.MILLISECONDS).execute(() -> {
@@ -88,7 +89,7 @@ final class NbdClient implements AutoCloseable {
     });
     try {
       Wire wire = new Wire(channel, channel);
-      ExportInfo info = Handshake.negotiate(wire, upstream.toString(), upstream.exportName());
+      ExportInfo info = Handshake.negotiate(wire, upstream, tls);
       if (!negotiating.getAndSet(false)) {
         throw new AsynchronousCloseException();
       }
@@ -106,9 +107,9 @@ final class NbdClient implements AutoCloseable {
   }
 
   /** Asks the upstream server which exports it has. */
-  static List<String> listExports(Upstream upstream) throws IOException {
+  static List<String> listExports(Upstream upstream, ClientTls tls) throws IOException {
     try (SocketChannel channel = open(upstream)) {
-      return Handshake.listExports(new Wire(channel, channel), upstream.toString());
+      return Handshake.listExports(new Wire(channel, channel), upstream, tls);
     }
   }
 

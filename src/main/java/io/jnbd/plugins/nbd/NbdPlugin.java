@@ -9,8 +9,11 @@ import io.jnbd.api.Parameter;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.Values;
 import io.jnbd.filters.Sleeper;
+import io.jnbd.server.tls.ClientTls;
+import io.jnbd.server.tls.TlsMode;
 import java.io.IOException;
 import java.io.InterruptedIOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,11 +30,10 @@ import org.slf4j.LoggerFactory;
 public final class NbdPlugin implements Plugin {
   private static final Logger log = LoggerFactory.getLogger(NbdPlugin.class);
   private static final Duration RETRY_DELAY = Duration.ofSeconds(1);
-  private static final String NO_TLS = "TLS to the upstream server is not supported yet";
 
   static final List<Parameter> PARAMETERS = List.of(
       new Parameter("uri", "URI", "The upstream server as an NBD URI: nbd://HOST[:PORT]/EXPORT or "
-          + "nbd+unix:///EXPORT?socket=PATH (magic key). nbds:// (TLS) is not supported yet."),
+          + "nbd+unix:///EXPORT?socket=PATH, or nbds:// and nbds+unix:// for TLS (magic key)."),
       new Parameter("hostname", "HOST", "The upstream server's TCP host."),
       new Parameter("port", "PORT", "The upstream server's TCP port with hostname= (default 10809)."),
       new Parameter("socket", "PATH", "The upstream server's Unix socket."),
@@ -48,11 +50,16 @@ public final class NbdPlugin implements Plugin {
           + "start-up, instead of one per client (default false; true with command=)."),
       new Parameter("vsock", "CID", "Not supported: AF_VSOCK is out of the JVM's reach."),
       new Parameter("socket-fd", "FD", "Not supported: the JVM cannot adopt an inherited socket."),
-      new Parameter("tls", "off", "Only off (the default): " + NO_TLS + "."),
-      new Parameter("tls-certificates", "DIR", "Not supported yet (TLS)."),
-      new Parameter("tls-verify", "BOOL", "Not supported yet (TLS)."),
-      new Parameter("tls-username", "NAME", "Not supported yet (TLS)."),
-      new Parameter("tls-psk", "FILE", "Not supported yet (TLS)."));
+      new Parameter("tls", "off|on|require", "TLS to the upstream: off, on (when the upstream offers it) or "
+          + "require. Default: off, or on when another tls key is given; an nbds:// URI requires it."),
+      new Parameter("tls-certificates", "DIR", "X.509: ca-cert.pem, the CA the upstream's certificate must chain to "
+          + "(else the JDK's trusted CAs), and optionally client-cert.pem and client-key.pem to present. Default: "
+          + "$HOME/.pki/libnbd, then $HOME/.config/pki/libnbd (/etc/pki/libnbd for root), where they exist."),
+      new Parameter("tls-verify", "BOOL", "Check the upstream's certificate and, over TCP, its host name "
+          + "(default true)."),
+      new Parameter("tls-username", "NAME", "The PSK username to authenticate as (default: the login name)."),
+      new Parameter("tls-psk", "FILE", "Authenticate with the pre-shared key of tls-username from this psktool "
+          + "file (username:hexkey lines) instead of certificates."));
 
   private final Sleeper sleeper;
   private String uri;
@@ -66,6 +73,12 @@ public final class NbdPlugin implements Plugin {
   private int retries;
   private Boolean sharedSetting;
   private NbdSettings settings;
+  private TlsMode tlsMode;
+  private Path tlsCertificates;
+  private Boolean tlsVerify;
+  private String tlsUsername;
+  private Path tlsPsk;
+  private ClientTls tls = ClientTls.OFF;
 
   private Upstream upstream;
   private UpstreamCommand runningCommand;
@@ -113,18 +126,24 @@ public final class NbdPlugin implements Plugin {
       case "dynamic-export" -> dynamicExport = Values.parseBool("nbd: dynamic-export", value);
       case "retry" -> retries = Values.parseInt("nbd: retry", value, 0, Integer.MAX_VALUE);
       case "shared" -> sharedSetting = Values.parseBool("nbd: shared", value);
-      case "tls" -> {
-        if (!value.trim().equalsIgnoreCase("off")) {
-          throw new ConfigException("nbd: tls=" + value + ": " + NO_TLS + " (only tls=off)");
-        }
-      }
-      case "tls-certificates", "tls-verify", "tls-username", "tls-psk" ->
-          throw new ConfigException("nbd: " + key + ": " + NO_TLS);
+      case "tls" -> tlsMode = parseTlsMode(value);
+      case "tls-certificates" -> tlsCertificates = once(key, tlsCertificates, Path.of(value));
+      case "tls-verify" -> tlsVerify = Values.parseBool("nbd: tls-verify", value);
+      case "tls-username" -> tlsUsername = once(key, tlsUsername, value);
+      case "tls-psk" -> tlsPsk = once(key, tlsPsk, Path.of(value));
       case "vsock" -> throw new ConfigException("nbd: vsock: AF_VSOCK is not supported");
       case "socket-fd" -> throw new ConfigException("nbd: socket-fd: an inherited socket is not supported (use socket= or command=)");
       default -> throw new ConfigException("nbd: unknown parameter '" + key + "'");
     }
     return true;
+  }
+
+  private static TlsMode parseTlsMode(String value) {
+    try {
+      return TlsMode.parse(value);
+    } catch (ConfigException e) {
+      throw new ConfigException("nbd: tls=" + value + ": must be off, on or require");
+    }
   }
 
   private static <T> T once(String key, T previous, T value) {
@@ -143,6 +162,13 @@ public final class NbdPlugin implements Plugin {
     } else {
       upstream = settings.upstream();
     }
+    if (upstream.tlsScheme()) {
+      if (tlsMode == TlsMode.OFF) {
+        throw new ConfigException("nbd: tls=off contradicts the nbds URI, which requires TLS");
+      }
+      tlsMode = TlsMode.REQUIRE;
+    }
+    tls = ClientTls.configure(tlsMode, tlsCertificates, tlsVerify, tlsUsername, tlsPsk);
     if (settings.sharing()) {
       try {
         shared = new SharedConnection(connect(upstream));
@@ -164,7 +190,7 @@ public final class NbdPlugin implements Plugin {
   private NbdClient connect(Upstream target) throws IOException {
     for (int attempt = 0; ; attempt++) {
       try {
-        return NbdClient.connect(target);
+        return NbdClient.connect(target, tls);
       } catch (IOException e) {
         if (attempt >= settings.retries()) {
           throw e;
@@ -195,7 +221,7 @@ public final class NbdPlugin implements Plugin {
       return Plugin.super.listExports(readOnly);
     }
     List<ExportDescription> exports = new ArrayList<>();
-    for (String name : NbdClient.listExports(upstream)) {
+    for (String name : NbdClient.listExports(upstream, tls)) {
       exports.add(new ExportDescription(name, ""));
     }
     return exports;

@@ -21,21 +21,23 @@ import java.util.Locale;
  * @param port the TCP port
  * @param socket the Unix socket, or null for TCP
  * @param exportName the export to ask for
+ * @param tlsScheme whether it was given as an nbds URI, which demands TLS
  */
-record Upstream(String host, int port, Path socket, String exportName) {
+record Upstream(String host, int port, Path socket, String exportName, boolean tlsScheme) {
   static final int DEFAULT_PORT = 10809;
 
   static Upstream tcp(String host, int port, String exportName) {
-    return new Upstream(host, port, null, exportName);
+    return new Upstream(host, port, null, exportName, false);
   }
 
   static Upstream unix(Path socket, String exportName) {
-    return new Upstream(null, 0, socket, exportName);
+    return new Upstream(null, 0, socket, exportName, false);
   }
 
   /**
    * Parses an NBD URI as libnbd does: {@code nbd://HOST[:PORT][/EXPORT]} and {@code
-   * nbd+unix:///[EXPORT]?socket=PATH}. The TLS schemes and vsock are refused with the reason.
+   * nbd+unix:///[EXPORT]?socket=PATH}, and their TLS forms {@code nbds://} and {@code
+   * nbds+unix://}. vsock is refused with the reason.
    */
   static Upstream fromUri(String text) {
     URI uri;
@@ -48,7 +50,8 @@ record Upstream(String host, int port, Path socket, String exportName) {
     String path = uri.getPath() == null ? "" : uri.getPath();
     String exportName = path.startsWith("/") ? path.substring(1) : path;
     String socket = queryParameter(uri, "socket");
-    return switch (scheme) {
+    boolean tls = scheme.startsWith("nbds");
+    return switch (tls ? "nbd" + scheme.substring(4) : scheme) {
       case "nbd" -> {
         if (uri.getHost() == null) {
           throw new ConfigException("nbd: uri: no host in '" + text + "' (nbd://HOST[:PORT]/EXPORT)");
@@ -57,7 +60,7 @@ record Upstream(String host, int port, Path socket, String exportName) {
         if (host.startsWith("[") && host.endsWith("]")) {
           host = host.substring(1, host.length() - 1);
         }
-        yield tcp(host, uri.getPort() < 0 ? DEFAULT_PORT : uri.getPort(), exportName);
+        yield new Upstream(host, uri.getPort() < 0 ? DEFAULT_PORT : uri.getPort(), null, exportName, tls);
       }
       case "nbd+unix" -> {
         if (socket == null || socket.isEmpty()) {
@@ -66,12 +69,11 @@ record Upstream(String host, int port, Path socket, String exportName) {
         if (uri.getRawAuthority() != null) {
           throw new ConfigException("nbd: uri: nbd+unix takes no host: '" + text + "'");
         }
-        yield unix(Path.of(socket), exportName);
+        yield new Upstream(null, 0, Path.of(socket), exportName, tls);
       }
-      case "nbds", "nbds+unix", "nbds+vsock" ->
-          throw new ConfigException("nbd: uri: TLS to the upstream server is not supported yet ('" + scheme + "://')");
       case "nbd+vsock" -> throw new ConfigException("nbd: uri: vsock is not supported ('" + scheme + "://')");
-      default -> throw new ConfigException("nbd: uri: not an NBD URI (nbd:// or nbd+unix://): '" + text + "'");
+      default -> throw new ConfigException("nbd: uri: not an NBD URI (nbd://, nbd+unix://, nbds:// or nbds+unix://): '"
+          + text + "'");
     };
   }
 
@@ -91,7 +93,7 @@ record Upstream(String host, int port, Path socket, String exportName) {
   }
 
   Upstream withExportName(String name) {
-    return new Upstream(host, port, socket, name);
+    return new Upstream(host, port, socket, name, tlsScheme);
   }
 
   /** The address to connect to, with the host name looked up now. */

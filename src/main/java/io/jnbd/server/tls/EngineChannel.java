@@ -55,7 +55,10 @@ final class EngineChannel implements TlsChannel {
     this.networkOut = ByteBuffer.allocateDirect(session.getPacketBufferSize() * RECORDS_PER_WRITE);
   }
 
-  /** Runs the server side of the handshake; on failure the client is sent the alert and the engine is closed. */
+  /**
+   * Runs the handshake (the server's or, in client mode, the client's side); on failure the peer
+   * is sent the alert and the engine is closed.
+   */
   static EngineChannel handshake(SSLEngine engine, ReadableByteChannel in, WritableByteChannel out, ByteBuffer early)
       throws IOException {
     EngineChannel channel = new EngineChannel(engine, in, out, early);
@@ -70,7 +73,8 @@ final class EngineChannel implements TlsChannel {
         case NEED_WRAP -> wrapAndSend(NOTHING);
         case NEED_UNWRAP, NEED_UNWRAP_AGAIN -> {
           if (unwrapInto(applicationIn.compact()) < 0) {
-            throw new EOFException("the client closed the connection during the TLS handshake");
+            throw new EOFException("the " + (engine.getUseClientMode() ? "server" : "client")
+                + " closed the connection during the TLS handshake");
           }
           applicationIn.flip();
         }
@@ -305,13 +309,14 @@ final class EngineChannel implements TlsChannel {
   @Override
   public String describeSession() {
     SSLSession session = engine.getSession();
+    String role = engine.getUseClientMode() ? "server" : "client";
     String peer;
     try {
       Certificate[] chain = session.getPeerCertificates();
       peer = chain.length > 0 && chain[0] instanceof X509Certificate x509
-          ? "client certificate " + x509.getSubjectX500Principal().getName() : "no client certificate";
+          ? role + " certificate " + x509.getSubjectX500Principal().getName() : "no " + role + " certificate";
     } catch (SSLPeerUnverifiedException e) {
-      peer = "no client certificate";
+      peer = "no " + role + " certificate";
     }
     return session.getProtocol() + " " + session.getCipherSuite() + ", x509, " + peer;
   }

@@ -35,7 +35,7 @@ final class PskHandshaker implements Handshaker {
    * GnuTLS, and a SHA-384 suite (GnuTLS's first choice) would fail the handshake. Then TLS 1.2
    * PSK suites.
    */
-  private static final int[] CIPHER_SUITES = {
+  static final int[] CIPHER_SUITES = {
     CipherSuite.TLS_AES_128_GCM_SHA256,
     CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
     CipherSuite.TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256,
@@ -74,7 +74,7 @@ final class PskHandshaker implements Handshaker {
   }
 
   /** Bouncy Castle names its suites only as constants. */
-  private static String cipherSuiteName(int suite) {
+  static String cipherSuiteName(int suite) {
     for (java.lang.reflect.Field field : CipherSuite.class.getFields()) {
       try {
         if (field.getType() == int.class && field.getInt(null) == suite) {
@@ -155,7 +155,7 @@ final class PskHandshaker implements Handshaker {
   }
 
   /** Bytes read before the handshake began, then the channel; one reader thread. */
-  private static final class ChannelInput extends InputStream {
+  static final class ChannelInput extends InputStream {
     private final ReadableByteChannel channel;
     private final ByteBuffer early;
 
@@ -189,7 +189,7 @@ final class PskHandshaker implements Handshaker {
     }
   }
 
-  private static final class ChannelOutput extends OutputStream {
+  static final class ChannelOutput extends OutputStream {
     private final WritableByteChannel channel;
 
     ChannelOutput(WritableByteChannel channel) {

@@ -110,10 +110,15 @@ final class X509Handshaker implements Handshaker {
   }
 
   private static List<Certificate> certificates(Path file) throws IOException, GeneralSecurityException {
+    return certificates(file, "--tls-certificates");
+  }
+
+  /** The certificates in a PEM file; {@code setting} names where it came from in errors. */
+  static List<Certificate> certificates(Path file, String setting) throws IOException, GeneralSecurityException {
     try (InputStream in = Files.newInputStream(file)) {
       List<Certificate> certificates = List.copyOf(CertificateFactory.getInstance("X.509").generateCertificates(in));
       if (certificates.isEmpty()) {
-        throw new ConfigException("--tls-certificates: " + file + " holds no certificate");
+        throw new ConfigException(setting + ": " + file + " holds no certificate");
       }
       return certificates;
     }
@@ -126,13 +131,18 @@ final class X509Handshaker implements Handshaker {
   }
 
   private static PrivateKey privateKey(Path file) throws IOException {
+    return privateKey(file, "--tls-certificates");
+  }
+
+  /** The unencrypted private key in a PEM file; {@code setting} names where it came from in errors. */
+  static PrivateKey privateKey(Path file, String setting) throws IOException {
     try (Reader reader = Files.newBufferedReader(file, StandardCharsets.US_ASCII); PEMParser parser = new PEMParser(reader)) {
       Object pem = parser.readObject();
       PrivateKeyInfo info = switch (pem) {
         case PEMKeyPair pair -> pair.getPrivateKeyInfo();
         case PrivateKeyInfo plain -> plain;
-        case null -> throw new ConfigException("--tls-certificates: " + file + " holds no PEM private key");
-        default -> throw new ConfigException("--tls-certificates: " + file
+        case null -> throw new ConfigException(setting + ": " + file + " holds no PEM private key");
+        default -> throw new ConfigException(setting + ": " + file
             + " is not an unencrypted private key (encrypted keys are not supported)");
       };
       return new JcaPEMKeyConverter().getPrivateKey(info);

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.jnbd.api.ConfigException;
+import io.jnbd.api.VsockAddress;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.TestServer;
@@ -68,6 +69,20 @@ class IpFilterTest {
     assertThat(unixOnly.admits(UNIX)).isTrue();
     assertThat(unixOnly.admits(ip("127.0.0.1"))).isFalse();
     assertThat(filter("deny=anyvsock").admits(UNIX)).isTrue();
+    assertThat(filter("deny=anyvsock").admits(new VsockAddress(3, 1025))).isFalse();
+  }
+
+  @Test
+  void vsockPeersByContextIdAndPort() {
+    IpFilter hostOnly = filter("allow=vsock-cid:2", "deny=all");
+    assertThat(hostOnly.admits(new VsockAddress(2, 5000))).isTrue();
+    assertThat(hostOnly.admits(new VsockAddress(3, 5000))).isFalse();
+    IpFilter notPort = filter("deny=vsock-port:4294967295");
+    assertThat(notPort.admits(new VsockAddress(2, -1))).isFalse();
+    assertThat(notPort.admits(new VsockAddress(2, 7))).isTrue();
+    assertThat(notPort.admits(ip("127.0.0.1"))).isTrue();
+    assertThatThrownBy(() -> filter("deny=vsock-cid:host")).isInstanceOf(ConfigException.class)
+        .hasMessageContaining("vsock-cid:host");
   }
 
   @Test

@@ -15,6 +15,7 @@ import io.jnbd.filters.Sleeper;
 import io.jnbd.server.NbdServer;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
+import io.jnbd.server.tls.ClientTls;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.Layers;
@@ -303,7 +304,7 @@ class NbdPluginTest {
     Stack proxyStack = Stacks.configured(Layers.filter("retry"), new NbdPlugin(),
         "retries=5", "retry-delay=10ms", "retry-exponential=no", "socket=" + socket, "shared=" + shared, "retry=50");
     try (TestServer proxy = new TestServer(proxyStack, ServerConfig.defaults());
-        NbdClient client = NbdClient.connect(Upstream.unix(proxy.socket(), ""))) {
+        NbdClient client = NbdClient.connect(Upstream.unix(proxy.socket(), ""), ClientTls.OFF)) {
       ByteBuffer before = ByteBuffer.allocate(4096);
       client.read(before, 0);
       assertThat(before.array()).isEqualTo(Arrays.copyOf(disk.data, 4096));
@@ -370,13 +371,15 @@ class NbdPluginTest {
     assertThatThrownBy(() -> configured()).hasMessageContaining("exactly one of uri=, hostname=, socket= or command=");
     assertThatThrownBy(() -> configured("socket=/a", "hostname=b")).hasMessageContaining("exactly one of");
     assertThatThrownBy(() -> configured("socket=/a", "port=1")).hasMessageContaining("port= goes with hostname=");
-    assertThatThrownBy(() -> configured("uri=nbds://host/x")).hasMessageContaining("TLS to the upstream server is not supported yet");
-    assertThatThrownBy(() -> configured("uri=nbds+unix:///?socket=/a")).hasMessageContaining("not supported yet");
+    assertThatThrownBy(() -> configured("uri=nbds://host/x", "tls=off")).hasMessageContaining("tls=off contradicts the nbds URI");
     assertThatThrownBy(() -> configured("uri=http://host/")).hasMessageContaining("not an NBD URI");
     assertThatThrownBy(() -> configured("uri=nbd+unix:///x")).hasMessageContaining("needs ?socket=PATH");
     assertThatThrownBy(() -> configured("uri=nbd+unix:///?socket=/a", "export=x")).hasMessageContaining("put the export name in the URI");
-    assertThatThrownBy(() -> configured("socket=/a", "tls=require")).hasMessageContaining("not supported yet");
-    assertThatThrownBy(() -> configured("socket=/a", "tls-psk=/k")).hasMessageContaining("not supported yet");
+    assertThatThrownBy(() -> configured("socket=/a", "tls=maybe")).hasMessageContaining("nbd: tls=maybe: must be off, on or require");
+    assertThatThrownBy(() -> configured("socket=/a", "tls-psk=/no/such.psk")).hasMessageContaining("nbd: tls-psk: /no/such.psk");
+    assertThatThrownBy(() -> configured("socket=/a", "tls-certificates=/no/such")).hasMessageContaining("/no/such is not a directory");
+    assertThatThrownBy(() -> configured("socket=/a", "tls-certificates=/tmp", "tls-psk=/k"))
+        .hasMessageContaining("tls-psk and tls-certificates cannot be used together");
     assertThatThrownBy(() -> configured("vsock=2")).hasMessageContaining("vsock");
     assertThatThrownBy(() -> configured("socket=/a", "shared=true", "dynamic-export=true")).hasMessageContaining("dynamic-export=true cannot be used");
     assertThatThrownBy(() -> configured("socket=/a", "arg=x")).hasMessageContaining("arg= goes with command=");
@@ -395,6 +398,9 @@ class NbdPluginTest {
     assertThat(Upstream.fromUri("nbd://[::1]:10810")).isEqualTo(Upstream.tcp("::1", 10810, ""));
     assertThat(Upstream.fromUri("nbd+unix:///exp?socket=/tmp/s%20k")).isEqualTo(Upstream.unix(Path.of("/tmp/s k"), "exp"));
     assertThat(Upstream.fromUri("NBD+UNIX:///?socket=/tmp/s")).isEqualTo(Upstream.unix(Path.of("/tmp/s"), ""));
+    assertThat(Upstream.fromUri("nbds://example.com:10810/d"))
+        .isEqualTo(new Upstream("example.com", 10810, null, "d", true));
+    assertThat(Upstream.fromUri("nbds+unix:///d?socket=/tmp/s")).isEqualTo(new Upstream(null, 0, Path.of("/tmp/s"), "d", true));
   }
 
   @Test

@@ -8,15 +8,16 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.NbdException;
-import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Nbd.Chunk;
 import io.jnbd.protocol.Nbd.Opt;
 import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.protocol.Nbd.TransmissionFlag;
+import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Replies;
 import io.jnbd.protocol.Request;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Wire;
+import io.jnbd.server.tls.ClientTls;
 import io.jnbd.testing.Layers;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
@@ -319,7 +320,7 @@ class UpstreamFaultsTest {
       public void request(Request request, Wire wire) {}
     };
     try (ScriptedUpstream upstream = new ScriptedUpstream(SIZE, FLAGS, silent)) {
-      assertThatThrownBy(() -> NbdClient.connect(Upstream.unix(upstream.socket(), ""), Duration.ofMillis(200)))
+      assertThatThrownBy(() -> NbdClient.connect(Upstream.unix(upstream.socket(), ""), ClientTls.OFF, Duration.ofMillis(200)))
           .isInstanceOfSatisfying(NbdException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EIO))
           .hasMessageContaining("did not finish the handshake in 200 ms");
       release.countDown();
