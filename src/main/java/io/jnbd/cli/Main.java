@@ -6,7 +6,6 @@ import io.jnbd.api.Filter;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Plugin;
 import io.jnbd.server.Catalog;
-import io.jnbd.server.DebugFlags;
 import io.jnbd.server.Stack;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -140,7 +139,7 @@ public final class Main {
 
   /** Hands every key=value to the stack in command-line order, then completes configuration. */
   static Stack configure(Plugin plugin, List<Filter> filters, Options options) {
-    Stack stack = new Stack(filters, plugin, DebugFlags.parse(options.debugFlags));
+    Stack stack = new Stack(filters, plugin, options.parsedDebugFlags());
     for (Options.Param param : options.params()) {
       String key = param.key();
       if (key == null) {

@@ -125,6 +125,7 @@ final class Options {
           + "each layer advertised, nbdkit.tls.session=1 makes -v log each TLS session. Other flags of that form get a "
           + "warning and are ignored.")
   List<String> debugFlags = new ArrayList<>();
+  private DebugFlags parsedDebugFlags;
 
   @Option(names = "--name", paramLabel = "NAME",
       description = "A name for this server, put in its messages (jnbd: NAME: ...), to tell several servers apart.")
@@ -336,7 +337,15 @@ final class Options {
 
   TlsSettings tlsSettings() {
     return new TlsSettings(tls == null ? null : TlsMode.parse(tls), tlsCertificates, tlsPsk, tlsVerifyPeer,
-        DebugFlags.parse(debugFlags).tlsSession());
+        parsedDebugFlags().tlsSession());
+  }
+
+  /** The -D flags, parsed once: parsing warns about each flag that nothing uses. */
+  DebugFlags parsedDebugFlags() {
+    if (parsedDebugFlags == null) {
+      parsedDebugFlags = DebugFlags.parse(debugFlags);
+    }
+    return parsedDebugFlags;
   }
 
   private Duration handshakeLimitOrDefault() {

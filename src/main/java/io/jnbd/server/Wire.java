@@ -6,7 +6,6 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.GatheringByteChannel;
-import java.nio.channels.NetworkChannel;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.channels.WritableByteChannel;
@@ -165,10 +164,6 @@ public final class Wire implements AutoCloseable {
     } catch (IOException ignored) {
       // The connection is going away anyway.
     }
-  }
-
-  boolean isNetwork() {
-    return rawIn instanceof NetworkChannel;
   }
 
   @Override

@@ -8,6 +8,7 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
 import java.io.IOException;
 import java.net.SocketAddress;
+import java.net.UnixDomainSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -87,8 +88,7 @@ public final class IpFilter implements Filter {
   @Override
   public void preconnect(Layer next, Client client, boolean readOnly) throws IOException {
     if (!admits(client.address())) {
-      throw new NbdException(Errno.EPERM, "ip: client " + (client.address() == null ? "on stdin/stdout" : client.address())
-          + " is refused by the allow and deny rules");
+      throw new NbdException(Errno.EPERM, "ip: client " + describe(client.address()) + " is refused by the allow and deny rules");
     }
     next.preconnect(client, readOnly);
   }
@@ -96,5 +96,16 @@ public final class IpFilter implements Filter {
   /** Whether the configured rules admit a client at this address. */
   boolean admits(SocketAddress address) {
     return rules.admits(address);
+  }
+
+  /** Unix socket clients are unnamed: their address prints as nothing. */
+  private static String describe(SocketAddress address) {
+    if (address == null) {
+      return "on stdin/stdout";
+    }
+    if (address instanceof UnixDomainSocketAddress unix && unix.getPath().toString().isEmpty()) {
+      return "on a Unix socket";
+    }
+    return address.toString();
   }
 }

@@ -3,7 +3,9 @@ package io.jnbd.filters.ip;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.jnbd.api.Client;
 import io.jnbd.api.ConfigException;
+import io.jnbd.api.NbdException;
 import io.jnbd.api.VsockAddress;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
@@ -90,6 +92,13 @@ class IpFilterTest {
     assertThat(new IpFilter().admits(null)).isTrue();
     assertThat(filter("deny=10.0.0.1").admits(null)).isFalse();
     assertThat(filter("allow=", "deny=,").admits(null)).as("empty lists are no rules").isTrue();
+  }
+
+  @Test
+  void aRefusedUnixSocketClientIsNamedAsSuch() {
+    assertThatThrownBy(() -> filter("deny=all").preconnect(null, new Client(UNIX), true))
+        .isInstanceOf(NbdException.class)
+        .hasMessage("ip: client on a Unix socket is refused by the allow and deny rules");
   }
 
   @Test
