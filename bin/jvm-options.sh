@@ -37,9 +37,12 @@
 #                            CPU 1.35 -> 1.05 s; docs/tls.md). -XX:-DisplayVMOutput keeps the
 #                            JVM's "2 compiler directives added" off stdout, which may be the
 #                            NBD stream (-s): then a thread dump needs jcmd PID Thread.print,
-#                            as kill -QUIT prints nothing. ssh and https keep C2 throughout:
-#                            Apache MINA's and the HTTP client's own Java code was not measured
-#                            at C1.
+#                            as kill -QUIT prints nothing. https:// gets the same: a fresh
+#                            server's first 256 MiB from a local nginx over HTTPS (nbdcopy
+#                            defaults) took 2.18 s of server CPU with C2 for everything and 1.17
+#                            s with the directives (bench/run jit, one invocation, median of 3;
+#                            the same speed once warm; docs/plugins/http.md). ssh keeps C2
+#                            throughout: Apache MINA's own Java code was not measured at C1.
 # The launchers also pass -XX:AOTCache=FILE -Xlog:aot=off, outside JAVA_OPTS: the AOT cache holds
 # the classes a training run loaded and linked and the profiles of the methods it ran
 # (bin/aot-train.sh, docs/install.md). The JVM checks that the cache fits (same JDK build, same
@@ -56,8 +59,8 @@ for jnbd_arg in "$@"; do
     "--tls off"|"--tls no"|"--tls n"|"--tls false"|"--tls f"|"--tls 0") ;;
     *" --tls") ;;  # decided by the next word
     *" --tls=off"|*" --tls=no"|*" --tls=n"|*" --tls=false"|*" --tls=f"|*" --tls=0") ;;
-    *" ssh"|*https://*) jnbd_jit=$jnbd_crypto_early ;;
-    "--tls "*|*" --tls"*) jnbd_tls=1 ;;
+    *" ssh") jnbd_jit=$jnbd_crypto_early ;;
+    "--tls "*|*" --tls"*|*https://*) jnbd_tls=1 ;;
   esac
   jnbd_previous=$jnbd_arg
 done
