@@ -39,7 +39,7 @@
 #                            NBD stream (-s): then a thread dump needs jcmd PID Thread.print,
 #                            as kill -QUIT prints nothing. https:// gets the same: a fresh
 #                            server's first 256 MiB from a local nginx over HTTPS (nbdcopy
-#                            defaults) took 2.18 s of server CPU with C2 for everything and 1.17
+#                            defaults) took 2.02 s of server CPU with C2 for everything and 1.30
 #                            s with the directives (bench/run jit, one invocation, median of 3;
 #                            the same speed once warm; docs/plugins/http.md). ssh keeps C2
 #                            throughout: Apache MINA's own Java code was not measured at C1.
