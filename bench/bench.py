@@ -34,6 +34,7 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
 Run through bench/run, which builds the jar first. Work files live in bench/work (ignored by git).
 """
 import argparse
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -934,6 +935,7 @@ class SoakStats:
         self.server_wait = counters("d")  # longest wait on the server per connection, s
         self.cpu = counters("d", SOAK_WORKERS)
         self.generator_stall = counters("d", SOAK_WORKERS)  # longest loop iteration per worker, s
+        self.heartbeat = counters("d", SOAK_WORKERS)  # when each worker last finished a round
         # Set by a worker once it has recorded its connections' unanswered requests: a worker
         # killed after the drain leaves them unknown, not zero.
         self.finished = counters("i", SOAK_WORKERS)
@@ -956,6 +958,7 @@ class SoakConnection:
         self.slot_offset = None if target.write_base is None else target.write_base + index * SOAK_SLOT
         self.slot = bytearray(SOAK_SLOT)  # what the slot holds (the memory disk starts as zeroes)
         self.slot_busy = False
+        self.free_buffers = {}      # request length -> buffers not in use
         self.waiting_since = None   # first look that found requests outstanding and nothing to read
         self.last_look = None
         self.answered = False       # a reply (or error) came since the last look
@@ -998,30 +1001,43 @@ class SoakConnection:
             offset = self.rng.randrange(page_count(self.read_limit - length) + 1) * 4096
             self.read(offset, length, lambda: self.target.disk.expected(offset, length))
 
-    def read(self, offset, length, expected, slot=False):
-        buf = bytearray(length)
+    def buffer(self, length):
+        """A buffer of `length` bytes for one request, reused: a fresh one per request leaked
+        (python3-libnbd 1.14 keeps what aio_pread/aio_pwrite were given), 5-11 GiB per generator
+        process in a 40 s memory soak, and the kernel's reclaim then stalled everything."""
+        free = self.free_buffers.setdefault(length, [])
+        if free:
+            return free.pop()
+        data = bytearray(length)
+        return data, nbd.Buffer.from_buffer(data)
 
-        def done(err):  # holds `buf`, which libnbd reads into, until the reply is in
+    def read(self, offset, length, expected, slot=False):
+        buf, wrapped = self.buffer(length)
+
+        def done(err):  # libnbd reads into `buf` until the reply is in
             ok = self.account(length, err.value)
             if ok and buf != expected():
                 self.stats.mismatches[self.index] += 1
             if slot:
                 self.slot_busy = False
+            self.free_buffers[length].append((buf, wrapped))
             return 1
-        self.h.aio_pread(nbd.Buffer.from_buffer(buf), offset, completion=done)
+        self.h.aio_pread(wrapped, offset, completion=done)
 
     def write_slot(self):
         length = self.rng.randint(1, page_count(SOAK_SLOT)) * 4096
         at = self.rng.randrange(page_count(SOAK_SLOT - length) + 1) * 4096
-        data = bytearray(self.target.disk.pattern(self.rng.randrange(PatternDisk.PERIOD), length))
+        data, wrapped = self.buffer(length)
+        data[:] = self.target.disk.pattern(self.rng.randrange(PatternDisk.PERIOD), length)
 
-        def done(err):  # holds `data`, which libnbd sends from, until the write completes
+        def done(err):  # libnbd sends from `data` until the write completes
             if self.account(length, err.value):
                 self.slot[at:at + length] = data
                 self.slot_busy = False
             # after a failed write the slot's content is unknown: it stays busy, never read again
+            self.free_buffers[length].append((data, wrapped))
             return 1
-        self.h.aio_pwrite(nbd.Buffer.from_buffer(data), self.slot_offset + at, completion=done)
+        self.h.aio_pwrite(wrapped, self.slot_offset + at, completion=done)
 
     def account(self, length, error):
         self.answered = True
@@ -1056,14 +1072,24 @@ def soak_poll(connections, timeout):
     return [c for c in connections if not c.stats.dead[c.index]]
 
 
+def lock_in_memory():
+    """Keeps this process's pages resident. Under memory pressure the kernel reclaimed the
+    generator's code and libraries, and a process sat 40-185 s in one libnbd call, faulting them
+    back in, while every reply waited in its socket. Needs root (or CAP_IPC_LOCK); without it the
+    generator runs as before."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mlockall(1 | 2)  # MCL_CURRENT | MCL_FUTURE
+
+
 def soak_worker(worker, uri, target, stats):
     """A generator process: its share of the connections, until stats.stop, then the last replies."""
+    lock_in_memory()
     connections = [SoakConnection(i, uri, target, stats)
                    for i in range(worker, SOAK_CLIENTS, SOAK_WORKERS)]
     for _ in connections:
         stats.connected.release()
     stats.go.wait()
-    last = time.monotonic()
+    last = stats.heartbeat[worker] = time.monotonic()
     while not stats.stop.is_set() and connections:
         for c in connections:
             try:
@@ -1073,12 +1099,13 @@ def soak_worker(worker, uri, target, stats):
         connections = soak_poll(connections, 0.1)
         now = time.monotonic()
         stats.generator_stall[worker] = max(stats.generator_stall[worker], now - last)
-        last = now
+        last = stats.heartbeat[worker] = now
         for c in connections:
             c.look(now)
     deadline = time.monotonic() + SOAK_DRAIN
     while time.monotonic() < deadline and any(c.h.aio_in_flight() for c in connections):
         connections = soak_poll(connections, 0.1)
+        stats.heartbeat[worker] = time.monotonic()
     for c in connections:
         stats.unanswered[c.index] = c.h.aio_in_flight()
         if not stats.unanswered[c.index]:
@@ -1167,10 +1194,13 @@ def soak_load(server, target, stats, seconds, rss_limit):
             stopped += f" after {samples[-1]['t']:.0f} s"
     stats.stop.set()
     elapsed = time.monotonic() - started
-    for w in workers:
+    for i, w in enumerate(workers):
         w.join(SOAK_DRAIN + 30)
         if w.is_alive():
             w.kill()
+            # Killed in the middle of a round: that round's stall counts too (CLOCK_MONOTONIC is
+            # the same clock in every process).
+            stats.generator_stall[i] = max(stats.generator_stall[i], time.monotonic() - stats.heartbeat[i])
     return samples, elapsed, stopped
 
 

@@ -9,6 +9,11 @@ import java.util.List;
  * key may repeat), then {@link #configComplete} once. Filters see every key first: a filter
  * returns {@code false} from {@code config} for keys that are not its own, and they travel on to
  * the next filter and finally the plugin, which must reject keys it does not know.
+ *
+ * <p>The built-in layers configure themselves one way: {@code config} parses each value into a
+ * plain field, refusing there only what cannot be read as that key's kind of value; {@code
+ * configComplete} builds from the fields an immutable settings record whose constructor checks
+ * limits and combinations; and what runs later (open, requests, unload) reads only the record.
  */
 public interface Configurable {
   /** The name used on the command line, e.g. {@code memory} or {@code readahead}. */

@@ -8,6 +8,7 @@ import io.jnbd.api.Plugin;
 import io.jnbd.api.Values;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 
@@ -17,8 +18,9 @@ import java.util.List;
  * Writes are shared by all connections and lost when the server exits.
  */
 public final class DataPlugin implements Plugin {
-  private DataFormat.Image image;
-  private long size = -1;
+  private final List<DataFormat.Image> contents = new ArrayList<>();
+  private long size = DataSettings.CONTENT_SIZE;
+  private DataSettings settings;
 
   @Override
   public String name() {
@@ -50,11 +52,11 @@ public final class DataPlugin implements Plugin {
   @Override
   public boolean config(String key, String value) {
     switch (key) {
-      case "data" -> setContent(DataFormat.parse(value, SparseStore.DEFAULT_PAGE_SIZE));
-      case "raw" -> setContent(literal(value.getBytes(StandardCharsets.UTF_8)));
+      case "data" -> contents.add(DataFormat.parse(value, SparseStore.DEFAULT_PAGE_SIZE));
+      case "raw" -> contents.add(literal(value.getBytes(StandardCharsets.UTF_8)));
       case "base64" -> {
         try {
-          setContent(literal(Base64.getDecoder().decode(value.replaceAll("\\s", ""))));
+          contents.add(literal(Base64.getDecoder().decode(value.replaceAll("\\s", ""))));
         } catch (IllegalArgumentException e) {
           throw new ConfigException("data: base64: not valid base64: " + e.getMessage());
         }
@@ -63,13 +65,6 @@ public final class DataPlugin implements Plugin {
       default -> throw new ConfigException("data: unknown parameter '" + key + "'");
     }
     return true;
-  }
-
-  private void setContent(DataFormat.Image content) {
-    if (image != null) {
-      throw new ConfigException("data: give exactly one of data, raw or base64");
-    }
-    image = content;
   }
 
   private static DataFormat.Image literal(byte[] bytes) {
@@ -84,19 +79,16 @@ public final class DataPlugin implements Plugin {
 
   @Override
   public void configComplete() {
-    if (image == null) {
-      throw new ConfigException("data: one of data, raw or base64 is required");
-    }
-    if (size < 0) {
-      size = image.length();
-    } else if (size < image.length()) {
+    settings = new DataSettings(contents, size);
+    DataFormat.Image image = settings.content();
+    if (settings.size() < image.length()) {
       // Bytes past the end can never be read; give their memory back.
-      image.store().zero(size, image.length() - size);
+      image.store().zero(settings.size(), image.length() - settings.size());
     }
   }
 
   @Override
   public Export open(boolean readOnly, String exportName) {
-    return new StoreExport(image.store(), size, readOnly);
+    return new StoreExport(settings.content().store(), settings.size(), readOnly);
   }
 }

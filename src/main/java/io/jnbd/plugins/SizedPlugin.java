@@ -8,7 +8,8 @@ import java.util.List;
 
 /**
  * A plugin whose only parameter is {@code size}, which is also its magic key ({@code null 1G}).
- * Subclasses give the help text and default, and build their export from {@link #size()}.
+ * Subclasses give the help text and default, and build their export from {@link #size()}; the
+ * size is checked in {@link SizeSettings}.
  */
 abstract class SizedPlugin implements Plugin {
   /** The default that makes {@code size} a required parameter. */
@@ -16,14 +17,16 @@ abstract class SizedPlugin implements Plugin {
 
   private final String sizeHelp;
   private long size;
+  private SizeSettings settings;
 
   SizedPlugin(long defaultSize, String sizeHelp) {
     this.size = defaultSize;
     this.sizeHelp = sizeHelp;
   }
 
+  /** The size, once configuration is complete. */
   final long size() {
-    return size;
+    return settings.size();
   }
 
   @Override
@@ -46,9 +49,7 @@ abstract class SizedPlugin implements Plugin {
   }
 
   @Override
-  public void configComplete() {
-    if (size < 0) {
-      throw new ConfigException(name() + ": the size parameter is required (e.g. size=1G)");
-    }
+  public final void configComplete() {
+    settings = new SizeSettings(name(), size);
   }
 }

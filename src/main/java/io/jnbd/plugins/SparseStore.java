@@ -1,15 +1,10 @@
 package io.jnbd.plugins;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-
 import io.jnbd.api.Errno;
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
+import io.jnbd.util.NativeMemory;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.util.Map;
@@ -151,7 +146,7 @@ public final class SparseStore {
           }
           if (n == pageSize || isZero(page)) {
             pages.remove(index);
-            Libc.free(page);
+            NativeMemory.free(page);
           }
         }
       } finally {
@@ -173,12 +168,12 @@ public final class SparseStore {
   }
 
   private MemorySegment allocate() throws NbdException {
-    MemorySegment page = Libc.calloc(pageSize);
-    if (page.equals(MemorySegment.NULL)) {
+    try {
+      return NativeMemory.calloc(pageSize);
+    } catch (OutOfMemoryError e) {
       // One page is small: failing this request leaves the server usable for the others.
       throw new NbdException(Errno.ENOMEM, "out of memory for a " + pageSize + "-byte page");
     }
-    return page.reinterpret(pageSize);
   }
 
   private boolean isZero(MemorySegment bytes) {
@@ -193,33 +188,8 @@ public final class SparseStore {
   private record FreeAll(Map<Long, MemorySegment> pages) implements Runnable {
     @Override
     public void run() {
-      pages.values().forEach(Libc::free);
+      pages.values().forEach(NativeMemory::free);
       pages.clear();
-    }
-  }
-
-  /** calloc and free, bound once; calloc because a page's unwritten bytes must read as zero. */
-  private static final class Libc {
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final MethodHandle CALLOC = LINKER.downcallHandle(
-        LINKER.defaultLookup().findOrThrow("calloc"), FunctionDescriptor.of(ADDRESS, JAVA_LONG, JAVA_LONG));
-    private static final MethodHandle FREE = LINKER.downcallHandle(
-        LINKER.defaultLookup().findOrThrow("free"), FunctionDescriptor.ofVoid(ADDRESS));
-
-    static MemorySegment calloc(long bytes) {
-      try {
-        return (MemorySegment) CALLOC.invokeExact(1L, bytes);
-      } catch (Throwable e) {
-        throw new IllegalStateException("calloc failed", e);
-      }
-    }
-
-    static void free(MemorySegment page) {
-      try {
-        FREE.invokeExact(page);
-      } catch (Throwable e) {
-        throw new IllegalStateException("free failed", e);
-      }
     }
   }
 }

@@ -68,10 +68,10 @@ final class MemoryBudget {
   }
 
   /**
-   * A quarter of the JVM's maximum heap, which is also the JVM's default limit on direct memory,
-   * leaving the rest of that limit to the buffer pool and to plugins and filters; at most 256 MiB,
-   * which is sixteen connections each with 64 requests of 256 KiB (nbdcopy's defaults) in flight;
-   * and at least the largest request, so that the budget is a true bound.
+   * A quarter of the JVM's maximum heap, so that a JVM given little memory gets a budget in
+   * proportion; at most 256 MiB, which is sixteen connections each with 64 requests of 256 KiB
+   * (nbdcopy's defaults) in flight; and at least the largest request, so that the budget is a
+   * true bound.
    */
   static long defaultCapacity() {
     long quarterOfMaxMemory = Runtime.getRuntime().maxMemory() / 4;

@@ -30,6 +30,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -79,10 +80,12 @@ public final class NbdServer implements AutoCloseable {
   private volatile long inlineLimitNanos = Connection.INLINE_LIMIT_NANOS;
   /** Clients served at once, up to --max-connections. */
   private final Semaphore connectionSlots;
+  /** Signalled whenever a client gives its slot back, for {@link #awaitClientsAtMost}. */
+  private final Lock slotReturnedLock = new ReentrantLock();
+  private final Condition slotReturned = slotReturnedLock.newCondition();
   private final AtomicLong refusedOverLimit = new AtomicLong();
   /** Drops clients that have not finished the handshake in time, or stall others; one daemon thread. */
-  private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
-      Thread.ofPlatform().daemon().name("nbd-timer").factory());
+  private final ScheduledExecutorService timer;
 
   public NbdServer(Stack stack, ServerConfig config) {
     this(stack, config, TlsPolicy.OFF);
@@ -90,6 +93,15 @@ public final class NbdServer implements AutoCloseable {
 
   /** A server that answers STARTTLS as {@code tls} says. */
   public NbdServer(Stack stack, ServerConfig config, TlsPolicy tls) {
+    this(stack, config, tls, Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("nbd-timer").factory()));
+  }
+
+  /**
+   * With the timer that enforces the handshake and stalled-reply limits given: tests hold its
+   * tasks, so that a limit passes when the test says rather than when the clock does.
+   */
+  NbdServer(Stack stack, ServerConfig config, TlsPolicy tls, ScheduledExecutorService timer) {
+    this.timer = timer;
     this.stack = stack;
     this.config = config;
     this.tls = tls;
@@ -97,8 +109,8 @@ public final class NbdServer implements AutoCloseable {
     this.connectionGate = new Semaphore(oneAtATime ? 1 : Integer.MAX_VALUE);
     this.connectionSlots = new Semaphore(config.maxConnections());
     this.memoryBudget = new MemoryBudget(config.memoryBudget());
-    // What requests hold plus what waits for reuse stays within twice the budget.
-    this.pool = new DirectBufferPool(Math.min(POOLED_BUFFER_BYTES, config.memoryBudget()));
+    // What requests hold plus what waits for reuse stays within the budget.
+    this.pool = new DirectBufferPool(Math.min(POOLED_BUFFER_BYTES, config.memoryBudget()), config.memoryBudget());
     log.debug("requests may hold {} KiB at once, {} KiB on one connection",
         memoryBudget.capacity() >> 10, memoryBudget.connectionShare() >> 10);
     stack.attach(() -> Thread.ofPlatform().name("nbd-shutdown-request").start(onShutdownRequest));
@@ -253,10 +265,38 @@ public final class NbdServer implements AutoCloseable {
         } finally {
           connectionThreads.remove(Thread.currentThread());
           connectionSlots.release();
+          slotReturnedLock.lock();
+          try {
+            slotReturned.signalAll();
+          } finally {
+            slotReturnedLock.unlock();
+          }
         }
       });
       connectionThreads.add(thread);
       thread.start();
+    }
+  }
+
+  /**
+   * Waits until at most {@code clients} clients hold a connection slot: their connections have
+   * ended, export closed and all. Tests use it to know that the server noticed a client leave.
+   *
+   * @return false if more clients still held a slot after {@code limit}
+   */
+  public boolean awaitClientsAtMost(int clients, Duration limit) throws InterruptedException {
+    long left = limit.toNanos();
+    slotReturnedLock.lock();
+    try {
+      while (config.maxConnections() - connectionSlots.availablePermits() > clients) {
+        if (left <= 0) {
+          return false;
+        }
+        left = slotReturned.awaitNanos(left);
+      }
+      return true;
+    } finally {
+      slotReturnedLock.unlock();
     }
   }
 
@@ -387,6 +427,7 @@ public final class NbdServer implements AutoCloseable {
       log.warn("stopping with {} connections still closing after {} + {}", open, config.shutdownGrace(), CLOSE_ALLOWANCE);
     }
     timer.shutdownNow();
+    pool.close();
     try {
       stack.unload();
     } catch (RuntimeException e) {

@@ -1,6 +1,5 @@
 package io.jnbd.util;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.util.concurrent.ConcurrentHashMap;
@@ -9,36 +8,49 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Direct buffers in power-of-two size classes, reused across requests and connections: the
- * server's request and reply payloads, and the cache filter's fills from below. Socket I/O from a heap buffer copies through a temporary direct buffer; pooling
- * direct buffers keeps the READ path at one copy (plugin into buffer, buffer onto the socket)
- * without allocating a direct buffer per request. What the pool keeps is bounded in bytes;
- * beyond that, a returned buffer is let go. A large buffer ({@link #FREED_AT_ONCE} or more) is
- * the segment of an arena of its own (the FFM API) and its memory is freed at once: left to the
- * collector, it would stay until the next GC, and with a large heap that let a server's RSS
- * climb by gigabytes under a churn of 32 MiB requests. Smaller ones are plain direct buffers,
- * which serve the common request sizes measurably faster (nbdcopy from the memory plugin, one
- * request at a time: ~2400 against ~1500 MiB/s), and whose garbage is small.
+ * server's request and reply payloads, and the cache filter's fills from below. Socket I/O from a
+ * heap buffer copies through a temporary direct buffer; pooling direct buffers keeps the READ
+ * path at one copy (plugin into buffer, buffer onto the socket) without allocating a direct
+ * buffer per request. What the pool keeps is bounded in bytes; beyond that, a returned buffer is
+ * freed. Every buffer is C library memory ({@link NativeMemory}) and is freed at once when let
+ * go: left to the collector, direct buffers stay until the next GC, and under a churn of requests
+ * the server's RSS climbed by gigabytes (32 MiB requests; and 4-256 KiB ones, 1.8 GiB in the http
+ * soak, once the pool kept less). Segments of an arena of their own would be freed at once too,
+ * but their buffers pay a liveness check on every socket read and write, and closing a shared
+ * arena is a handshake with every thread (nbdcopy from the memory plugin, one request at a time:
+ * ~1500 against ~2400 MiB/s).
  */
-public final class DirectBufferPool {
+public final class DirectBufferPool implements AutoCloseable {
   private static final int MIN_SHIFT = 12;
   private static final int MAX_SHIFT = 25;
   /** Page-aligned, as allocateDirect's buffers are in effect, for O_DIRECT-friendly I/O. */
   private static final long PAGE = 4096;
 
   private final ConcurrentLinkedDeque<ByteBuffer>[] free;
-  /** Buffers at least this large are freed when let go, not left to the garbage collector. */
-  static final int FREED_AT_ONCE = 4 << 20;
 
-  /** How to let go of each buffer handed out or kept, by the buffer's address. */
-  private final ConcurrentHashMap<Long, Runnable> release = new ConcurrentHashMap<>();
+  /** The memory of each buffer handed out or kept, by its address. */
+  private final ConcurrentHashMap<Long, MemorySegment> memory = new ConcurrentHashMap<>();
   private final AtomicLong pooledBytes = new AtomicLong();
   private final AtomicLong allocatedBytes = new AtomicLong();
   private final long maxPooledBytes;
+  private final long maxHeldBytes;
+  private volatile boolean closed;
 
-  @SuppressWarnings("unchecked")
   /** A pool that keeps at most {@code maxPooledBytes} of returned buffers for reuse. */
   public DirectBufferPool(long maxPooledBytes) {
+    this(maxPooledBytes, Long.MAX_VALUE);
+  }
+
+  /**
+   * A pool that keeps at most {@code maxPooledBytes} of returned buffers for reuse, and keeps one
+   * only while the buffers in use and those kept together stay within {@code maxHeldBytes}: with
+   * the server's memory budget there, requests and the buffers waiting for them never hold more
+   * than the budget between them (the http soak lost ~100 MiB of peak RSS).
+   */
+  @SuppressWarnings("unchecked")
+  public DirectBufferPool(long maxPooledBytes, long maxHeldBytes) {
     this.maxPooledBytes = maxPooledBytes;
+    this.maxHeldBytes = maxHeldBytes;
     free = new ConcurrentLinkedDeque[MAX_SHIFT - MIN_SHIFT + 1];
     for (int i = 0; i < free.length; i++) {
       free[i] = new ConcurrentLinkedDeque<>();
@@ -81,36 +93,43 @@ public final class DirectBufferPool {
     }
     // A buffer's segment starts at its position: its own start is that far before.
     long address = MemorySegment.ofBuffer(buffer).address() - buffer.position();
-    if (!release.containsKey(address)) {
+    if (!memory.containsKey(address)) {
       return;
     }
-    if (pooledBytes.addAndGet(buffer.capacity()) > maxPooledBytes) {
+    if (pooledBytes.addAndGet(buffer.capacity()) > maxPooledBytes || allocatedBytes.get() > maxHeldBytes || closed) {
       pooledBytes.addAndGet(-buffer.capacity());
-      release.remove(address).run();
+      NativeMemory.free(memory.remove(address));
       allocatedBytes.addAndGet(-buffer.capacity());
       return;
     }
     free[Integer.numberOfTrailingZeros(buffer.capacity()) - MIN_SHIFT].offerFirst(buffer);
+    if (closed) {
+      close();  // a close that ran meanwhile may have missed this one
+    }
   }
 
-  /** Bytes of the buffers handed out or kept (let-go small ones await the collector); for tests. */
+  /** Frees the buffers kept for reuse, and from now on each buffer given back. */
+  @Override
+  public void close() {
+    closed = true;
+    for (ConcurrentLinkedDeque<ByteBuffer> sizeClass : free) {
+      for (ByteBuffer buffer; (buffer = sizeClass.pollFirst()) != null; ) {
+        pooledBytes.addAndGet(-buffer.capacity());
+        allocatedBytes.addAndGet(-buffer.capacity());
+        NativeMemory.free(memory.remove(MemorySegment.ofBuffer(buffer).address() - buffer.position()));
+      }
+    }
+  }
+
+  /** Bytes of the buffers handed out or kept. */
   public long allocatedBytes() {
     return allocatedBytes.get();
   }
 
   private ByteBuffer allocate(int capacity) {
-    ByteBuffer buffer;
-    if (capacity >= FREED_AT_ONCE) {
-      // Shared: a buffer is taken on one thread and given back on another.
-      Arena arena = Arena.ofShared();
-      MemorySegment segment = arena.allocate(capacity, PAGE);
-      buffer = segment.asByteBuffer();
-      release.put(segment.address(), arena::close);
-    } else {
-      buffer = ByteBuffer.allocateDirect(capacity);
-      release.put(MemorySegment.ofBuffer(buffer).address(), () -> {});
-    }
+    MemorySegment segment = NativeMemory.aligned(PAGE, capacity);
+    memory.put(segment.address(), segment);
     allocatedBytes.addAndGet(capacity);
-    return buffer;
+    return segment.asByteBuffer();
   }
 }

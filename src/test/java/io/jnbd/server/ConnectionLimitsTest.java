@@ -5,7 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.jnbd.api.ThreadModel;
 import io.jnbd.protocol.Nbd;
+import io.jnbd.server.tls.TlsPolicy;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import java.io.EOFException;
 import java.io.IOException;
@@ -15,19 +17,28 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 
 /** The server's own limits on clients: how long a handshake may take, and how many are served at once. */
 class ConnectionLimitsTest {
   private static final int FIXED_NEWSTYLE_NO_ZEROES = 3;
 
+  /**
+   * A server whose handshake limit is due at once, but passes only when the test says: {@code
+   * timer.passNextLimit()}.
+   */
+  private static TestServer serverWithHeldHandshakeLimit(ArrayDisk disk, HeldTimer timer) {
+    ServerConfig config = ServerConfig.defaults().withHandshakeLimit(Duration.ofMillis(1));
+    return new TestServer(new NbdServer(Stacks.configured(List.of(), disk), config, TlsPolicy.OFF, timer));
+  }
+
   @Test
   void aClientThatNeverFinishesTheHandshakeIsDropped() throws Exception {
-    ServerConfig config = ServerConfig.defaults().withHandshakeLimit(Duration.ofMillis(200));
-    try (TestServer server = new TestServer(List.of(), new ArrayDisk(4096), config);
+    HeldTimer timer = new HeldTimer();
+    try (TestServer server = serverWithHeldHandshakeLimit(new ArrayDisk(4096), timer);
         RawClient silent = new RawClient(server.socket())) {
       silent.greet(FIXED_NEWSTYLE_NO_ZEROES);
+      timer.passNextLimit();
       // Blocks until the server gives up on it; without the limit this never returns.
       assertThat(silent.closedByServer()).isTrue();
     }
@@ -35,13 +46,16 @@ class ConnectionLimitsTest {
 
   @Test
   void theLimitEndsWithTheHandshake() throws Exception {
-    ServerConfig config = ServerConfig.defaults().withHandshakeLimit(Duration.ofSeconds(1));
     ArrayDisk disk = new ArrayDisk(4096);
     Arrays.fill(disk.data, (byte) 1); // data, not a hole, so the reply carries it
-    try (TestServer server = new TestServer(List.of(), disk, config);
+    HeldTimer timer = new HeldTimer();
+    try (TestServer server = serverWithHeldHandshakeLimit(disk, timer);
         RawClient client = new RawClient(server.socket())) {
       client.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
-      Thread.sleep(2000);
+      // A reply shows that the server is past the handshake.
+      client.request(0, Nbd.Cmd.READ, 6, 0, 512);
+      assertThat(client.data(6).remaining()).isEqualTo(512);
+      timer.passNextLimit();
       client.request(0, Nbd.Cmd.READ, 7, 0, 512);
       assertThat(client.data(7).remaining()).isEqualTo(512);
     }
@@ -59,15 +73,10 @@ class ConnectionLimitsTest {
         assertThatThrownBy(() -> third.greet(FIXED_NEWSTYLE_NO_ZEROES)).isInstanceOf(EOFException.class);
       }
       second.close();
-      // The slot comes back once the server has noticed the close; a bounded number of tries.
-      for (int attempt = 0; ; attempt++) {
-        try (RawClient next = new RawClient(server.socket())) {
-          next.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
-          break;
-        } catch (EOFException refused) {
-          assertThat(attempt).as("attempts to connect after a slot was freed").isLessThan(200);
-          Thread.sleep(25);
-        }
+      // The slot comes back once the server has noticed the close.
+      assertThat(server.server().awaitClientsAtMost(1, Duration.ofSeconds(30))).as("the closed client's slot is free").isTrue();
+      try (RawClient next = new RawClient(server.socket())) {
+        next.greet(FIXED_NEWSTYLE_NO_ZEROES).goStructured();
       }
     }
   }
@@ -81,7 +90,7 @@ class ConnectionLimitsTest {
         for (int cookie = 1; cookie <= 5; cookie++) {
           client.request(0, Nbd.Cmd.READ, cookie, 0, 65536);
         }
-        awaitTrue(() -> disk.entered.get() == 1, "the first read is at the gate");
+        assertThat(disk.entered.awaitAtLeast(1, Duration.ofSeconds(30))).as("the first read is at the gate").isTrue();
       }
       // The first read goes on; its reply finds the client gone. A second read may have taken
       // the thread model's lock in the meantime: it waits at a new gate.
@@ -91,8 +100,8 @@ class ConnectionLimitsTest {
       first.countDown();
       firstReader.join(TimeUnit.SECONDS.toMillis(30));
       disk.gate.countDown();
-      awaitTrue(() -> disk.left.get() == disk.entered.get(), "reads finished");
-      Thread.sleep(100);
+      // Closing waits for every connection and its requests: whatever was going to run has run.
+      server.close();
       assertThat(disk.entered.get()).as("reads run for a client that had gone").isLessThanOrEqualTo(2);
     }
   }
@@ -144,13 +153,6 @@ class ConnectionLimitsTest {
       return false;
     } catch (EOFException endedMidway) {
       return true;
-    }
-  }
-
-  private static void awaitTrue(BooleanSupplier condition, String what) throws InterruptedException {
-    for (int i = 0; !condition.getAsBoolean(); i++) {
-      assertThat(i).as(what).isLessThan(2000);
-      Thread.sleep(10);
     }
   }
 }

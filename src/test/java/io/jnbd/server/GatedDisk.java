@@ -3,9 +3,9 @@ package io.jnbd.server;
 import io.jnbd.api.Export;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
+import io.jnbd.testing.AwaitableCount;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A writable 1 MiB export of 0x55 bytes whose reads and writes wait at a gate until the test opens it, and
@@ -16,8 +16,8 @@ final class GatedDisk implements Plugin {
 
   /** Opened by counting down; {@link #closeGate} puts a new, closed one in its place. */
   volatile CountDownLatch gate = new CountDownLatch(1);
-  final AtomicInteger entered = new AtomicInteger();
-  final AtomicInteger left = new AtomicInteger();
+  final AwaitableCount entered = new AwaitableCount();
+  final AwaitableCount left = new AwaitableCount();
   /** The thread that ran the latest read or write. */
   volatile Thread lastCaller;
   private final ThreadModel threadModel;

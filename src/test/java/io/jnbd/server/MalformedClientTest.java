@@ -49,10 +49,7 @@ class MalformedClientTest {
   }
 
   private void awaitNoConnections() throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-    while (server.server().openConnections() > 0 && System.nanoTime() < deadline) {
-      Thread.sleep(10);
-    }
+    assertThat(server.server().awaitClientsAtMost(0, Duration.ofSeconds(10))).as("connections ended").isTrue();
     assertThat(server.server().openConnections()).as("connections left open").isZero();
   }
 

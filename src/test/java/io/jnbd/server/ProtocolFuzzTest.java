@@ -111,12 +111,8 @@ class ProtocolFuzzTest {
 
   /** Every connection must end soon after its client stops, also one the client left mid-request. */
   private void awaitNoConnections() throws InterruptedException {
-    long deadline = System.nanoTime() + TIMEOUT.toNanos();
-    while (server.server().openConnections() > 0) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("the connection is still open " + TIMEOUT.toSeconds() + " s after the client stopped");
-      }
-      Thread.sleep(Duration.ofNanos(100_000));
+    if (!server.server().awaitClientsAtMost(0, TIMEOUT)) {
+      throw new AssertionError("the connection is still open " + TIMEOUT.toSeconds() + " s after the client stopped");
     }
   }
 

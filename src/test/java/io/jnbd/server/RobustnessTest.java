@@ -16,6 +16,7 @@ import io.jnbd.protocol.Nbd.Opt;
 import io.jnbd.protocol.Request;
 import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.AwaitableCount;
 import io.jnbd.testing.TestServer;
 import io.jnbd.util.DirectBufferPool;
 import java.io.ByteArrayOutputStream;
@@ -69,7 +70,7 @@ class RobustnessTest {
           throw new RuntimeException(e);
         }
       });
-      await(() -> disk.entered.get() == ServerConfig.DEFAULT_MAX_REQUESTS);
+      awaitCount(disk.entered, ServerConfig.DEFAULT_MAX_REQUESTS);
       awaitStable(sent);
       // The server took what it may run at once and stopped reading: the rest waits in the
       // client, not in server memory.
@@ -100,13 +101,13 @@ class RobustnessTest {
         for (int i = 0; i < 64; i++) {
           client.request(0, Cmd.READ, i, i * 4096L, 4096);
         }
-        await(() -> disk.entered.get() == 64);
+        awaitCount(disk.entered, 64);
         assertThat(liveThreadsNamed("nbd-request-")).isEqualTo(64);
         assertThat(liveThreadsNamed("nbd-conn-")).isEqualTo(1);
       }
       disk.gate.countDown();
       // The connection ends only once every request it started has finished.
-      await(() -> server.server().openConnections() == 0);
+      assertThat(server.server().awaitClientsAtMost(0, HANG_GUARD)).as("connections ended").isTrue();
       assertThat(disk.left.get()).isEqualTo(64);
       await(() -> liveThreadsNamed("nbd-request-") == 0 && liveThreadsNamed("nbd-conn-") == 0);
       assertServes(server);
@@ -171,7 +172,7 @@ class RobustnessTest {
         new Request(0, Cmd.READ, 101, 4096, 4096).encode(both);
         client.send(both.flip());
         // The first must not keep the second from starting, however quick earlier ones were.
-        await(() -> disk.entered.get() == warmup + 2);
+        awaitCount(disk.entered, warmup + 2);
         disk.gate.countDown();
         assertTimeoutPreemptively(HANG_GUARD, () -> {
           assertThat(Set.of(client.chunk()[1], client.chunk()[1])).containsExactlyInAnyOrder(100L, 101L);
@@ -193,7 +194,7 @@ class RobustnessTest {
         stalled.request(0, Cmd.READ, i, 0, GatedDisk.SIZE);
       }
       // The first 1 MiB reply overfills the socket buffer of a client that never reads.
-      await(() -> disk.left.get() >= 1);
+      awaitCount(disk.left, 1);
       assertTimeoutPreemptively(HANG_GUARD, () -> assertServes(server));
     }
   }
@@ -534,6 +535,11 @@ class RobustnessTest {
     assertThat(data.mismatch(ByteBuffer.wrap(expected))).as("first byte that differs").isEqualTo(-1);
   }
 
+  private static void awaitCount(AwaitableCount count, int wanted) throws InterruptedException {
+    assertThat(count.awaitAtLeast(wanted, HANG_GUARD)).as("%d events within %s", wanted, HANG_GUARD).isTrue();
+  }
+
+  /** For conditions that no event announces (memory in use, threads alive). */
   private static void await(BooleanSupplier condition) throws InterruptedException {
     long deadline = System.nanoTime() + HANG_GUARD.toNanos();
     while (!condition.getAsBoolean()) {

@@ -36,8 +36,13 @@ public final class TestServer implements AutoCloseable {
 
   /** Serves a configured stack, answering STARTTLS as {@code tls} says. */
   public TestServer(Stack stack, ServerConfig config, TlsPolicy tls) {
+    this(new NbdServer(stack, config, tls));
+  }
+
+  /** Serves with a server made by the test (one with a timer it holds, say). */
+  public TestServer(NbdServer server) {
+    this.server = server;
     try {
-      server = new NbdServer(stack, config, tls);
       directory = Files.createTempDirectory("jnbd-test");
       socket = directory.resolve("nbd.sock");
       server.listenUnix(socket);

@@ -32,9 +32,55 @@ public final class BlocksizeFilter implements Filter {
 
   private final RangeLocks locks = new RangeLocks();
   /** Null when not configured: then each export takes it from the layer below. */
-  private Integer minblock;
+  private Long minblock;
   private Long maxdata;
   private Long maxlen;
+  private Configured configured = new Configured(null, null, null);
+
+  /**
+   * The configured sizes, null where the layer below decides; each is checked, and against the
+   * others where minblock is given, when built.
+   */
+  record Configured(Long minblock, Long maxdata, Long maxlen) {
+    Configured {
+      check("minblock", minblock);
+      check("maxdata", maxdata);
+      check("maxlen", maxlen);
+      if (minblock != null) {
+        if (Long.bitCount(minblock) != 1) {
+          throw new ConfigException("blocksize: minblock must be a power of 2: " + minblock);
+        }
+        if (minblock > LARGEST_MINBLOCK) {
+          throw new ConfigException("blocksize: minblock must not exceed 65536: " + minblock);
+        }
+        limits(minblock.intValue(), maxdata != null ? maxdata : minblock, maxlen != null ? maxlen : minblock);
+      }
+    }
+
+    private static void check(String key, Long size) {
+      if (size == null) {
+        return;
+      }
+      if (size == 0) {
+        throw new ConfigException("blocksize: " + key + " must be non-zero: " + size);
+      }
+      if (size > MAX_REQUEST) {
+        throw new ConfigException("blocksize: " + key + " is too large (at most 4294967295): " + size);
+      }
+    }
+
+    /** The limits for one export: the configured ones, and what the layer below says for the rest. */
+    Limits over(BlockSize below) {
+      int block = minblock != null ? minblock.intValue() : below != null ? below.minimum() : 1;
+      long data = maxdata != null ? maxdata
+          : below != null ? Math.min(NBDKIT_MAX_DATA, Integer.toUnsignedLong(below.maximum())) : NBDKIT_MAX_DATA;
+      if (maxdata == null) {
+        data = Math.max(block, data - data % block);
+      }
+      long length = maxlen != null ? maxlen : MAX_REQUEST - MAX_REQUEST % block;
+      return limits(block, data, length);
+    }
+  }
 
   @Override
   public String name() {
@@ -57,18 +103,9 @@ public final class BlocksizeFilter implements Filter {
   @Override
   public boolean config(String key, String value) {
     switch (key) {
-      case "minblock" -> {
-        long size = positive(key, value);
-        if (Long.bitCount(size) != 1) {
-          throw new ConfigException("blocksize: minblock must be a power of 2: " + value);
-        }
-        if (size > LARGEST_MINBLOCK) {
-          throw new ConfigException("blocksize: minblock must not exceed 65536: " + value);
-        }
-        minblock = (int) size;
-      }
-      case "maxdata" -> maxdata = positive(key, value);
-      case "maxlen" -> maxlen = positive(key, value);
+      case "minblock" -> minblock = Values.parseSize("blocksize: " + key, value);
+      case "maxdata" -> maxdata = Values.parseSize("blocksize: " + key, value);
+      case "maxlen" -> maxlen = Values.parseSize("blocksize: " + key, value);
       default -> {
         return false;
       }
@@ -76,22 +113,9 @@ public final class BlocksizeFilter implements Filter {
     return true;
   }
 
-  private static long positive(String key, String value) {
-    long size = Values.parseSize("blocksize: " + key, value);
-    if (size == 0) {
-      throw new ConfigException("blocksize: " + key + " must be non-zero: " + value);
-    }
-    if (size > MAX_REQUEST) {
-      throw new ConfigException("blocksize: " + key + " is too large (at most 4294967295): " + value);
-    }
-    return size;
-  }
-
   @Override
   public void configComplete() {
-    if (minblock != null) {
-      limits(minblock, maxdata != null ? maxdata : minblock, maxlen != null ? maxlen : minblock);
-    }
+    configured = new Configured(minblock, maxdata, maxlen);
   }
 
   @Override
@@ -107,14 +131,7 @@ public final class BlocksizeFilter implements Filter {
 
   /** The limits for one export: the configured ones, and what the layer below says for the rest. */
   Limits limitsOver(BlockSize below) {
-    int block = minblock != null ? minblock : below != null ? below.minimum() : 1;
-    long data = maxdata != null ? maxdata
-        : below != null ? Math.min(NBDKIT_MAX_DATA, Integer.toUnsignedLong(below.maximum())) : NBDKIT_MAX_DATA;
-    if (maxdata == null) {
-      data = Math.max(block, data - data % block);
-    }
-    long length = maxlen != null ? maxlen : MAX_REQUEST - MAX_REQUEST % block;
-    return limits(block, data, length);
+    return configured.over(below);
   }
 
   private static Limits limits(int block, long data, long length) {

@@ -10,12 +10,10 @@ import io.jnbd.blockcache.BlockCache;
 import io.jnbd.blockcache.CacheExport;
 import io.jnbd.blockcache.CacheMode;
 import io.jnbd.blockcache.CacheSettings;
+import io.jnbd.filters.PerExport;
 import java.io.IOException;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,8 +36,7 @@ public final class CacheFilter implements Filter {
   private boolean inMemory;
   private CacheSettings settings;
 
-  private final ReentrantLock cachesLock = new ReentrantLock();
-  private final Map<String, BlockCache> caches = new HashMap<>();
+  private final PerExport<BlockCache> caches = new PerExport<>("cache", "the cache");
 
   @Override
   public String name() {
@@ -106,45 +103,20 @@ public final class CacheFilter implements Filter {
   }
 
   private BlockCache cacheFor(String exportName, long size) throws IOException {
-    cachesLock.lock();
-    try {
-      BlockCache cache = caches.get(exportName);
-      if (cache == null) {
-        cache = new BlockCache(settings, size);
-        caches.put(exportName, cache);
-        log.debug("cache: export '{}': {} slots of {} bytes, {}", exportName, cache.capacity(), settings.blockSize(), settings);
-      }
+    return caches.get(exportName, name -> {
+      BlockCache cache = new BlockCache(settings, size);
+      log.debug("cache: export '{}': {} slots of {} bytes, {}", name, cache.capacity(), settings.blockSize(), settings);
       return cache;
-    } finally {
-      cachesLock.unlock();
-    }
+    }, (name, cache) -> {});
   }
 
   @Override
   public void unload() {
-    cachesLock.lock();
-    try {
-      for (Map.Entry<String, BlockCache> entry : caches.entrySet()) {
-        log.info("cache: export '{}': {}", entry.getKey(), entry.getValue().stats());
-        try {
-          entry.getValue().close();
-        } catch (IOException e) {
-          log.warn("cache: closing the cache of '{}': {}", entry.getKey(), e.getMessage());
-        }
-      }
-      caches.clear();
-    } finally {
-      cachesLock.unlock();
-    }
+    caches.closeAll((name, cache) -> log.info("cache: export '{}': {}", name, cache.stats()));
   }
 
   /** The cache of an export, once a client opened it; for tests. */
   BlockCache cacheOf(String exportName) {
-    cachesLock.lock();
-    try {
-      return caches.get(exportName);
-    } finally {
-      cachesLock.unlock();
-    }
+    return caches.find(exportName);
   }
 }

@@ -8,14 +8,12 @@ import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Values;
+import io.jnbd.filters.PerExport;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,13 +29,26 @@ public final class CowFilter implements Filter {
   private static final int MIN_BLOCK_SIZE = 4096;
   private static final int MAX_BLOCK_SIZE = 32 << 20;
 
-  private int blockSize = DEFAULT_BLOCK_SIZE;
+  private long blockSize = DEFAULT_BLOCK_SIZE;
   private boolean copyOnCache;
   private BooleanSupplier copyOnRead = () -> false;
   private boolean inMemory;
+  private Settings settings = new Settings(blockSize, copyOnCache, copyOnRead, inMemory);
 
-  private final ReentrantLock overlaysLock = new ReentrantLock();
-  private final Map<String, Overlay> overlays = new HashMap<>();
+  /**
+   * How overlays are made and filled; the block size is checked when built.
+   *
+   * @param copyOnRead asked at each read, as cow-on-read may follow a file
+   */
+  record Settings(long blockSize, boolean copyOnCache, BooleanSupplier copyOnRead, boolean inMemory) {
+    Settings {
+      if (Long.bitCount(blockSize) != 1 || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE) {
+        throw new ConfigException("cow: cow-block-size must be a power of 2 from 4K to 32M: " + blockSize);
+      }
+    }
+  }
+
+  private final PerExport<Overlay> overlays = new PerExport<>("cow", "the overlay");
 
   @Override
   public String name() {
@@ -61,13 +72,7 @@ public final class CowFilter implements Filter {
   @Override
   public boolean config(String key, String value) {
     switch (key) {
-      case "cow-block-size" -> {
-        long size = Values.parseSize("cow: " + key, value);
-        if (Long.bitCount(size) != 1 || size < MIN_BLOCK_SIZE || size > MAX_BLOCK_SIZE) {
-          throw new ConfigException("cow: cow-block-size must be a power of 2 from 4K to 32M: " + value);
-        }
-        blockSize = (int) size;
-      }
+      case "cow-block-size" -> blockSize = Values.parseSize("cow: " + key, value);
       case "cow-on-cache" -> copyOnCache = Values.parseBool("cow: " + key, value);
       case "cow-on-read" -> copyOnRead = parseOnRead(key, value);
       case "cow-storage" -> {
@@ -95,10 +100,15 @@ public final class CowFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(blockSize, copyOnCache, copyOnRead, inMemory);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = next.open(true, exportName);
     try {
-      return new CowExport(below, overlayFor(exportName, below.size()), copyOnRead, copyOnCache);
+      return new CowExport(below, overlayFor(exportName, below.size()), settings.copyOnRead(), settings.copyOnCache());
     } catch (IOException | RuntimeException e) {
       below.close();
       throw e;
@@ -106,21 +116,17 @@ public final class CowFilter implements Filter {
   }
 
   private Overlay overlayFor(String exportName, long size) throws IOException {
-    overlaysLock.lock();
-    try {
-      Overlay overlay = overlays.get(exportName);
-      if (overlay == null) {
-        overlay = new Overlay(size, blockSize, inMemory, overlayDirectory());
-        overlays.put(exportName, overlay);
-        log.debug("cow: export '{}': overlay of {} bytes in {}-byte blocks", exportName, size, blockSize);
-      } else if (overlay.size() != size) {
-        throw new NbdException(Errno.EIO, "cow: export '" + exportName + "' changed size from "
+    return overlays.get(exportName, name -> {
+      // The settings hold the block size to 32M.
+      Overlay overlay = new Overlay(size, (int) settings.blockSize(), settings.inMemory(), overlayDirectory());
+      log.debug("cow: export '{}': overlay of {} bytes in {}-byte blocks", name, size, settings.blockSize());
+      return overlay;
+    }, (name, overlay) -> {
+      if (overlay.size() != size) {
+        throw new NbdException(Errno.EIO, "cow: export '" + name + "' changed size from "
             + overlay.size() + " to " + size + " bytes; its overlay cannot follow");
       }
-      return overlay;
-    } finally {
-      overlaysLock.unlock();
-    }
+    });
   }
 
   /** TMPDIR, or /var/tmp as nbdkit uses, since /tmp is often memory and an overlay can be large. */
@@ -132,29 +138,11 @@ public final class CowFilter implements Filter {
 
   @Override
   public void unload() {
-    overlaysLock.lock();
-    try {
-      for (Map.Entry<String, Overlay> entry : overlays.entrySet()) {
-        log.debug("cow: export '{}': {}", entry.getKey(), entry.getValue().stats());
-        try {
-          entry.getValue().close();
-        } catch (IOException e) {
-          log.warn("cow: closing the overlay of '{}': {}", entry.getKey(), e.getMessage());
-        }
-      }
-      overlays.clear();
-    } finally {
-      overlaysLock.unlock();
-    }
+    overlays.closeAll((name, overlay) -> log.debug("cow: export '{}': {}", name, overlay.stats()));
   }
 
   /** The overlay of an export, once a client opened it; for tests. */
   Overlay overlayOf(String exportName) {
-    overlaysLock.lock();
-    try {
-      return overlays.get(exportName);
-    } finally {
-      overlaysLock.unlock();
-    }
+    return overlays.find(exportName);
   }
 }

@@ -235,6 +235,7 @@ final class Overlay implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
+    buffers.close();
     store.close();
   }
 

@@ -2,21 +2,18 @@ package io.jnbd.filters.delay;
 
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
-import io.jnbd.api.Extents;
 import io.jnbd.api.Filter;
-import io.jnbd.api.FilterExport;
 import io.jnbd.api.Flags;
 import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Values;
+import io.jnbd.filters.GatedExport;
+import io.jnbd.filters.GatedExport.Operation;
 import io.jnbd.filters.Sleeper;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.EnumMap;
 import java.util.List;
-import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -29,21 +26,37 @@ import org.slf4j.LoggerFactory;
 public final class DelayFilter implements Filter {
   private static final Logger log = LoggerFactory.getLogger(DelayFilter.class);
 
-  /** What can be delayed. Flush cannot, as in nbdkit. */
-  enum Event {
-    READ,
-    WRITE,
-    ZERO,
-    TRIM,
-    EXTENTS,
-    CACHE,
-    OPEN,
-    CLOSE
-  }
-
   private final Sleeper sleeper;
-  private final Map<Event, Duration> delays = new EnumMap<>(Event.class);
+  private Duration read = Duration.ZERO;
+  private Duration write = Duration.ZERO;
+  private Duration zero = Duration.ZERO;
+  private Duration trim = Duration.ZERO;
+  private Duration extents = Duration.ZERO;
+  private Duration cache = Duration.ZERO;
+  private Duration opening = Duration.ZERO;
+  private Duration closing = Duration.ZERO;
   private boolean delayFastZero = true;
+  private Delays delays = new Delays(read, write, zero, trim, extents, cache, opening, closing, delayFastZero);
+
+  /** The waits, fixed once configured; flush has none, as in nbdkit. */
+  record Delays(Duration read, Duration write, Duration zero, Duration trim, Duration extents, Duration cache,
+      Duration opening, Duration closing, boolean delayFastZero) {
+    Duration before(Operation operation) {
+      return switch (operation) {
+        case PREAD -> read;
+        case PWRITE -> write;
+        case ZERO -> zero;
+        case TRIM -> trim;
+        case EXTENTS -> extents;
+        case CACHE -> cache;
+      };
+    }
+
+    /** A fast zero fails at once rather than wait, when asked to (delay-fast-zero=false). */
+    boolean refusesFastZero() {
+      return !delayFastZero && !zero.isZero();
+    }
+  }
 
   public DelayFilter() {
     this(Sleeper.REAL);
@@ -51,9 +64,6 @@ public final class DelayFilter implements Filter {
 
   DelayFilter(Sleeper sleeper) {
     this.sleeper = sleeper;
-    for (Event event : Event.values()) {
-      delays.put(event, Duration.ZERO);
-    }
   }
 
   @Override
@@ -85,35 +95,39 @@ public final class DelayFilter implements Filter {
 
   @Override
   public boolean config(String key, String value) {
-    List<Event> events = switch (key) {
-      case "rdelay", "delay-read" -> List.of(Event.READ);
-      case "wdelay" -> List.of(Event.WRITE, Event.ZERO, Event.TRIM);
-      case "delay-write" -> List.of(Event.WRITE);
-      case "delay-zero" -> List.of(Event.ZERO);
-      case "delay-trim" -> List.of(Event.TRIM);
-      case "delay-extents" -> List.of(Event.EXTENTS);
-      case "delay-cache" -> List.of(Event.CACHE);
-      case "delay-open" -> List.of(Event.OPEN);
-      case "delay-close" -> List.of(Event.CLOSE);
-      case "delay-fast-zero" -> {
-        delayFastZero = Values.parseBool("delay: " + key, value);
-        yield List.of();
+    switch (key) {
+      case "rdelay", "delay-read" -> read = delay(key, value);
+      case "wdelay" -> {
+        write = delay(key, value);
+        zero = write;
+        trim = write;
       }
-      default -> null;
-    };
-    if (events == null) {
-      return false;
-    }
-    if (!events.isEmpty()) {
-      Duration delay = Values.parseDelay("delay: " + key, value);
-      events.forEach(event -> delays.put(event, delay));
+      case "delay-write" -> write = delay(key, value);
+      case "delay-zero" -> zero = delay(key, value);
+      case "delay-trim" -> trim = delay(key, value);
+      case "delay-extents" -> extents = delay(key, value);
+      case "delay-cache" -> cache = delay(key, value);
+      case "delay-open" -> opening = delay(key, value);
+      case "delay-close" -> closing = delay(key, value);
+      case "delay-fast-zero" -> delayFastZero = Values.parseBool("delay: " + key, value);
+      default -> {
+        return false;
+      }
     }
     return true;
   }
 
-  /** Waits the delay of {@code event}; a wait cut short by a stopping server fails the request. */
-  private void await(Event event) throws NbdException {
-    Duration delay = delays.get(event);
+  private static Duration delay(String key, String value) {
+    return Values.parseDelay("delay: " + key, value);
+  }
+
+  @Override
+  public void configComplete() {
+    delays = new Delays(read, write, zero, trim, extents, cache, opening, closing, delayFastZero);
+  }
+
+  /** Waits {@code delay}; a wait cut short by a stopping server fails the request. */
+  private void await(Duration delay) throws NbdException {
     if (delay.isZero()) {
       return;
     }
@@ -127,51 +141,21 @@ public final class DelayFilter implements Filter {
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    await(Event.OPEN);
-    return new FilterExport(next.open(readOnly, exportName)) {
+    Delays configured = delays;
+    await(configured.opening());
+    return new GatedExport(next.open(readOnly, exportName)) {
       @Override
-      public void pread(ByteBuffer buffer, long offset) throws IOException {
-        await(Event.READ);
-        next.pread(buffer, offset);
-      }
-
-      @Override
-      public void pwrite(ByteBuffer buffer, long offset, int flags) throws IOException {
-        await(Event.WRITE);
-        next.pwrite(buffer, offset, flags);
-      }
-
-      @Override
-      public void zero(long offset, long length, int flags) throws IOException {
-        if (Flags.has(flags, Flags.FAST_ZERO) && !delayFastZero && !delays.get(Event.ZERO).isZero()) {
+      protected void gate(Operation operation, int flags) throws NbdException {
+        if (operation == Operation.ZERO && Flags.has(flags, Flags.FAST_ZERO) && configured.refusesFastZero()) {
           throw new NbdException(Errno.ENOTSUP, "delay: a delayed zero is not fast (delay-fast-zero=false)");
         }
-        await(Event.ZERO);
-        next.zero(offset, length, flags);
-      }
-
-      @Override
-      public void trim(long offset, long length, int flags) throws IOException {
-        await(Event.TRIM);
-        next.trim(offset, length, flags);
-      }
-
-      @Override
-      public void extents(long offset, long length, int flags, Extents extents) throws IOException {
-        await(Event.EXTENTS);
-        next.extents(offset, length, flags, extents);
-      }
-
-      @Override
-      public void cache(long offset, long length) throws IOException {
-        await(Event.CACHE);
-        next.cache(offset, length);
+        await(configured.before(operation));
       }
 
       @Override
       public void close() throws IOException {
         try {
-          await(Event.CLOSE);
+          await(configured.closing());
         } catch (NbdException stopping) {
           log.debug("delay: close delay cut short: {}", stopping.getMessage());
         }

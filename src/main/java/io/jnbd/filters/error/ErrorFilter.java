@@ -3,20 +3,19 @@ package io.jnbd.filters.error;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
-import io.jnbd.api.Extents;
 import io.jnbd.api.Filter;
-import io.jnbd.api.FilterExport;
 import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
+import io.jnbd.filters.GatedExport;
+import io.jnbd.filters.GatedExport.Operation;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.EnumMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.DoubleSupplier;
@@ -32,33 +31,23 @@ import org.slf4j.LoggerFactory;
 public final class ErrorFilter implements Filter {
   private static final Logger log = LoggerFactory.getLogger(ErrorFilter.class);
 
-  /** The operations that can be made to fail; flush cannot, as in nbdkit. */
-  enum Operation {
-    PREAD,
-    PWRITE,
-    TRIM,
-    ZERO,
-    EXTENTS,
-    CACHE;
-
-    final String label = name().toLowerCase(Locale.ROOT);
-  }
-
   /** The errors a client can be sent, by the names nbdkit takes. */
   private static final List<Errno> ERRORS =
       List.of(Errno.EPERM, Errno.EIO, Errno.ENOMEM, Errno.EINVAL, Errno.ENOSPC, Errno.ESHUTDOWN);
 
-  /** When and how one operation fails. */
-  static final class Injection {
-    Errno error = Errno.EIO;
-    /** The share of requests that fail, 0 to 1. */
-    double rate;
-    /** Fail only while this file exists; null: always. */
-    Path file;
-  }
+  /**
+   * When and how one operation fails, fixed once configured.
+   *
+   * @param rate the share of requests that fail, 0 to 1
+   * @param file fail only while this file exists; null: always
+   */
+  record Injection(Errno error, double rate, Path file) {}
 
   private final DoubleSupplier random;
-  private final Map<Operation, Injection> injections = new EnumMap<>(Operation.class);
+  private final Map<Operation, Errno> errors = new EnumMap<>(Operation.class);
+  private final Map<Operation, Double> rates = new EnumMap<>(Operation.class);
+  private final Map<Operation, Path> files = new EnumMap<>(Operation.class);
+  private Map<Operation, Injection> injections;
 
   public ErrorFilter() {
     this(() -> ThreadLocalRandom.current().nextDouble());
@@ -68,8 +57,10 @@ public final class ErrorFilter implements Filter {
   ErrorFilter(DoubleSupplier random) {
     this.random = random;
     for (Operation operation : Operation.values()) {
-      injections.put(operation, new Injection());
+      errors.put(operation, Errno.EIO);
+      rates.put(operation, 0.0);
     }
+    injections = injectionsConfigured();
   }
 
   @Override
@@ -89,10 +80,10 @@ public final class ErrorFilter implements Filter {
         new Parameter("error-rate", "N%|0..1", "The share of requests that fail, as a percentage or a probability (default 0: none)."),
         new Parameter("error-file", "PATH", "Inject errors only while this file exists (default: always).")));
     for (Operation operation : Operation.values()) {
-      String prefix = "error-" + operation.label;
-      parameters.add(new Parameter(prefix, "ERROR", "As error, for " + operation.label + " requests only."));
-      parameters.add(new Parameter(prefix + "-rate", "N%|0..1", "As error-rate, for " + operation.label + " requests only."));
-      parameters.add(new Parameter(prefix + "-file", "PATH", "As error-file, for " + operation.label + " requests only."));
+      String prefix = "error-" + operation.label();
+      parameters.add(new Parameter(prefix, "ERROR", "As error, for " + operation.label() + " requests only."));
+      parameters.add(new Parameter(prefix + "-rate", "N%|0..1", "As error-rate, for " + operation.label() + " requests only."));
+      parameters.add(new Parameter(prefix + "-file", "PATH", "As error-file, for " + operation.label() + " requests only."));
     }
     return parameters;
   }
@@ -111,11 +102,11 @@ public final class ErrorFilter implements Filter {
         break;
       }
     }
-    List<Injection> targets;
+    List<Operation> targets;
     if (rest.isEmpty()) {
-      targets = List.copyOf(injections.values());
+      targets = List.of(Operation.values());
     } else {
-      Injection one = rest.startsWith("-") ? injections.get(operation(rest.substring(1))) : null;
+      Operation one = rest.startsWith("-") ? operation(rest.substring(1)) : null;
       if (one == null) {
         return false;
       }
@@ -125,23 +116,36 @@ public final class ErrorFilter implements Filter {
     switch (setting) {
       case "-rate" -> {
         double rate = parseRate(what, value);
-        targets.forEach(injection -> injection.rate = rate);
+        targets.forEach(operation -> rates.put(operation, rate));
       }
       case "-file" -> {
         Path file = Path.of(value);
-        targets.forEach(injection -> injection.file = file);
+        targets.forEach(operation -> files.put(operation, file));
       }
       default -> {
         Errno error = parseError(what, value);
-        targets.forEach(injection -> injection.error = error);
+        targets.forEach(operation -> errors.put(operation, error));
       }
     }
     return true;
   }
 
+  @Override
+  public void configComplete() {
+    injections = injectionsConfigured();
+  }
+
+  private Map<Operation, Injection> injectionsConfigured() {
+    Map<Operation, Injection> configured = new EnumMap<>(Operation.class);
+    for (Operation operation : Operation.values()) {
+      configured.put(operation, new Injection(errors.get(operation), rates.get(operation), files.get(operation)));
+    }
+    return Collections.unmodifiableMap(configured);
+  }
+
   private static Operation operation(String label) {
     for (Operation operation : Operation.values()) {
-      if (operation.label.equals(label)) {
+      if (operation.label().equals(label)) {
         return operation;
       }
     }
@@ -179,54 +183,23 @@ public final class ErrorFilter implements Filter {
   /** Throws the configured error if this request is one to fail. */
   private void maybeFail(Operation operation) throws NbdException {
     Injection injection = injections.get(operation);
-    double rate = injection.rate;
+    double rate = injection.rate();
     if (rate <= 0 || rate < 1 && random.getAsDouble() >= rate) {
       return;
     }
-    if (injection.file != null && !Files.exists(injection.file)) {
+    if (injection.file() != null && !Files.exists(injection.file())) {
       return;
     }
-    log.info("error: injecting {} error into {}", injection.error, operation.label);
-    throw new NbdException(injection.error, "injected " + injection.error + " error into " + operation.label);
+    log.info("error: injecting {} error into {}", injection.error(), operation.label());
+    throw new NbdException(injection.error(), "injected " + injection.error() + " error into " + operation.label());
   }
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    return new FilterExport(next.open(readOnly, exportName)) {
+    return new GatedExport(next.open(readOnly, exportName)) {
       @Override
-      public void pread(ByteBuffer buffer, long offset) throws IOException {
-        maybeFail(Operation.PREAD);
-        next.pread(buffer, offset);
-      }
-
-      @Override
-      public void pwrite(ByteBuffer buffer, long offset, int flags) throws IOException {
-        maybeFail(Operation.PWRITE);
-        next.pwrite(buffer, offset, flags);
-      }
-
-      @Override
-      public void trim(long offset, long length, int flags) throws IOException {
-        maybeFail(Operation.TRIM);
-        next.trim(offset, length, flags);
-      }
-
-      @Override
-      public void zero(long offset, long length, int flags) throws IOException {
-        maybeFail(Operation.ZERO);
-        next.zero(offset, length, flags);
-      }
-
-      @Override
-      public void extents(long offset, long length, int flags, Extents extents) throws IOException {
-        maybeFail(Operation.EXTENTS);
-        next.extents(offset, length, flags, extents);
-      }
-
-      @Override
-      public void cache(long offset, long length) throws IOException {
-        maybeFail(Operation.CACHE);
-        next.cache(offset, length);
+      protected void gate(Operation operation, int flags) throws NbdException {
+        maybeFail(operation);
       }
     };
   }

@@ -40,6 +40,7 @@ public final class ExitwhenFilter implements Filter {
   private final List<ExitCondition> conditions = new ArrayList<>();
   private final ExportCount clients = new ExportCount(this::clientLeft);
   private long pollSeconds = 60;
+  private Watch watch = new Watch(List.of(), pollSeconds);
   private volatile ServerHandle server;
   private volatile boolean exiting;
   private final AtomicBoolean exitRequested = new AtomicBoolean();
@@ -51,6 +52,22 @@ public final class ExitwhenFilter implements Filter {
 
   ExitwhenFilter(Sleeper sleeper) {
     this.sleeper = sleeper;
+  }
+
+  /** The events to watch for, in command-line order, and how often to look while idle. */
+  record Watch(List<ExitCondition> conditions, long pollSeconds) {
+    Watch {
+      conditions = List.copyOf(conditions);
+    }
+
+    boolean watches() {
+      return !conditions.isEmpty();
+    }
+
+    /** The idle poll interval, never shorter than {@link #SHORTEST_POLL_NANOS}. */
+    Duration pollInterval() {
+      return Duration.ofNanos(Math.max(SHORTEST_POLL_NANOS, TimeUnit.SECONDS.toNanos(pollSeconds)));
+    }
   }
 
   @Override
@@ -90,6 +107,11 @@ public final class ExitwhenFilter implements Filter {
     return true;
   }
 
+  @Override
+  public void configComplete() {
+    watch = new Watch(conditions, pollSeconds);
+  }
+
   private static long processId(String key, String value) {
     try {
       long pid = Long.parseLong(value.trim());
@@ -105,20 +127,20 @@ public final class ExitwhenFilter implements Filter {
   @Override
   public void attach(ServerHandle server) {
     this.server = server;
-    if (!conditions.isEmpty()) {
+    if (watch.watches()) {
       poller = Thread.ofPlatform().daemon().name("exitwhen-poll").start(this::pollWhileIdle);
     }
   }
 
   private void pollWhileIdle() {
-    long interval = Math.max(SHORTEST_POLL_NANOS, TimeUnit.SECONDS.toNanos(pollSeconds));
+    Duration interval = watch.pollInterval();
     try {
       while (true) {
         if (clients.open() == 0 && (exiting || happened())) {
           exit();
           return;
         }
-        sleeper.sleep(Duration.ofNanos(interval));
+        sleeper.sleep(interval);
       }
     } catch (InterruptedException e) {
       // Unloading.
@@ -128,7 +150,7 @@ public final class ExitwhenFilter implements Filter {
   /** True once any event has happened; then stays true. */
   private boolean happened() {
     if (!exiting) {
-      for (ExitCondition condition : conditions) {
+      for (ExitCondition condition : watch.conditions()) {
         if (condition.happened()) {
           log.info("exitwhen: {} happened: no new clients, exiting once the last has gone", condition);
           exiting = true;
@@ -141,7 +163,7 @@ public final class ExitwhenFilter implements Filter {
 
   @Override
   public void preconnect(Layer next, Client client, boolean readOnly) throws IOException {
-    if (!conditions.isEmpty() && happened()) {
+    if (watch.watches() && happened()) {
       throw new NbdException(Errno.ESHUTDOWN, "exitwhen: shutdown in progress, ignoring new connection");
     }
     next.preconnect(client, readOnly);
@@ -153,7 +175,7 @@ public final class ExitwhenFilter implements Filter {
   }
 
   private void clientLeft(int stillConnected) {
-    if (!conditions.isEmpty() && happened() && stillConnected == 0) {
+    if (watch.watches() && happened() && stillConnected == 0) {
       exit();
     }
   }
@@ -170,6 +192,7 @@ public final class ExitwhenFilter implements Filter {
     if (poller != null) {
       poller.interrupt();
     }
+    // Every condition made, even when a later key failed and configComplete() never ran.
     conditions.forEach(ExitCondition::close);
   }
 }

@@ -39,6 +39,10 @@ public final class FuaFilter implements Filter {
   }
 
   private FuaMode mode = FuaMode.NONE;
+  private Settings settings = new Settings(mode);
+
+  /** The mode, fixed once configured; what it needs from the layer below is checked at open. */
+  record Settings(FuaMode mode) {}
 
   @Override
   public String name() {
@@ -67,24 +71,33 @@ public final class FuaFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(mode);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = next.open(readOnly, exportName);
-    String missing = switch (mode) {
+    FuaMode configured = settings.mode();
+    String missing = switch (configured) {
       case EMULATE -> below.canFlush() ? null : "flush";
       case NATIVE, FORCE -> below.canFua() != Support.NONE ? null : "FUA";
       case NONE, PASS, DISCARD -> null;
     };
     if (missing != null) {
       below.close();
-      throw new NbdException(Errno.EINVAL, "fua: fuamode=" + mode.name().toLowerCase(Locale.ROOT)
+      throw new NbdException(Errno.EINVAL, "fua: fuamode=" + configured.name().toLowerCase(Locale.ROOT)
           + " needs " + missing + " from the layer below, which has none");
     }
-    return new FuaExport(below);
+    return new FuaExport(below, configured);
   }
 
-  private final class FuaExport extends FilterExport {
-    FuaExport(Export next) {
+  private static final class FuaExport extends FilterExport {
+    private final FuaMode mode;
+
+    FuaExport(Export next, FuaMode mode) {
       super(next);
+      this.mode = mode;
     }
 
     @Override

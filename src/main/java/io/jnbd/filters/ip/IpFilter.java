@@ -19,6 +19,35 @@ import java.util.List;
 public final class IpFilter implements Filter {
   private final List<Rule> allow = new ArrayList<>();
   private final List<Rule> deny = new ArrayList<>();
+  private Rules rules = new Rules(allow, deny);
+
+  /** The allow and deny rules, fixed once configured. */
+  record Rules(List<Rule> allow, List<Rule> deny) {
+    Rules {
+      allow = List.copyOf(allow);
+      deny = List.copyOf(deny);
+    }
+
+    /** Whether the rules admit a client at this address; one of unknown address only if there are no rules. */
+    boolean admits(SocketAddress address) {
+      if (allow.isEmpty() && deny.isEmpty()) {
+        return true;
+      }
+      if (address == null) {
+        return false;
+      }
+      return matchesAny(allow, address) || !matchesAny(deny, address);
+    }
+
+    private static boolean matchesAny(List<Rule> rules, SocketAddress address) {
+      for (Rule rule : rules) {
+        if (rule.matches(address)) {
+          return true;
+        }
+      }
+      return false;
+    }
+  }
 
   @Override
   public String name() {
@@ -51,6 +80,11 @@ public final class IpFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    rules = new Rules(allow, deny);
+  }
+
+  @Override
   public void preconnect(Layer next, Client client, boolean readOnly) throws IOException {
     if (!admits(client.address())) {
       throw new NbdException(Errno.EPERM, "ip: client " + (client.address() == null ? "on stdin/stdout" : client.address())
@@ -59,23 +93,8 @@ public final class IpFilter implements Filter {
     next.preconnect(client, readOnly);
   }
 
-  /** Whether the rules admit a client at this address; one of unknown address only if there are no rules. */
+  /** Whether the configured rules admit a client at this address. */
   boolean admits(SocketAddress address) {
-    if (allow.isEmpty() && deny.isEmpty()) {
-      return true;
-    }
-    if (address == null) {
-      return false;
-    }
-    return matchesAny(allow, address) || !matchesAny(deny, address);
-  }
-
-  private static boolean matchesAny(List<Rule> rules, SocketAddress address) {
-    for (Rule rule : rules) {
-      if (rule.matches(address)) {
-        return true;
-      }
-    }
-    return false;
+    return rules.admits(address);
   }
 }

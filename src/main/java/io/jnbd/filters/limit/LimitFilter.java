@@ -20,7 +20,15 @@ import java.util.List;
  */
 public final class LimitFilter implements Filter {
   private int limit = 1;
+  private Limit clientLimit = new Limit(limit);
   private final ExportCount clients = new ExportCount(stillOpen -> {});
+
+  /** @param clients the most clients connected at once; 0 for no limit */
+  record Limit(int clients) {
+    boolean roomFor(int alreadyOpen) {
+      return clients == 0 || alreadyOpen < clients;
+    }
+  }
 
   @Override
   public String name() {
@@ -47,24 +55,25 @@ public final class LimitFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    clientLimit = new Limit(limit);
+  }
+
+  @Override
   public void preconnect(Layer next, Client client, boolean readOnly) throws IOException {
     next.preconnect(client, readOnly);
-    if (!roomFor(clients.open())) {
+    if (!clientLimit.roomFor(clients.open())) {
       throw tooMany();
     }
   }
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    Export admitted = clients.admit(next.open(readOnly, exportName), this::roomFor);
+    Export admitted = clients.admit(next.open(readOnly, exportName), clientLimit::roomFor);
     if (admitted == null) {
       throw tooMany();
     }
     return admitted;
-  }
-
-  private boolean roomFor(int alreadyOpen) {
-    return limit == 0 || alreadyOpen < limit;
   }
 
   private static NbdException tooMany() {

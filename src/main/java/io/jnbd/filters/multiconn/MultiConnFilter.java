@@ -55,9 +55,13 @@ public final class MultiConnFilter implements Filter {
   private Mode mode = Mode.AUTO;
   private TrackDirty track = TrackDirty.CONNECTION;
   private boolean byExportName;
+  private Settings settings = new Settings(mode, track, byExportName);
   private ThreadModel below = ThreadModel.PARALLEL;
   final ReentrantLock lock = new ReentrantLock();
   private final Map<String, FlushGroup> groups = new HashMap<>();
+
+  /** The three keys, fixed once configured; any combination is allowed. */
+  record Settings(Mode mode, TrackDirty track, boolean byExportName) {}
 
   @Override
   public String name() {
@@ -109,6 +113,11 @@ public final class MultiConnFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(mode, track, byExportName);
+  }
+
+  @Override
   public void threadModelBelow(ThreadModel model) {
     below = model;
   }
@@ -121,7 +130,7 @@ public final class MultiConnFilter implements Filter {
       if (resolved == Mode.EMULATE && !export.canFlush()) {
         throw new NbdException(Errno.EINVAL, "multi-conn: emulating multi-conn requires working flush");
       }
-      return join(byExportName ? exportName : "", export, resolved);
+      return join(settings.byExportName() ? exportName : "", export, resolved);
     } catch (IOException | RuntimeException e) {
       export.close();
       throw e;
@@ -129,8 +138,8 @@ public final class MultiConnFilter implements Filter {
   }
 
   private Mode resolve(Export export) throws IOException {
-    if (mode != Mode.AUTO) {
-      return mode;
+    if (settings.mode() != Mode.AUTO) {
+      return settings.mode();
     }
     if (below == ThreadModel.SERIALIZE_CONNECTIONS) {
       return Mode.DISABLE;
@@ -142,7 +151,7 @@ public final class MultiConnFilter implements Filter {
     lock.lock();
     try {
       FlushGroup group = groups.computeIfAbsent(groupName, FlushGroup::new);
-      MultiConnExport member = new MultiConnExport(export, this, resolved, track, group);
+      MultiConnExport member = new MultiConnExport(export, this, resolved, settings.track(), group);
       group.members.add(member);
       return member;
     } finally {

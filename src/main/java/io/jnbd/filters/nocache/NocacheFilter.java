@@ -27,8 +27,12 @@ public final class NocacheFilter implements Filter {
   }
 
   private CacheMode mode = CacheMode.NONE;
+  private Settings settings = new Settings(mode);
   /** Scratch space for reads that serve emulated cache requests of a filter above. */
   private final DirectBufferPool buffers = new DirectBufferPool(4L << 20);
+
+  /** The mode, fixed once configured. */
+  record Settings(CacheMode mode) {}
 
   @Override
   public String name() {
@@ -56,11 +60,17 @@ public final class NocacheFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(mode);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
+    CacheMode configured = settings.mode();
     return new FilterExport(next.open(readOnly, exportName)) {
       @Override
       public Support canCache() {
-        return switch (mode) {
+        return switch (configured) {
           case NONE -> Support.NONE;
           case EMULATE -> Support.EMULATE;
           case NOP -> Support.NATIVE;
@@ -69,7 +79,7 @@ public final class NocacheFilter implements Filter {
 
       @Override
       public void cache(long offset, long length) throws IOException {
-        if (mode == CacheMode.EMULATE) {
+        if (configured == CacheMode.EMULATE) {
           Emulation.readAndDiscard(next, offset, length, buffers);
         }
       }

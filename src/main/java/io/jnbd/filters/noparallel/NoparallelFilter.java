@@ -14,6 +14,10 @@ import java.util.List;
  */
 public final class NoparallelFilter implements Filter {
   private ThreadModel model = ThreadModel.SERIALIZE_REQUESTS;
+  private Settings settings = new Settings(model);
+
+  /** @param model what serialize= asked for, which the server then keeps */
+  record Settings(ThreadModel model) {}
 
   @Override
   public String name() {
@@ -48,7 +52,12 @@ public final class NoparallelFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(model);
+  }
+
+  @Override
   public ThreadModel threadModel() {
-    return model;
+    return settings.model();
   }
 }

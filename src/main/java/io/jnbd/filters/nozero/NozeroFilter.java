@@ -45,6 +45,15 @@ public final class NozeroFilter implements Filter {
 
   private ZeroMode zeroMode = ZeroMode.NONE;
   private FastZeroMode fastZeroMode = FastZeroMode.DEFAULT;
+  private Modes modes = new Modes(zeroMode, fastZeroMode);
+
+  /** The two modes, fixed once configured; any pair is allowed, as in nbdkit. */
+  record Modes(ZeroMode zero, FastZeroMode fastZero) {
+    /** Whether zero requests go to the layer below, which must then support them. */
+    boolean passesBelow() {
+      return zero == ZeroMode.NOTRIM || zero == ZeroMode.PLUGIN;
+    }
+  }
 
   @Override
   public String name() {
@@ -76,20 +85,30 @@ public final class NozeroFilter implements Filter {
   }
 
   @Override
-  public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    Export below = next.open(readOnly, exportName);
-    boolean passesBelow = zeroMode == ZeroMode.NOTRIM || zeroMode == ZeroMode.PLUGIN;
-    if (passesBelow && !readOnly && below.canZero() == Support.NONE) {
-      below.close();
-      throw new NbdException(Errno.EINVAL, "nozero: zeromode=" + zeroMode.name().toLowerCase(Locale.ROOT)
-          + " needs zero support from the layer below, which has none");
-    }
-    return new NozeroExport(below);
+  public void configComplete() {
+    modes = new Modes(zeroMode, fastZeroMode);
   }
 
-  private final class NozeroExport extends FilterExport {
-    NozeroExport(Export next) {
+  @Override
+  public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
+    Export below = next.open(readOnly, exportName);
+    Modes configured = modes;
+    if (configured.passesBelow() && !readOnly && below.canZero() == Support.NONE) {
+      below.close();
+      throw new NbdException(Errno.EINVAL, "nozero: zeromode=" + configured.zero().name().toLowerCase(Locale.ROOT)
+          + " needs zero support from the layer below, which has none");
+    }
+    return new NozeroExport(below, configured.zero(), configured.fastZero());
+  }
+
+  private static final class NozeroExport extends FilterExport {
+    private final ZeroMode zeroMode;
+    private final FastZeroMode fastZeroMode;
+
+    NozeroExport(Export next, ZeroMode zeroMode, FastZeroMode fastZeroMode) {
       super(next);
+      this.zeroMode = zeroMode;
+      this.fastZeroMode = fastZeroMode;
     }
 
     @Override

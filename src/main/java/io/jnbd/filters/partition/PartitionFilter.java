@@ -16,8 +16,18 @@ import java.util.List;
  * export, so a client of a disk without that partition is refused at the handshake.
  */
 public final class PartitionFilter implements Filter {
-  /** The partition to serve, counting from 1; required. */
+  /** The partition to serve, counting from 1; 0 until given. */
   private int partition;
+  private Selection selection;
+
+  /** Which partition to serve; one must have been given. */
+  record Selection(int partition) {
+    Selection {
+      if (partition == 0) {
+        throw new ConfigException("partition: the partition parameter is required (partition=N)");
+      }
+    }
+  }
 
   @Override
   public String name() {
@@ -46,13 +56,11 @@ public final class PartitionFilter implements Filter {
 
   @Override
   public void configComplete() {
-    if (partition == 0) {
-      throw new ConfigException("partition: the partition parameter is required (partition=N)");
-    }
+    selection = new Selection(partition);
   }
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    return WindowExport.open(next, readOnly, exportName, "partition", disk -> PartitionTable.find(disk, partition));
+    return WindowExport.open(next, readOnly, exportName, "partition", disk -> PartitionTable.find(disk, selection.partition()));
   }
 }

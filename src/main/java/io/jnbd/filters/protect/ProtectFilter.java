@@ -10,6 +10,7 @@ import io.jnbd.api.Parameter;
 import io.jnbd.filters.protect.ProtectedRanges.Range;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -25,7 +26,8 @@ public final class ProtectFilter implements Filter {
   /** How much of a protected range is read from below at a time. */
   private static final int CHUNK = 1 << 20;
 
-  private final ProtectedRanges ranges = new ProtectedRanges();
+  private final List<Range> given = new ArrayList<>();
+  private ProtectedRanges ranges = new ProtectedRanges(given);
 
   @Override
   public String name() {
@@ -49,8 +51,13 @@ public final class ProtectFilter implements Filter {
     if (!key.equals("protect")) {
       return false;
     }
-    ranges.add(key, value);
+    given.addAll(ProtectedRanges.parse(key, value));
     return true;
+  }
+
+  @Override
+  public void configComplete() {
+    ranges = new ProtectedRanges(given);
   }
 
   @Override

@@ -8,20 +8,23 @@ import java.util.List;
 /**
  * The union of the protect= ranges, as sorted, disjoint, half-open [from, to) byte ranges; a
  * range with no end runs to {@link Long#MAX_VALUE}, past any export.
+ *
+ * @param ranges the ranges as given, which may overlap, in any order; merged when built
  */
-final class ProtectedRanges {
+record ProtectedRanges(List<Range> ranges) {
   /** One protected range [from, to). */
   record Range(long from, long to) {}
 
-  private final List<Range> added = new ArrayList<>();
-  private List<Range> merged = List.of();
+  ProtectedRanges {
+    ranges = merge(ranges);
+  }
 
   /**
-   * Adds {@code START-END} (inclusive; either may be left out for the start or end of the
+   * Parses {@code START-END} (inclusive; either may be left out for the start or end of the
    * disk) or {@code ~START-END}, everything but that range. Numbers are decimal, octal (0NN) or
    * hexadecimal (0xNN), as nbdkit takes them.
    */
-  void add(String key, String text) {
+  static List<Range> parse(String key, String text) {
     boolean complement = text.startsWith("~");
     String range = complement ? text.substring(1) : text;
     int dash = range.indexOf('-');
@@ -33,13 +36,7 @@ final class ProtectedRanges {
     if (end < start) {
       throw new ConfigException("protect: " + key + ": the end comes before the start: '" + text + "'");
     }
-    if (complement) {
-      added.add(new Range(0, start));
-      added.add(new Range(end + 1, Long.MAX_VALUE));
-    } else {
-      added.add(new Range(start, end + 1));
-    }
-    merged = merge(added);
+    return complement ? List.of(new Range(0, start), new Range(end + 1, Long.MAX_VALUE)) : List.of(new Range(start, end + 1));
   }
 
   private static long number(String key, String text) {
@@ -85,7 +82,7 @@ final class ProtectedRanges {
   List<Range> within(long offset, long length) {
     long end = offset + length;
     List<Range> parts = new ArrayList<>();
-    for (Range range : merged) {
+    for (Range range : ranges) {
       if (range.from() >= end) {
         break;
       }
@@ -94,9 +91,5 @@ final class ProtectedRanges {
       }
     }
     return parts;
-  }
-
-  List<Range> ranges() {
-    return merged;
   }
 }

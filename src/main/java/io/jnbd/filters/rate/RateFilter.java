@@ -27,11 +27,13 @@ public final class RateFilter implements Filter {
 
   private final LongSupplier clock;
   private final Sleeper sleeper;
-  private long rate;
-  private long connectionRate;
+  /** Null: no limit. */
+  private Long rate;
+  private Long connectionRate;
   private Path rateFile;
   private Path connectionRateFile;
   private double burstiness = DEFAULT_BURSTINESS;
+  private Settings settings;
   private RateSource connectionSource;
   Limit reads;
   Limit writes;
@@ -43,6 +45,34 @@ public final class RateFilter implements Filter {
   RateFilter(LongSupplier clock, Sleeper sleeper) {
     this.clock = clock;
     this.sleeper = sleeper;
+  }
+
+  /**
+   * The configured limits, checked when built.
+   *
+   * @param rate bits per second over all connections, null for no limit (0 is refused: it would stop all I/O)
+   * @param rateFile where rate may change while running, or null
+   * @param burstiness bucket capacity in seconds at the rate
+   */
+  record Settings(Long rate, Long connectionRate, Path rateFile, Path connectionRateFile, double burstiness) {
+    Settings {
+      notZero("rate", rate);
+      notZero("connection-rate", connectionRate);
+    }
+
+    private static void notZero(String key, Long rate) {
+      if (rate != null && rate == 0) {
+        throw new ConfigException("rate: " + key + " cannot be 0");
+      }
+    }
+
+    RateSource serverSource(LongSupplier clock) {
+      return new RateSource("rate-file", rate != null ? rate : 0, rateFile, clock);
+    }
+
+    RateSource connectionSource(LongSupplier clock) {
+      return new RateSource("connection-rate-file", connectionRate != null ? connectionRate : 0, connectionRateFile, clock);
+    }
   }
 
   @Override
@@ -68,8 +98,8 @@ public final class RateFilter implements Filter {
   @Override
   public boolean config(String key, String value) {
     switch (key) {
-      case "rate" -> rate = positiveRate(key, value);
-      case "connection-rate" -> connectionRate = positiveRate(key, value);
+      case "rate" -> rate = Values.parseSize("rate: " + key, value);
+      case "connection-rate" -> connectionRate = Values.parseSize("rate: " + key, value);
       case "rate-file" -> rateFile = Path.of(value);
       case "connection-rate-file" -> connectionRateFile = Path.of(value);
       case "burstiness" -> burstiness = seconds(key, value);
@@ -78,14 +108,6 @@ public final class RateFilter implements Filter {
       }
     }
     return true;
-  }
-
-  private static long positiveRate(String key, String value) {
-    long bits = Values.parseSize("rate: " + key, value);
-    if (bits == 0) {
-      throw new ConfigException("rate: " + key + " cannot be 0");
-    }
-    return bits;
   }
 
   private static double seconds(String key, String value) {
@@ -102,10 +124,11 @@ public final class RateFilter implements Filter {
 
   @Override
   public void configComplete() {
-    RateSource serverSource = new RateSource("rate-file", rate, rateFile, clock);
-    reads = new Limit(serverSource, burstiness, clock, sleeper);
-    writes = new Limit(serverSource, burstiness, clock, sleeper);
-    connectionSource = new RateSource("connection-rate-file", connectionRate, connectionRateFile, clock);
+    settings = new Settings(rate, connectionRate, rateFile, connectionRateFile, burstiness);
+    RateSource serverSource = settings.serverSource(clock);
+    reads = new Limit(serverSource, settings.burstiness(), clock, sleeper);
+    writes = new Limit(serverSource, settings.burstiness(), clock, sleeper);
+    connectionSource = settings.connectionSource(clock);
   }
 
   @Override
@@ -114,8 +137,8 @@ public final class RateFilter implements Filter {
   }
 
   private final class RateExport extends FilterExport {
-    private final Limit connectionReads = new Limit(connectionSource, burstiness, clock, sleeper);
-    private final Limit connectionWrites = new Limit(connectionSource, burstiness, clock, sleeper);
+    private final Limit connectionReads = new Limit(connectionSource, settings.burstiness(), clock, sleeper);
+    private final Limit connectionWrites = new Limit(connectionSource, settings.burstiness(), clock, sleeper);
 
     RateExport(Export next) {
       super(next);

@@ -60,8 +60,8 @@ public final class StatsFilter implements Filter {
 
   private Path statsFile;
   private boolean append;
-  /** The share of requests the size breakdown covers, in percent; 0 turns it off. */
   private int threshold = 95;
+  private Reporting reporting = new Reporting(statsFile, append, threshold);
   private long startedNanos = System.nanoTime();
   final Op read = new Op("read", Span.DATA);
   final Op write = new Op("write", Span.DATA);
@@ -71,6 +71,18 @@ public final class StatsFilter implements Filter {
   final Op cache = new Op("cache", Span.RANGE);
   final Op flush = new Op("flush", Span.NONE);
   private final List<Op> ops = List.of(read, write, trim, zero, extents, cache, flush);
+
+  /**
+   * Where the report goes and how detailed it is.
+   *
+   * @param file null: the log
+   * @param threshold the share of requests the size breakdown covers, in percent; 0 turns it off
+   */
+  record Reporting(Path file, boolean append, int threshold) {
+    boolean breaksDown(Op op) {
+      return threshold > 0 && op.span != Span.NONE;
+    }
+  }
 
   @Override
   public String name() {
@@ -106,6 +118,7 @@ public final class StatsFilter implements Filter {
 
   @Override
   public void configComplete() {
+    reporting = new Reporting(statsFile, append, threshold);
     startedNanos = System.nanoTime();
   }
 
@@ -138,8 +151,8 @@ public final class StatsFilter implements Filter {
       };
       lines.add(String.format(Locale.ROOT, "%s: %d ops, %s%d errors, %.3f s in requests", op.name, requests,
           amount, op.errors.sum(), op.nanos.sum() / 1e9));
-      if (threshold > 0 && op.span != Span.NONE) {
-        lines.addAll(op.histogram.lines(threshold));
+      if (reporting.breaksDown(op)) {
+        lines.addAll(op.histogram.lines(reporting.threshold()));
       }
     }
     return lines;
@@ -163,16 +176,16 @@ public final class StatsFilter implements Filter {
   @Override
   public void unload() {
     List<String> lines = report();
-    if (statsFile == null) {
+    if (reporting.file() == null) {
       lines.forEach(line -> log.info("stats: {}", line));
       return;
     }
     try {
-      Files.writeString(statsFile, String.join("\n", lines) + "\n", StandardCharsets.UTF_8,
+      Files.writeString(reporting.file(), String.join("\n", lines) + "\n", StandardCharsets.UTF_8,
           StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-          append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING);
+          reporting.append() ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING);
     } catch (IOException e) {
-      log.warn("stats: cannot write {}: {}", statsFile, e.getMessage());
+      log.warn("stats: cannot write {}: {}", reporting.file(), e.getMessage());
       lines.forEach(line -> log.info("stats: {}", line));
     }
   }
@@ -200,7 +213,7 @@ public final class StatsFilter implements Filter {
         if (failed) {
           op.errors.increment();
         }
-        if (threshold > 0 && op.span != Span.NONE) {
+        if (reporting.breaksDown(op)) {
           op.histogram.record(offset, length);
         }
       }

@@ -23,6 +23,14 @@ import java.util.List;
 public final class SwabFilter implements Filter {
   /** The word size in bytes: 1 (swab-bits=8) turns the filter off. */
   private int word = 2;
+  private Settings settings = new Settings(word);
+
+  /** @param word the word size in bytes, fixed once configured */
+  record Settings(int word) {
+    boolean swaps() {
+      return word > 1;
+    }
+  }
 
   @Override
   public String name() {
@@ -56,9 +64,14 @@ public final class SwabFilter implements Filter {
   }
 
   @Override
+  public void configComplete() {
+    settings = new Settings(word);
+  }
+
+  @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     Export below = next.open(readOnly, exportName);
-    return word == 1 ? below : new Swapped(below, word);
+    return settings.swaps() ? new Swapped(below, settings.word()) : below;
   }
 
   /** Reverses the bytes of each {@code word}-byte word of {@code buffer}'s remaining bytes in place. */

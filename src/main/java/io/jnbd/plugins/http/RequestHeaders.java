@@ -20,16 +20,16 @@ final class RequestHeaders implements AutoCloseable {
   private final ScriptedValue headerScript;
 
   RequestHeaders(HttpSettings settings) {
-    for (String header : settings.headers) {
+    for (String header : settings.headers()) {
       fixed.add(parse(header));
     }
-    if (settings.cookie != null) {
-      fixed.add(new BasicHeader("Cookie", settings.cookie));
+    if (settings.cookie() != null) {
+      fixed.add(new BasicHeader("Cookie", settings.cookie()));
     }
-    cookieScript = settings.cookieScript == null ? null
-        : new ScriptedValue("cookie-script", settings.cookieScript, settings.url, settings.cookieScriptRenew);
-    headerScript = settings.headerScript == null ? null
-        : new ScriptedValue("header-script", settings.headerScript, settings.url, settings.headerScriptRenew);
+    cookieScript = settings.cookieScript() == null ? null
+        : new ScriptedValue("cookie-script", settings.cookieScript(), settings.url(), settings.cookieScriptRenew());
+    headerScript = settings.headerScript() == null ? null
+        : new ScriptedValue("header-script", settings.headerScript(), settings.url(), settings.headerScriptRenew());
   }
 
   /** Runs the scripts for their first values and starts their renewal. */

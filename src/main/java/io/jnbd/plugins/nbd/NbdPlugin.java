@@ -11,7 +11,6 @@ import io.jnbd.api.Values;
 import io.jnbd.filters.Sleeper;
 import java.io.IOException;
 import java.io.InterruptedIOException;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,7 +57,7 @@ public final class NbdPlugin implements Plugin {
   private final Sleeper sleeper;
   private String uri;
   private String hostname;
-  private String port;
+  private Integer port;
   private String socket;
   private String command;
   private final List<String> args = new ArrayList<>();
@@ -66,6 +65,7 @@ public final class NbdPlugin implements Plugin {
   private boolean dynamicExport;
   private int retries;
   private Boolean sharedSetting;
+  private NbdSettings settings;
 
   private Upstream upstream;
   private UpstreamCommand runningCommand;
@@ -105,7 +105,7 @@ public final class NbdPlugin implements Plugin {
     switch (key) {
       case "uri" -> uri = once(key, uri, value);
       case "hostname" -> hostname = once(key, hostname, value);
-      case "port" -> port = once(key, port, value);
+      case "port" -> port = once(key, port, parsePort(value));
       case "socket" -> socket = once(key, socket, value);
       case "command" -> command = once(key, command, value);
       case "arg" -> args.add(value);
@@ -127,7 +127,7 @@ public final class NbdPlugin implements Plugin {
     return true;
   }
 
-  private static String once(String key, String previous, String value) {
+  private static <T> T once(String key, T previous, T value) {
     if (previous != null) {
       throw new ConfigException("nbd: " + key + "= given twice");
     }
@@ -136,41 +136,14 @@ public final class NbdPlugin implements Plugin {
 
   @Override
   public void configComplete() {
-    int sources = (uri != null ? 1 : 0) + (hostname != null ? 1 : 0) + (socket != null ? 1 : 0) + (command != null ? 1 : 0);
-    if (sources != 1) {
-      throw new ConfigException("nbd: give exactly one of uri=, hostname=, socket= or command=");
-    }
-    if (port != null && hostname == null) {
-      throw new ConfigException("nbd: port= goes with hostname= (in a URI, write nbd://HOST:PORT)");
-    }
-    if (!args.isEmpty() && command == null) {
-      throw new ConfigException("nbd: arg= goes with command=");
-    }
-    if (uri != null && exportName != null) {
-      throw new ConfigException("nbd: export= cannot be used with uri= (put the export name in the URI)");
-    }
-    if (command != null && Boolean.FALSE.equals(sharedSetting)) {
-      throw new ConfigException("nbd: command= always shares one connection (shared=false is not possible)");
-    }
-    boolean sharing = command != null || Boolean.TRUE.equals(sharedSetting);
-    if (dynamicExport && sharing) {
-      throw new ConfigException("nbd: dynamic-export=true cannot be used with shared=true or command=");
-    }
-    if (dynamicExport && exportName != null) {
-      throw new ConfigException("nbd: export= cannot be used with dynamic-export=true");
-    }
-    String name = exportName == null ? "" : exportName;
-    if (uri != null) {
-      upstream = Upstream.fromUri(uri);
-    } else if (hostname != null) {
-      upstream = Upstream.tcp(hostname, port == null ? Upstream.DEFAULT_PORT : parsePort(port), name);
-    } else if (socket != null) {
-      upstream = Upstream.unix(Path.of(socket), name);
+    settings = new NbdSettings(uri, hostname, port, socket, command, args, exportName, dynamicExport, retries, sharedSetting);
+    if (settings.command() != null) {
+      runningCommand = UpstreamCommand.start(settings.command(), settings.args());
+      upstream = runningCommand.upstream(settings.exportOrDefault());
     } else {
-      runningCommand = UpstreamCommand.start(command, args);
-      upstream = runningCommand.upstream(name);
+      upstream = settings.upstream();
     }
-    if (sharing) {
+    if (settings.sharing()) {
       try {
         shared = new SharedConnection(connect(upstream));
       } catch (IOException e) {
@@ -193,7 +166,7 @@ public final class NbdPlugin implements Plugin {
       try {
         return NbdClient.connect(target);
       } catch (IOException e) {
-        if (attempt >= retries) {
+        if (attempt >= settings.retries()) {
           throw e;
         }
         log.debug("{}; retrying", e.getMessage());
@@ -212,13 +185,13 @@ public final class NbdPlugin implements Plugin {
     if (shared != null) {
       return new UpstreamExport(shared.client(), false);
     }
-    Upstream target = dynamicExport ? upstream.withExportName(clientExportName) : upstream;
+    Upstream target = settings.dynamicExport() ? upstream.withExportName(clientExportName) : upstream;
     return new UpstreamExport(connect(target), true);
   }
 
   @Override
   public List<ExportDescription> listExports(boolean readOnly) throws IOException {
-    if (!dynamicExport) {
+    if (!settings.dynamicExport()) {
       return Plugin.super.listExports(readOnly);
     }
     List<ExportDescription> exports = new ArrayList<>();

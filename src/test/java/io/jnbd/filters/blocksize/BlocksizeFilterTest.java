@@ -185,14 +185,16 @@ class BlocksizeFilterTest {
 
   @Test
   void badParametersAreOneLineErrorsNamingTheKey() {
-    assertThatThrownBy(() -> new BlocksizeFilter().config("minblock", "3")).isInstanceOf(ConfigException.class).hasMessageContaining("minblock");
-    assertThatThrownBy(() -> new BlocksizeFilter().config("minblock", "128k")).hasMessageContaining("minblock");
-    assertThatThrownBy(() -> new BlocksizeFilter().config("maxdata", "0")).hasMessageContaining("maxdata");
-    assertThatThrownBy(() -> new BlocksizeFilter().config("maxlen", "8G")).hasMessageContaining("maxlen");
-    BlocksizeFilter filter = new BlocksizeFilter();
-    filter.config("minblock", "512");
-    filter.config("maxdata", "1000");
-    assertThatThrownBy(filter::configComplete).isInstanceOf(ConfigException.class).hasMessageContaining("maxdata");
+    Map<String, String> expected = Map.of(
+        "minblock=3", "blocksize: minblock must be a power of 2: 3",
+        "minblock=128k", "blocksize: minblock must not exceed 65536: 131072",
+        "maxdata=0", "blocksize: maxdata must be non-zero: 0",
+        "maxlen=8G", "blocksize: maxlen is too large (at most 4294967295): 8589934592",
+        "minblock=512 maxdata=1000", "blocksize: maxdata must be a multiple of minblock 512: 1000");
+    expected.forEach((keyValues, message) -> assertThatThrownBy(() -> stack(new AlignedDisk(BLOCK, BLOCK), keyValues.split(" ")))
+        .as(keyValues).isInstanceOf(ConfigException.class).hasMessage(message));
+    assertThatThrownBy(() -> new BlocksizeFilter().config("maxlen", "lots")).isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("blocksize: maxlen: ");
   }
 
   /** nbdsh does unaligned I/O to a disk that refuses it: only the filter makes this work. */

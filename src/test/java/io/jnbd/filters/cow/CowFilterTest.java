@@ -41,11 +41,15 @@ class CowFilterTest {
 
   @Test
   void rejectsBadValuesNamingTheKey() {
-    CowFilter cow = new CowFilter();
-    for (String size : List.of("2048", "3000", "64M", "0")) {
-      assertThatThrownBy(() -> cow.config("cow-block-size", size)).isInstanceOf(ConfigException.class)
-          .hasMessageStartingWith("cow: cow-block-size");
+    for (String size : List.of("2048", "3000", "48k", "64M", "0", "8G")) {
+      CowFilter odd = new CowFilter();
+      odd.config("cow-block-size", size);
+      assertThatThrownBy(odd::configComplete).as(size).isInstanceOf(ConfigException.class)
+          .hasMessageStartingWith("cow: cow-block-size must be a power of 2 from 4K to 32M: ");
     }
+    CowFilter cow = new CowFilter();
+    assertThatThrownBy(() -> cow.config("cow-block-size", "big")).isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("cow: cow-block-size: ");
     assertThatThrownBy(() -> cow.config("cow-on-cache", "/x")).isInstanceOf(ConfigException.class).hasMessageContaining("cow-on-cache");
     assertThatThrownBy(() -> cow.config("cow-on-read", "relative/path")).isInstanceOf(ConfigException.class).hasMessageContaining("cow-on-read");
     assertThatThrownBy(() -> cow.config("cow-storage", "disk")).isInstanceOf(ConfigException.class).hasMessageContaining("cow-storage");

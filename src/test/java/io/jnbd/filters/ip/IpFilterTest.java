@@ -24,6 +24,7 @@ class IpFilterTest {
       int eq = rule.indexOf('=');
       assertThat(filter.config(rule.substring(0, eq), rule.substring(eq + 1))).isTrue();
     }
+    filter.configComplete();
     return filter;
   }
 

@@ -23,6 +23,7 @@ class NoparallelFilterTest {
   private static NoparallelFilter filter(String serialize) {
     NoparallelFilter filter = new NoparallelFilter();
     filter.config("serialize", serialize);
+    filter.configComplete();
     return filter;
   }
 

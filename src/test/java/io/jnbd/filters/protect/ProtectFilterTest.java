@@ -14,6 +14,7 @@ import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
@@ -22,11 +23,11 @@ import org.junit.jupiter.api.Test;
 
 class ProtectFilterTest {
   private static List<Range> ranges(String... values) {
-    ProtectedRanges ranges = new ProtectedRanges();
+    List<Range> given = new ArrayList<>();
     for (String value : values) {
-      ranges.add("protect", value);
+      given.addAll(ProtectedRanges.parse("protect", value));
     }
-    return ranges.ranges();
+    return new ProtectedRanges(given).ranges();
   }
 
   @Test
@@ -50,9 +51,7 @@ class ProtectFilterTest {
 
   @Test
   void theProtectedPartsOfARequest() {
-    ProtectedRanges ranges = new ProtectedRanges();
-    ranges.add("protect", "100-199");
-    ranges.add("protect", "300-399");
+    ProtectedRanges ranges = new ProtectedRanges(List.of(new Range(300, 400), new Range(100, 200)));
     assertThat(ranges.within(150, 200)).containsExactly(new Range(150, 200), new Range(300, 350));
     assertThat(ranges.within(200, 100)).isEmpty();
   }

@@ -150,7 +150,9 @@ class RateFilterTest {
 
   @Test
   void badValuesNameTheKey() {
-    assertThatThrownBy(() -> filter().config("rate", "0")).isInstanceOf(ConfigException.class).hasMessageContaining("rate");
+    assertThatThrownBy(() -> stack(filter(), "rate=0")).isInstanceOf(ConfigException.class).hasMessage("rate: rate cannot be 0");
+    assertThatThrownBy(() -> stack(filter(), "rate=1M", "connection-rate=0")).isInstanceOf(ConfigException.class)
+        .hasMessage("rate: connection-rate cannot be 0");
     assertThatThrownBy(() -> filter().config("connection-rate", "1.5M")).isInstanceOf(ConfigException.class).hasMessageContaining("connection-rate");
     assertThatThrownBy(() -> filter().config("burstiness", "abc")).isInstanceOf(ConfigException.class).hasMessageContaining("burstiness");
     assertThatThrownBy(() -> filter().config("burstiness", "-1")).isInstanceOf(ConfigException.class).hasMessageContaining("burstiness");

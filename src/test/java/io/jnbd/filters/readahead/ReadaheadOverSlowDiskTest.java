@@ -11,23 +11,36 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * A serial reader over a disk that charges a delay per request: with readahead (over the cache
- * filter, or over its own cache) the disk must see few large reads and each byte about once.
- * Counts only; how long it takes is measured elsewhere.
+ * A serial reader over a slow disk: with readahead (over the cache filter, or over its own cache)
+ * the disk must see few large reads and each byte about once. Counts only; how long it takes is
+ * measured elsewhere.
+ *
+ * <p>Nothing here depends on time. The disk is slow by holding each read until the reader needs
+ * it ({@link SlowDisk#holdReadsAhead}), so the reader waits for every prefetch whatever the load
+ * of the machine; and readahead-max-window is at most the window the filter allows before any
+ * measurement (half its in-flight limit of chunks, 16M by default), so the latency it measures
+ * cannot change the window.
  */
 class ReadaheadOverSlowDiskTest {
   private static final int SIZE = 32 << 20;
 
-  private static byte[] readAll(Export export, int requestSize) throws Exception {
+  private static byte[] readAll(Export export, SlowDisk disk, int requestSize) throws Exception {
     byte[] copy = new byte[SIZE];
-    for (int offset = 0; offset < SIZE; offset += requestSize) {
-      ByteBuffer buffer = ByteBuffer.wrap(copy, offset, requestSize).slice();
-      export.pread(buffer, offset);
-      assertThat(buffer.hasRemaining()).isFalse();
+    try {
+      for (int offset = 0; offset < SIZE; offset += requestSize) {
+        ByteBuffer buffer = ByteBuffer.wrap(copy, offset, requestSize).slice();
+        disk.readerAt(offset + requestSize);
+        export.pread(buffer, offset);
+        assertThat(buffer.hasRemaining()).isFalse();
+      }
+    } finally {
+      // Closing waits for the prefetches still held.
+      disk.readerAt(Long.MAX_VALUE);
     }
     return copy;
   }
@@ -49,12 +62,19 @@ class ReadaheadOverSlowDiskTest {
 
   @ParameterizedTest
   @CsvSource({"true, 262144", "true, 65536", "false, 262144", "false, 65536"})
+  @Timeout(60)
   void serialReadsBecomeFewLargeReadsBelow(boolean withCacheFilter, int requestSize) throws Exception {
-    SlowDisk disk = new SlowDisk(SIZE, 5, 11);
-    Stack stack = withCacheFilter ? stack(disk, true, "cache-max-size=16M", "readahead-max-window=8M") : stack(disk, false);
+    SlowDisk disk = new SlowDisk(SIZE, 0, 11);
+    disk.holdReadsAhead();
+    long maxWindow = withCacheFilter ? 8 << 20 : 16 << 20;
+    Stack stack = withCacheFilter
+        ? stack(disk, true, "cache-max-size=16M", "readahead-max-window=" + maxWindow)
+        : stack(disk, false, "readahead-max-window=" + maxWindow);
+    ReadaheadFilter readahead = (ReadaheadFilter) stack.filters().get(0);
     try (Export export = stack.open(true, "")) {
-      byte[] copy = readAll(export, requestSize);
+      byte[] copy = readAll(export, disk, requestSize);
       assertThat(Arrays.mismatch(copy, disk.data)).as("first wrong byte").isEqualTo(-1);
+      assertThat(readahead.tableOf("").windowAt(SIZE)).as("the window at the end").isEqualTo(maxWindow);
     } finally {
       stack.unload();
     }
@@ -73,7 +93,7 @@ class ReadaheadOverSlowDiskTest {
     Stack stack = stack(disk, withCacheFilter);
     ReadaheadFilter readahead = (ReadaheadFilter) stack.filters().get(0);
     try (Export export = stack.open(true, "")) {
-      byte[] copy = readAll(export, 256 * 1024);
+      byte[] copy = readAll(export, disk, 256 * 1024);
       assertThat(Arrays.mismatch(copy, disk.data)).as("first wrong byte").isEqualTo(-1);
       assertThat(readahead.tableOf("").stats().errors.sum()).isGreaterThan(0);
     } finally {

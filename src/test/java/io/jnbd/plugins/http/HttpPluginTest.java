@@ -469,6 +469,26 @@ class HttpPluginTest {
   }
 
   @Test
+  void keysThatNeedAnotherAreRefused(@TempDir Path dir) {
+    String url = "url=http://127.0.0.1:9/x";
+    assertThatThrownBy(() -> plugin(url, "password=pw")).hasMessage("http: password given without user");
+    assertThatThrownBy(() -> plugin(url, "proxy=http://127.0.0.1:9", "proxy-password=pw"))
+        .hasMessage("http: proxy-password given without proxy-user");
+    assertThatThrownBy(() -> plugin(url, "cookie=a=b", "cookie-script=true"))
+        .hasMessage("http: cookie and cookie-script cannot both be given");
+    assertThatThrownBy(() -> plugin(url, "cookiejar=" + dir.resolve("absent/jar")))
+        .hasMessage("http: cookiejar: cannot write a file at " + dir.resolve("absent/jar"));
+    assertThatThrownBy(() -> plugin(url, "cookiejar=" + dir)).hasMessage("http: cookiejar: cannot write a file at " + dir);
+  }
+
+  @Test
+  void settingsPrintNoSecret() {
+    HttpPlugin plugin = plugin("url=http://bob:url-SECRET@127.0.0.1:9/x?token=tok-SECRET", "password=pw-SECRET",
+        "cookie=c-SECRET", "proxy=http://127.0.0.1:9", "proxy-user=p", "proxy-password=pp-SECRET");
+    assertThat(plugin.settings().toString()).contains("127.0.0.1:9/x").doesNotContain("SECRET");
+  }
+
+  @Test
   void secretsStayOutOfErrors() throws IOException {
     RangeOrigin origin = origin();
     String secretUrl = origin.url() + "?dsName=ds1&token=tok-SECRET";

@@ -335,9 +335,7 @@ class NbdPluginTest {
       first.close();
       second.close();
       // The upstream server closes its side once it has the DISC.
-      for (int i = 0; i < 500 && disk.closes.get() < 2; i++) {
-        Thread.sleep(10);
-      }
+      assertThat(upstream.server().awaitClientsAtMost(0, Duration.ofSeconds(30))).as("upstream connections ended").isTrue();
       assertThat(disk.closes.get()).isEqualTo(2);
       plugin.unload();
     }
@@ -384,6 +382,11 @@ class NbdPluginTest {
     assertThatThrownBy(() -> configured("socket=/a", "arg=x")).hasMessageContaining("arg= goes with command=");
     assertThatThrownBy(() -> configured("hostname=h", "port=x")).hasMessageContaining("nbd: port");
     assertThatThrownBy(() -> configured("socket=/a", "retry=-1")).hasMessageContaining("nbd: retry");
+    assertThatThrownBy(() -> configured("command=qemu-nbd", "shared=false")).hasMessageContaining("shared=false is not possible");
+    assertThatThrownBy(() -> configured("socket=/a", "dynamic-export=true", "export=x"))
+        .hasMessageContaining("export= cannot be used with dynamic-export=true");
+    assertThatThrownBy(() -> configured("hostname=a", "hostname=b")).hasMessageContaining("hostname= given twice");
+    assertThatThrownBy(() -> configured("hostname=a", "port=1", "port=2")).hasMessageContaining("port= given twice");
   }
 
   @Test
