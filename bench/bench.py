@@ -515,6 +515,8 @@ JIT_VARIANTS = {
     "tiered": "",
     "tiered, C2 from start": "-XX:-TieredCompilation",
     "tiered, compile sooner": "-XX:CompileThresholdScaling=0.2",
+    # the launcher's choice for https:// before bin/c2-crypto.json applied to it
+    "tiered, crypto sooner": "-XX:CompileCommand=quiet -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.*::*,0.01",
 }
 
 

@@ -117,6 +117,8 @@ public final class RangeOrigin implements AutoCloseable {
         @Override
         public void configure(HttpsParameters params) {
           SSLParameters parameters = tls.getDefaultSSLParameters();
+          // The client's order decides, as nginx's does by default (ssl_prefer_server_ciphers off).
+          parameters.setUseCipherSuitesOrder(false);
           if (protocols.length > 0) {
             parameters.setProtocols(protocols);
           }

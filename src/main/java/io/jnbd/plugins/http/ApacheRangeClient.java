@@ -598,6 +598,9 @@ final class ApacheRangeClient implements RangeClient {
   private static DefaultClientTlsStrategy tlsStrategy(HttpSettings settings) {
     String[] protocols = settings.tls().protocols() != null ? settings.tls().protocols() : HttpsSupport.getSystemProtocols();
     String[] suites = settings.tls().cipherSuites() != null ? settings.tls().cipherSuites() : HttpsSupport.getSystemCipherSuits();
+    if (suites == null) {
+      suites = settings.tls().defaultCipherSuites();
+    }
     try {
       if (!settings.sslVerify()) {
         SSLContext trustAll = SSLContextBuilder.create().loadTrustMaterial(TrustAllStrategy.INSTANCE).build();

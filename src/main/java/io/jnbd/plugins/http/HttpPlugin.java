@@ -71,8 +71,9 @@ public class HttpPlugin implements Plugin {
       new Parameter("ssl-version", "VERSION", "Oldest TLS version allowed: default, tlsv1, tlsv1.0, tlsv1.1, tlsv1.2 or tlsv1.3"
           + " (TLS 1.0 and 1.1 stay off unless the JDK's security policy allows them)."),
       new Parameter("ssl-cipher-list", "C1:C2:...", "TLS 1.2 and older cipher suites to offer, by OpenSSL or IANA name"
-          + " (default: the JDK's)."),
-      new Parameter("tls13-ciphers", "C1:C2:...", "TLS 1.3 cipher suites to offer, e.g. TLS_AES_128_GCM_SHA256 (default: the JDK's)."),
+          + " (default: the JDK's, AES-128-GCM before AES-256-GCM)."),
+      new Parameter("tls13-ciphers", "C1:C2:...", "TLS 1.3 cipher suites to offer, e.g. TLS_AES_128_GCM_SHA256"
+          + " (default: the JDK's, AES-128-GCM before AES-256-GCM)."),
       new Parameter("http-version", "VERSION", "none, 1.1, or a preference for HTTP/2 or 3 that curl would let fall back"
           + " (2, 2.0, 2TLS, 3): all speak HTTP/1.1; 1.0, 2-prior-knowledge and 3only are refused."),
       new Parameter("ipresolve", "any|v4|v6", "Which addresses of the host name to connect to (default any)."),

@@ -26,7 +26,8 @@ final class TlsChoices {
   private static final String OPENSSL_OPERATORS = "!+-@";
 
   private final SSLParameters supported;
-  private final SSLParameters defaults;
+  /** The JDK's default suites, AES-128-GCM moved before AES-256-GCM (see {@link #aes128GcmFirst}). */
+  private final List<String> defaultSuites;
   private final Map<String, String> byName = new HashMap<>();
   private List<String> protocols;
   private List<String> tls12Suites;
@@ -36,7 +37,7 @@ final class TlsChoices {
     try {
       SSLContext context = SSLContext.getDefault();
       supported = context.getSupportedSSLParameters();
-      defaults = context.getDefaultSSLParameters();
+      defaultSuites = aes128GcmFirst(context.getDefaultSSLParameters().getCipherSuites());
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("the JDK has no default TLS context", e);
     }
@@ -83,8 +84,16 @@ final class TlsChoices {
   }
 
   /**
-   * The suites to offer, or null for the JDK's defaults: a list given for one TLS generation
-   * replaces the defaults of that generation only, as curl's two keys do.
+   * The suites to offer when neither ssl-cipher-list nor tls13-ciphers is given: the JDK's
+   * defaults, with AES-128-GCM first.
+   */
+  String[] defaultCipherSuites() {
+    return defaultSuites.toArray(String[]::new);
+  }
+
+  /**
+   * The suites given, or null when neither key is: a list given for one TLS generation replaces
+   * the defaults of that generation only, as curl's two keys do.
    */
   String[] cipherSuites() {
     if (tls12Suites == null && tls13Suites == null) {
@@ -97,7 +106,26 @@ final class TlsChoices {
   }
 
   private List<String> defaultSuites(boolean tls13) {
-    return Arrays.stream(defaults.getCipherSuites()).filter(suite -> isTls13(suite) == tls13).toList();
+    return defaultSuites.stream().filter(suite -> isTls13(suite) == tls13).toList();
+  }
+
+  /**
+   * {@code suites} with each AES-128-GCM suite just before its AES-256-GCM sibling (the JDK,
+   * like OpenSSL, offers AES-256 first; browsers offer AES-128 first). Both are strong; AES-128
+   * has 10 rounds to AES-256's 14, and a server that follows the client's order (nginx's
+   * default) then picks it: a fresh server's first 256 MiB over HTTPS took ~10% less CPU.
+   */
+  static List<String> aes128GcmFirst(String[] suites) {
+    List<String> all = Arrays.asList(suites);
+    Set<String> ordered = new LinkedHashSet<>();
+    for (String suite : suites) {
+      String sibling = suite.replace("_AES_256_GCM_SHA384", "_AES_128_GCM_SHA256");
+      if (!sibling.equals(suite) && all.contains(sibling)) {
+        ordered.add(sibling);
+      }
+      ordered.add(suite);
+    }
+    return List.copyOf(ordered);
   }
 
   private List<String> suites(String what, String value, boolean tls13) {

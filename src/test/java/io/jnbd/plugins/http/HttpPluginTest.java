@@ -392,6 +392,33 @@ class HttpPluginTest {
   }
 
   @Test
+  void withoutCipherKeysAes128GcmIsOfferedFirst() throws IOException {
+    SelfSignedTls tls = new SelfSignedTls(dir);
+    RangeOrigin tls12Only = RangeOrigin.https(DATA, tls.serverContext(), "TLSv1.2");
+    RangeOrigin modern = RangeOrigin.https(DATA, tls.serverContext());
+    closeLater.add(tls12Only);
+    closeLater.add(modern);
+    assertReadsBack(open("url=" + tls12Only.url(), "sslverify=false"), 0, 100);
+    assertThat(tls12Only.tlsSessions).isNotEmpty().allMatch("TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"::equals);
+    assertReadsBack(open("url=" + modern.url(), "sslverify=false"), 0, 100);
+    assertThat(modern.tlsSessions).isNotEmpty().allMatch("TLSv1.3 TLS_AES_128_GCM_SHA256"::equals);
+    // A key for one generation keeps the other's defaults, in the same order.
+    modern.tlsSessions.clear();
+    assertReadsBack(open("url=" + modern.url(), "sslverify=false", "ssl-cipher-list=ECDHE-ECDSA-AES256-GCM-SHA384"), 0, 100);
+    assertThat(modern.tlsSessions).isNotEmpty().allMatch("TLSv1.3 TLS_AES_128_GCM_SHA256"::equals);
+  }
+
+  @Test
+  void aes128GcmMovesBeforeItsAes256SiblingAndNothingElseMoves() {
+    assertThat(TlsChoices.aes128GcmFirst(new String[] {"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256",
+        "TLS_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_256_GCM_SHA384"}))
+        .containsExactly("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_RSA_WITH_AES_256_GCM_SHA384");
+  }
+
+  @Test
   void tlsKeysRefuseWhatTheJdkCannotDo() {
     String url = "url=https://127.0.0.1:9/x";
     assertThatThrownBy(() -> plugin(url, "ssl-version=sslv3")).isInstanceOf(ConfigException.class)
