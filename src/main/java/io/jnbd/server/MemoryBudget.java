@@ -72,7 +72,7 @@ final class MemoryBudget {
    * leaving the rest of that limit to the buffer pool and to plugins and filters; at most 64 MiB,
    * what nbdcopy keeps in flight with its defaults (4 connections, 64 requests of 256 KiB each),
    * because the budget is resident memory and more did not copy faster: nbdcopy of 1 GiB from the
-   * file plugin peaked at 99 MiB RSS with 256 MiB and 75 MiB with 64, in the same time (docs/cli.md,
+   * file plugin peaked at 113 MiB RSS with 256 MiB and 88 MiB with 64, in the same time (docs/cli.md,
    * *Memory*); and at least the largest request, so that the budget is a true bound.
    */
   static long defaultCapacity() {
