@@ -13,6 +13,14 @@
 #                            The serial collector was tried (idle RSS -8 MiB, memory plugin's
 #                            longest pause 1.7 ms against G1's 12 ms) but in the 20 s http soak it
 #                            peaked at 1263 MiB against G1's 798 (same machine, same hour).
+#                            An AOT cache serves only the collector it was trained with (a G1
+#                            cache is not mapped under -XX:+UseSerialGC), so a collector chosen
+#                            by plugin needs a cache per collector; each with its own cache,
+#                            serial saved ~2 MiB idle and ~9 MiB holding 1 GiB in the memory
+#                            plugin, and 5 threads (2026-11-29). Also measured, no gain beyond
+#                            the +-5 MiB noise of idle RSS: -Xms8m, -Xms4m, ParallelGCThreads=1,
+#                            -XX:+UseCompactObjectHeaders (its cache is 1.5 MiB larger). Where the
+#                            idle RSS goes: docs/install.md, *Idle memory*.
 #  -XX:TrimNativeHeapInterval=2000  returns the C heap the JIT's arenas and finished requests
 #                            freed to the system every 2 s (idle RSS, memory 1G: -5 MiB).
 #  -XX:TieredStopAtLevel=1   C1 only. A server's Java code is a thin layer over copies the kernel

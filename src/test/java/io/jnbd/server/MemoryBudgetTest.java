@@ -83,4 +83,16 @@ class MemoryBudgetTest {
     busy.close();
     overShare.join(10_000);
   }
+
+  @Test
+  void theDefaultBudgetIsWhatNbdcopyKeepsInFlightWhenTheHeapAllowsIt() {
+    // The budget is resident memory: 4 connections x 64 requests x 256 KiB, not more, and never
+    // below the largest request (32 MiB) however small the heap.
+    assertThat(MemoryBudget.defaultCapacity()).isBetween(32 * MIB, 64 * MIB);
+    if (Runtime.getRuntime().maxMemory() >= 256 * MIB) {
+      assertThat(MemoryBudget.defaultCapacity()).isEqualTo(64 * MIB);
+    }
+    assertThat(new MemoryBudget(MemoryBudget.defaultCapacity()).connectionShare())
+        .isEqualTo(MemoryBudget.defaultCapacity() / 16);
+  }
 }

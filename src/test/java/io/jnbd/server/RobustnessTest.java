@@ -54,7 +54,10 @@ class RobustnessTest {
     GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
     int requests = 1000;
     int length = 256 * 1024;
-    try (TestServer server = new TestServer(List.of(), disk, ServerConfig.defaults());
+    // A budget whose connection share (a sixteenth) holds 64 such requests, so that the request
+    // limit, not the memory budget, is what holds the client back here.
+    ServerConfig config = ServerConfig.defaults().withMemoryBudget(16L * ServerConfig.DEFAULT_MAX_REQUESTS * length);
+    try (TestServer server = new TestServer(List.of(), disk, config);
         RawClient client = new RawClient(server.socket()).greet(3)) {
       client.goStructured();
       AtomicLong sent = new AtomicLong();
