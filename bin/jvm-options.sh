@@ -28,6 +28,18 @@
 #                            256 MiB over HTTPS from a fresh server, 2.3-2.5 -> 1.6-1.9 s CPU
 #                            (ssh was measured with C2 alone: 5.5 -> ~3.5 s CPU for 256 MiB;
 #                            NBD over TLS at C1: 1 GiB at 10 MiB/s and 29 s of CPU, docs/tls.md).
+#                            A server that speaks TLS (--tls...) but neither https nor ssh keeps
+#                            C1 for all but the JDK's cipher and digest providers, which C2
+#                            compiles (the compiler directives in c2-crypto.json, beside this
+#                            file; the caller sets jnbd_options_dir to that directory): with C2
+#                            for everything, a third of the CPU of the first GiB read over TLS
+#                            went to the C2 compiler (1 GiB from a fresh server, nbdcopy: server
+#                            CPU 1.35 -> 1.05 s; docs/tls.md). -XX:-DisplayVMOutput keeps the
+#                            JVM's "2 compiler directives added" off stdout, which may be the
+#                            NBD stream (-s): then a thread dump needs jcmd PID Thread.print,
+#                            as kill -QUIT prints nothing. ssh and https keep C2 throughout:
+#                            Apache MINA's and the HTTP client's own Java code was not measured
+#                            at C1.
 # The launchers also pass -XX:AOTCache=FILE -Xlog:aot=off, outside JAVA_OPTS: the AOT cache holds
 # the classes a training run loaded and linked and the profiles of the methods it ran
 # (bin/aot-train.sh, docs/install.md). The JVM checks that the cache fits (same JDK build, same
@@ -36,15 +48,26 @@
 jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -Xms16m -XX:TrimNativeHeapInterval=2000'
 # A sourced file sees its caller's arguments: the launcher's, which name the plugin and options.
 jnbd_jit=-XX:TieredStopAtLevel=1
+jnbd_crypto_early='-XX:CompileCommand=quiet -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.*::*,0.01'
+jnbd_tls=
 jnbd_previous=
 for jnbd_arg in "$@"; do
   case "$jnbd_previous $jnbd_arg" in
     "--tls off"|"--tls no"|"--tls n"|"--tls false"|"--tls f"|"--tls 0") ;;
     *" --tls") ;;  # decided by the next word
     *" --tls=off"|*" --tls=no"|*" --tls=n"|*" --tls=false"|*" --tls=f"|*" --tls=0") ;;
-    "--tls "*|*" ssh"|*https://*|*" --tls"*)
-      jnbd_jit='-XX:CompileCommand=quiet -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.*::*,0.01' ;;
+    *" ssh"|*https://*) jnbd_jit=$jnbd_crypto_early ;;
+    "--tls "*|*" --tls"*) jnbd_tls=1 ;;
   esac
   jnbd_previous=$jnbd_arg
 done
+if [ -n "$jnbd_tls" ] && [ "$jnbd_jit" = -XX:TieredStopAtLevel=1 ]; then
+  # The options are split at spaces: a directory with one in its name gets C2 throughout.
+  case ${jnbd_options_dir:-} in *" "*) jnbd_directives= ;; *) jnbd_directives=${jnbd_options_dir:-}/c2-crypto.json ;; esac
+  if [ -f "$jnbd_directives" ]; then
+    jnbd_jit="$jnbd_crypto_early -XX:+UnlockDiagnosticVMOptions -XX:CompilerDirectivesFile=$jnbd_directives -XX:-DisplayVMOutput"
+  else
+    jnbd_jit=$jnbd_crypto_early
+  fi
+fi
 jnbd_jvm_options="$jnbd_jvm_options $jnbd_jit"

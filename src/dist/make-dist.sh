@@ -6,6 +6,7 @@
 #   lib/jnbd.jar          the shaded jar
 #   lib/jnbd.aot          the AOT cache, trained here with lib/runtime, in place
 #   lib/jvm-options.sh    the JVM options (bin/jvm-options.sh)
+#   lib/c2-crypto.json    the JIT directives those options name for TLS (bin/c2-crypto.json)
 #   lib/runtime/          a Java runtime made by jlink with the modules jdeps finds in the jar
 #   share/man/man1/       jnbd(1), jnbd-NAME-plugin(1), jnbd-NAME-filter(1): the --help texts
 #   share/doc/jnbd/       README.md and docs/
@@ -21,7 +22,7 @@ modules=$("$jdk/bin/jdeps" --multi-release base --ignore-missing-deps --print-mo
 "$jdk/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --output "$home/lib/runtime"
 cp "$target/jnbd.jar" "$home/lib/"
-cp "$root/bin/jvm-options.sh" "$home/lib/"
+cp "$root/bin/jvm-options.sh" "$root/bin/c2-crypto.json" "$home/lib/"
 cp "$root/src/dist/jnbd" "$home/bin/"
 cp "$root/src/dist/nbdkit" "$home/nbdkit-shim/"
 chmod 755 "$home/bin/jnbd" "$home/nbdkit-shim/nbdkit"
