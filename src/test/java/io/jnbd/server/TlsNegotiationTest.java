@@ -15,6 +15,7 @@ import io.jnbd.testing.TestPki;
 import io.jnbd.testing.TestServer;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
@@ -24,6 +25,7 @@ import java.nio.file.Path;
 import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
@@ -52,13 +54,13 @@ class TlsNegotiationTest {
 
   /** A fixed-newstyle client over a plain socket, or over TLS once {@link #startTls} succeeded. */
   private final class Client implements AutoCloseable {
-    private final Socket plain;
+    private final CountingSocket plain;
     private Socket socket;
     private DataInputStream in;
     private DataOutputStream out;
 
     Client(int port) throws IOException {
-      plain = new Socket(InetAddress.getLoopbackAddress(), port);
+      plain = new CountingSocket(port);
       plain.setSoTimeout(30_000);
       use(plain);
       assertThat(in.readLong()).isEqualTo(Nbd.NBDMAGIC);
@@ -117,6 +119,17 @@ class TlsNegotiationTest {
       use(tls);
     }
 
+    /** Sends a transmission-phase request without payload. */
+    void request(int type) throws IOException {
+      out.writeInt(Nbd.REQUEST_MAGIC);
+      out.writeShort(0);
+      out.writeShort(type);
+      out.writeLong(1);
+      out.writeLong(0);
+      out.writeInt(0);
+      out.flush();
+    }
+
     /** Reads what the server still sends (a TLS alert, say) up to its end; a server that never closes times out. */
     void awaitClosedByServer() throws IOException {
       try {
@@ -129,6 +142,38 @@ class TlsNegotiationTest {
     @Override
     public void close() throws IOException {
       socket.close();
+    }
+  }
+
+  /** A client socket that counts the bytes it receives, TLS records included (TLS layered on it reads through it). */
+  private static final class CountingSocket extends Socket {
+    private final AtomicLong received = new AtomicLong();
+
+    CountingSocket(int port) throws IOException {
+      super(InetAddress.getLoopbackAddress(), port);
+    }
+
+    @Override
+    public InputStream getInputStream() throws IOException {
+      return new FilterInputStream(super.getInputStream()) {
+        @Override
+        public int read() throws IOException {
+          int b = super.read();
+          if (b >= 0) {
+            received.incrementAndGet();
+          }
+          return b;
+        }
+
+        @Override
+        public int read(byte[] buffer, int offset, int length) throws IOException {
+          int n = super.read(buffer, offset, length);
+          if (n > 0) {
+            received.addAndGet(n);
+          }
+          return n;
+        }
+      };
     }
   }
 
@@ -206,6 +251,33 @@ class TlsNegotiationTest {
       }
       assertThatThrownBy(() -> TlsPolicy.load(new TlsSettings(TlsMode.REQUIRE, dir.resolve("empty"), null, false, false)))
           .hasMessageContaining("--tls-certificates");
+    }
+  }
+
+  /**
+   * A clean end is a TLS end: after DISC, which has no reply, and when the server stops, the
+   * client receives one more TLS record, the close_notify alert, before the end of the stream.
+   * (The JDK's client takes a bare end of stream for close_notify, so the bytes are counted.)
+   */
+  @Test
+  void theServerSendsCloseNotifyAfterDiscAndWhenItStops() throws Exception {
+    try (TestServer server = serve(TlsMode.REQUIRE)) {
+      try (Client client = new Client(server.port())) {
+        client.startTls();
+        assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ACK);
+        long before = client.plain.received.get();
+        client.request(Nbd.Cmd.DISC);
+        assertThat(client.in.read()).isEqualTo(-1);
+        assertThat(client.plain.received.get() - before).as("bytes after DISC").isPositive();
+      }
+      try (Client client = new Client(server.port())) {
+        client.startTls();
+        assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ACK);
+        long before = client.plain.received.get();
+        server.server().close();
+        assertThat(client.in.read()).isEqualTo(-1);
+        assertThat(client.plain.received.get() - before).as("bytes after the server stopped").isPositive();
+      }
     }
   }
 }

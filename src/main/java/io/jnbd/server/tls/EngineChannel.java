@@ -304,6 +304,24 @@ final class EngineChannel implements TlsChannel {
   }
 
   @Override
+  public void sendCloseNotify() throws IOException {
+    writeLock.lock();
+    try {
+      engine.closeOutbound();
+      while (!engine.isOutboundDone()) {
+        networkOut.clear();
+        SSLEngineResult result = engine.wrap(NOTHING, networkOut);
+        send(networkOut.flip());
+        if (result.bytesProduced() == 0) {
+          break;
+        }
+      }
+    } finally {
+      writeLock.unlock();
+    }
+  }
+
+  @Override
   public String username() {
     return null;
   }
@@ -327,7 +345,7 @@ final class EngineChannel implements TlsChannel {
     return in.isOpen();
   }
 
-  /** Closes the connection below; no close_notify, which could block on a client that does not read. */
+  /** Closes the connection below, without close_notify: that is {@link #sendCloseNotify}, for a clean end only. */
   @Override
   public void close() throws IOException {
     try {

@@ -96,6 +96,12 @@ final class PskChannel implements TlsChannel {
     }
   }
 
+  /** Closing the protocol's stream sends close_notify (and closes the connection below). */
+  @Override
+  public void sendCloseNotify() throws IOException {
+    output.close();
+  }
+
   @Override
   public String username() {
     return username;
@@ -111,7 +117,7 @@ final class PskChannel implements TlsChannel {
     return in.isOpen();
   }
 
-  /** Closes the connection below without close_notify, which could block on a client that does not read. */
+  /** Closes the connection below, without close_notify: that is {@link #sendCloseNotify}, for a clean end only. */
   @Override
   public void close() throws IOException {
     try {
