@@ -23,12 +23,20 @@ import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSession;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
+import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
+import org.bouncycastle.openssl.PEMParser;
+import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -44,7 +52,11 @@ class TlsNegotiationTest {
   }
 
   private TestServer serve(TlsMode mode) {
-    TlsPolicy tls = mode == TlsMode.OFF ? TlsPolicy.OFF : TlsPolicy.load(new TlsSettings(mode, pki, null, false, false));
+    return serve(mode, false);
+  }
+
+  private TestServer serve(TlsMode mode, boolean verifyPeer) {
+    TlsPolicy tls = mode == TlsMode.OFF ? TlsPolicy.OFF : TlsPolicy.load(new TlsSettings(mode, pki, null, verifyPeer, false));
     return new TestServer(Stacks.configured(List.of(), new MemoryPlugin(), "size=1M"), ServerConfig.defaults(), tls)
         .withTcp();
   }
@@ -103,6 +115,11 @@ class TlsNegotiationTest {
     }
 
     void startTls() throws Exception {
+      startTls(null, false);
+    }
+
+    /** STARTTLS, then a handshake with only {@code protocol} (null: the JDK's default), with the client certificate or not. */
+    SSLSession startTls(String protocol, boolean clientCertificate) throws Exception {
       assertThat(ask(Opt.STARTTLS, new byte[0])).isEqualTo(Rep.ACK);
       KeyStore trusted = KeyStore.getInstance("PKCS12");
       trusted.load(null, null);
@@ -112,11 +129,32 @@ class TlsNegotiationTest {
       TrustManagerFactory trust = TrustManagerFactory.getInstance("PKIX");
       trust.init(trusted);
       SSLContext context = SSLContext.getInstance("TLS");
-      context.init(null, trust.getTrustManagers(), null);
+      context.init(clientCertificate ? clientKeys() : null, trust.getTrustManagers(), null);
       SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), true);
       tls.setUseClientMode(true);
+      if (protocol != null) {
+        tls.setEnabledProtocols(new String[] {protocol});
+      }
       tls.startHandshake();
       use(tls);
+      return tls.getSession();
+    }
+
+    private KeyManager[] clientKeys() throws Exception {
+      PrivateKey key;
+      try (PEMParser parser = new PEMParser(Files.newBufferedReader(pki.resolve("client-key.pem")))) {
+        key = new JcaPEMKeyConverter().getPrivateKey((PrivateKeyInfo) parser.readObject());
+      }
+      Certificate certificate;
+      try (InputStream in = Files.newInputStream(pki.resolve("client-cert.pem"))) {
+        certificate = CertificateFactory.getInstance("X.509").generateCertificate(in);
+      }
+      KeyStore keys = KeyStore.getInstance("PKCS12");
+      keys.load(null, null);
+      keys.setKeyEntry("client", key, new char[0], new Certificate[] {certificate});
+      KeyManagerFactory factory = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+      factory.init(keys, new char[0]);
+      return factory.getKeyManagers();
     }
 
     /** Sends a transmission-phase request without payload. */
@@ -277,6 +315,25 @@ class TlsNegotiationTest {
         server.server().close();
         assertThat(client.in.read()).isEqualTo(-1);
         assertThat(client.plain.received.get() - before).as("bytes after the server stopped").isPositive();
+      }
+    }
+  }
+
+  /** Under --tls-verify-peer, clients of either TLS version with a certificate from the CA get in, others do not. */
+  @Test
+  void verifyPeerTakesClientCertificatesOverTls13AndTls12() throws Exception {
+    try (TestServer server = serve(TlsMode.REQUIRE, true)) {
+      for (String protocol : List.of("TLSv1.3", "TLSv1.2")) {
+        try (Client client = new Client(server.port())) {
+          assertThat(client.startTls(protocol, true).getProtocol()).isEqualTo(protocol);
+          assertThat(client.ask(Opt.GO, goDefaultExport())).as(protocol).isEqualTo(Rep.ACK);
+        }
+        try (Client client = new Client(server.port())) {
+          assertThatThrownBy(() -> {
+            client.startTls(protocol, false);
+            client.ask(Opt.GO, goDefaultExport());
+          }).as(protocol + " without a client certificate").isInstanceOf(IOException.class);
+        }
       }
     }
   }
