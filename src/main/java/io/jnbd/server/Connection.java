@@ -102,7 +102,19 @@ final class Connection {
           log.debug("{}: serving '{}' size={} flags=0x{}", peer, export.name, export.size,
               Integer.toHexString(export.transmissionFlags(negotiated.structuredReplies())));
         }
-        transmit(export, negotiated);
+        boolean disconnected;
+        try {
+          disconnected = transmit(export, negotiated);
+        } catch (EOFException e) {
+          if (!stopping) {
+            throw e;
+          }
+          // stop() cut the reader off; the client is still there and has had its replies.
+          disconnected = false;
+        }
+        if ((disconnected || stopping) && !clientGone) {
+          wire.sendCloseNotify();
+        }
       }
     } catch (EOFException e) {
       log.debug("{}: client disconnected", peer);
@@ -158,7 +170,8 @@ final class Connection {
     wire.close();
   }
 
-  private void transmit(ServedExport export, Negotiation.Result negotiated) throws IOException {
+  /** Serves requests until the client sends DISC (then returns true) or the connection ends otherwise. */
+  private boolean transmit(ServedExport export, Negotiation.Result negotiated) throws IOException {
     ReplyWriter replies = new ReplyWriter(wire, negotiated.structuredReplies());
     int slots = Math.max(1, config.maxRequestsPerConnection());
     Semaphore requestSlots = new Semaphore(slots);
@@ -176,11 +189,11 @@ final class Connection {
         Request request = Request.decode(header.flip());
         if (request == null) {
           log.info("{}: dropped: bad request magic", peer);
-          return;
+          return false;
         }
         if (request.type() == Cmd.DISC) {
           log.debug("{}: client sent DISC", peer);
-          return;
+          return true;
         }
         boolean write = request.type() == Cmd.WRITE;
         Validation.Rejection rejection = write && request.length() > export.maxPayload()
@@ -199,7 +212,7 @@ final class Connection {
         int bytes = export.bufferBytes(request);
         if (!memory.take(bytes)) {
           requestSlots.release();
-          return;
+          return false;
         }
         Runnable release = () -> {
           memory.give(bytes);

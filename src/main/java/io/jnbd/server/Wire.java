@@ -151,6 +151,13 @@ public final class Wire implements AutoCloseable {
     return progress == 0 ? 0 : now - progress;
   }
 
+  /** Ends TLS, when it is on, with close_notify; the caller has written its last reply. */
+  void sendCloseNotify() throws IOException {
+    if (tls != null) {
+      tls.sendCloseNotify();
+    }
+  }
+
   /** Makes a blocked reader see end of stream, leaving replies free to go out. */
   void shutdownInput() {
     try {

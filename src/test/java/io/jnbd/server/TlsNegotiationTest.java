@@ -15,6 +15,7 @@ import io.jnbd.testing.TestPki;
 import io.jnbd.testing.TestServer;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
@@ -22,11 +23,20 @@ import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSession;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
+import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
+import org.bouncycastle.openssl.PEMParser;
+import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,7 +52,11 @@ class TlsNegotiationTest {
   }
 
   private TestServer serve(TlsMode mode) {
-    TlsPolicy tls = mode == TlsMode.OFF ? TlsPolicy.OFF : TlsPolicy.load(new TlsSettings(mode, pki, null, false, false));
+    return serve(mode, false);
+  }
+
+  private TestServer serve(TlsMode mode, boolean verifyPeer) {
+    TlsPolicy tls = mode == TlsMode.OFF ? TlsPolicy.OFF : TlsPolicy.load(new TlsSettings(mode, pki, null, verifyPeer, false));
     return new TestServer(Stacks.configured(List.of(), new MemoryPlugin(), "size=1M"), ServerConfig.defaults(), tls)
         .withTcp();
   }
@@ -52,13 +66,13 @@ class TlsNegotiationTest {
 
   /** A fixed-newstyle client over a plain socket, or over TLS once {@link #startTls} succeeded. */
   private final class Client implements AutoCloseable {
-    private final Socket plain;
+    private final CountingSocket plain;
     private Socket socket;
     private DataInputStream in;
     private DataOutputStream out;
 
     Client(int port) throws IOException {
-      plain = new Socket(InetAddress.getLoopbackAddress(), port);
+      plain = new CountingSocket(port);
       plain.setSoTimeout(30_000);
       use(plain);
       assertThat(in.readLong()).isEqualTo(Nbd.NBDMAGIC);
@@ -101,6 +115,11 @@ class TlsNegotiationTest {
     }
 
     void startTls() throws Exception {
+      startTls(null, false);
+    }
+
+    /** STARTTLS, then a handshake with only {@code protocol} (null: the JDK's default), with the client certificate or not. */
+    SSLSession startTls(String protocol, boolean clientCertificate) throws Exception {
       assertThat(ask(Opt.STARTTLS, new byte[0])).isEqualTo(Rep.ACK);
       KeyStore trusted = KeyStore.getInstance("PKCS12");
       trusted.load(null, null);
@@ -110,11 +129,43 @@ class TlsNegotiationTest {
       TrustManagerFactory trust = TrustManagerFactory.getInstance("PKIX");
       trust.init(trusted);
       SSLContext context = SSLContext.getInstance("TLS");
-      context.init(null, trust.getTrustManagers(), null);
+      context.init(clientCertificate ? clientKeys() : null, trust.getTrustManagers(), null);
       SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), true);
       tls.setUseClientMode(true);
+      if (protocol != null) {
+        tls.setEnabledProtocols(new String[] {protocol});
+      }
       tls.startHandshake();
       use(tls);
+      return tls.getSession();
+    }
+
+    private KeyManager[] clientKeys() throws Exception {
+      PrivateKey key;
+      try (PEMParser parser = new PEMParser(Files.newBufferedReader(pki.resolve("client-key.pem")))) {
+        key = new JcaPEMKeyConverter().getPrivateKey((PrivateKeyInfo) parser.readObject());
+      }
+      Certificate certificate;
+      try (InputStream in = Files.newInputStream(pki.resolve("client-cert.pem"))) {
+        certificate = CertificateFactory.getInstance("X.509").generateCertificate(in);
+      }
+      KeyStore keys = KeyStore.getInstance("PKCS12");
+      keys.load(null, null);
+      keys.setKeyEntry("client", key, new char[0], new Certificate[] {certificate});
+      KeyManagerFactory factory = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+      factory.init(keys, new char[0]);
+      return factory.getKeyManagers();
+    }
+
+    /** Sends a transmission-phase request without payload. */
+    void request(int type) throws IOException {
+      out.writeInt(Nbd.REQUEST_MAGIC);
+      out.writeShort(0);
+      out.writeShort(type);
+      out.writeLong(1);
+      out.writeLong(0);
+      out.writeInt(0);
+      out.flush();
     }
 
     /** Reads what the server still sends (a TLS alert, say) up to its end; a server that never closes times out. */
@@ -129,6 +180,38 @@ class TlsNegotiationTest {
     @Override
     public void close() throws IOException {
       socket.close();
+    }
+  }
+
+  /** A client socket that counts the bytes it receives, TLS records included (TLS layered on it reads through it). */
+  private static final class CountingSocket extends Socket {
+    private final AtomicLong received = new AtomicLong();
+
+    CountingSocket(int port) throws IOException {
+      super(InetAddress.getLoopbackAddress(), port);
+    }
+
+    @Override
+    public InputStream getInputStream() throws IOException {
+      return new FilterInputStream(super.getInputStream()) {
+        @Override
+        public int read() throws IOException {
+          int b = super.read();
+          if (b >= 0) {
+            received.incrementAndGet();
+          }
+          return b;
+        }
+
+        @Override
+        public int read(byte[] buffer, int offset, int length) throws IOException {
+          int n = super.read(buffer, offset, length);
+          if (n > 0) {
+            received.addAndGet(n);
+          }
+          return n;
+        }
+      };
     }
   }
 
@@ -206,6 +289,57 @@ class TlsNegotiationTest {
       }
       assertThatThrownBy(() -> TlsPolicy.load(new TlsSettings(TlsMode.REQUIRE, dir.resolve("empty"), null, false, false)))
           .hasMessageContaining("--tls-certificates");
+    }
+  }
+
+  /**
+   * A clean end is a TLS end: after DISC, which has no reply, the client receives one more TLS
+   * record, the close_notify alert, before the end of the stream; so it does when the server
+   * stops, with the JDK's TLS. (The JDK's client takes a bare end of stream for close_notify, so
+   * the bytes are counted.) Both TLS implementations: the JDK's, and Bouncy Castle's that serves
+   * --tls-verify-peer and PSK, which ends a session whose input is shut down, as stopping does,
+   * without close_notify (docs/tls.md).
+   */
+  @Test
+  void theServerSendsCloseNotifyAfterDiscAndWhenItStops() throws Exception {
+    for (boolean verifyPeer : new boolean[] {false, true}) {
+      try (TestServer server = serve(TlsMode.REQUIRE, verifyPeer)) {
+        try (Client client = new Client(server.port())) {
+          client.startTls(null, verifyPeer);
+          assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ACK);
+          long before = client.plain.received.get();
+          client.request(Nbd.Cmd.DISC);
+          assertThat(client.in.read()).isEqualTo(-1);
+          assertThat(client.plain.received.get() - before).as("bytes after DISC, verify-peer " + verifyPeer).isPositive();
+        }
+      }
+    }
+    try (TestServer server = serve(TlsMode.REQUIRE); Client client = new Client(server.port())) {
+      client.startTls();
+      assertThat(client.ask(Opt.GO, goDefaultExport())).isEqualTo(Rep.ACK);
+      long before = client.plain.received.get();
+      server.server().close();
+      assertThat(client.in.read()).isEqualTo(-1);
+      assertThat(client.plain.received.get() - before).as("bytes after the server stopped").isPositive();
+    }
+  }
+
+  /** Under --tls-verify-peer, clients of either TLS version with a certificate from the CA get in, others do not. */
+  @Test
+  void verifyPeerTakesClientCertificatesOverTls13AndTls12() throws Exception {
+    try (TestServer server = serve(TlsMode.REQUIRE, true)) {
+      for (String protocol : List.of("TLSv1.3", "TLSv1.2")) {
+        try (Client client = new Client(server.port())) {
+          assertThat(client.startTls(protocol, true).getProtocol()).isEqualTo(protocol);
+          assertThat(client.ask(Opt.GO, goDefaultExport())).as(protocol).isEqualTo(Rep.ACK);
+        }
+        try (Client client = new Client(server.port())) {
+          assertThatThrownBy(() -> {
+            client.startTls(protocol, false);
+            client.ask(Opt.GO, goDefaultExport());
+          }).as(protocol + " without a client certificate").isInstanceOf(IOException.class);
+        }
+      }
     }
   }
 }

@@ -21,6 +21,12 @@ import javax.net.ssl.SSLSession;
  * have no {@code SSLSocket}) are served alike. The engine allows one wrap and one unwrap at once:
  * the reader thread unwraps, a replying thread wraps, and {@link #writeLock} keeps the reader's
  * own rare writes (a TLS 1.3 key update answer) from interleaving with replies.
+ *
+ * <p>The engine's network buffers are heap buffers: the JDK's AES-GCM runs its intrinsic over a
+ * whole record only when both sides of the cipher are arrays, and encrypts or decrypts direct
+ * buffers 512 bytes at a time through two copies each (steady-state server CPU for 1 GiB read
+ * by nbdcopy: 1.1 s with direct buffers, 0.85 s with heap ones). The copy the channel then makes
+ * into its own direct buffer is one bulk memcpy.
  */
 final class EngineChannel implements TlsChannel {
   /** Records encrypted per system call when writing large replies. */
@@ -49,10 +55,10 @@ final class EngineChannel implements TlsChannel {
     SSLSession session = engine.getSession();
     this.applicationSize = session.getApplicationBufferSize();
     this.packetSize = session.getPacketBufferSize();
-    this.networkIn = ByteBuffer.allocateDirect(Math.max(NETWORK_READ, session.getPacketBufferSize() + early.remaining()));
+    this.networkIn = ByteBuffer.allocate(Math.max(NETWORK_READ, session.getPacketBufferSize() + early.remaining()));
     networkIn.put(early).flip();
-    this.applicationIn = ByteBuffer.allocateDirect(applicationSize).flip();
-    this.networkOut = ByteBuffer.allocateDirect(session.getPacketBufferSize() * RECORDS_PER_WRITE);
+    this.applicationIn = ByteBuffer.allocate(applicationSize).flip();
+    this.networkOut = ByteBuffer.allocate(session.getPacketBufferSize() * RECORDS_PER_WRITE);
   }
 
   /**
@@ -138,7 +144,7 @@ final class EngineChannel implements TlsChannel {
   private int fillNetworkIn() throws IOException {
     networkIn.compact();
     if (!networkIn.hasRemaining()) {
-      ByteBuffer larger = ByteBuffer.allocateDirect(networkIn.capacity() * 2);
+      ByteBuffer larger = ByteBuffer.allocate(networkIn.capacity() * 2);
       networkIn = larger.put(networkIn.flip());
     }
     try {
@@ -302,6 +308,24 @@ final class EngineChannel implements TlsChannel {
   }
 
   @Override
+  public void sendCloseNotify() throws IOException {
+    writeLock.lock();
+    try {
+      engine.closeOutbound();
+      while (!engine.isOutboundDone()) {
+        networkOut.clear();
+        SSLEngineResult result = engine.wrap(NOTHING, networkOut);
+        send(networkOut.flip());
+        if (result.bytesProduced() == 0) {
+          break;
+        }
+      }
+    } finally {
+      writeLock.unlock();
+    }
+  }
+
+  @Override
   public String username() {
     return null;
   }
@@ -326,7 +350,7 @@ final class EngineChannel implements TlsChannel {
     return in.isOpen();
   }
 
-  /** Closes the connection below; no close_notify, which could block on a client that does not read. */
+  /** Closes the connection below, without close_notify: that is {@link #sendCloseNotify}, for a clean end only. */
   @Override
   public void close() throws IOException {
     try {

@@ -1,8 +1,6 @@
 package io.jnbd.server.tls;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.WritableByteChannel;
@@ -19,7 +17,6 @@ import org.bouncycastle.tls.PskIdentity;
 import org.bouncycastle.tls.SecurityParameters;
 import org.bouncycastle.tls.TlsPSKExternal;
 import org.bouncycastle.tls.TlsPSKIdentityManager;
-import org.bouncycastle.tls.TlsServerProtocol;
 import org.bouncycastle.tls.TlsUtils;
 import org.bouncycastle.tls.crypto.TlsCrypto;
 import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
@@ -57,34 +54,8 @@ final class PskHandshaker implements Handshaker {
 
   @Override
   public TlsChannel handshake(ReadableByteChannel in, WritableByteChannel out, ByteBuffer early) throws IOException {
-    TlsCrypto crypto = new JcaTlsCryptoProvider().create(random);
-    Server server = new Server(crypto, file.read());
-    TlsServerProtocol protocol = new TlsServerProtocol(new ChannelInput(in, early), new ChannelOutput(out));
-    try {
-      protocol.accept(server);
-    } catch (IOException | RuntimeException e) {
-      protocol.close();
-      throw e;
-    }
-    SecurityParameters parameters = server.negotiated;
-    String username = server.username;
-    String description = parameters.getNegotiatedVersion() + " " + cipherSuiteName(parameters.getCipherSuite())
-        + ", PSK, username " + username;
-    return new PskChannel(protocol.getInputStream(), protocol.getOutputStream(), in, out, username, description);
-  }
-
-  /** Bouncy Castle names its suites only as constants. */
-  static String cipherSuiteName(int suite) {
-    for (java.lang.reflect.Field field : CipherSuite.class.getFields()) {
-      try {
-        if (field.getType() == int.class && field.getInt(null) == suite) {
-          return field.getName();
-        }
-      } catch (IllegalAccessException e) {
-        break;
-      }
-    }
-    return "cipher suite 0x" + Integer.toHexString(suite);
+    Server server = new Server(new JcaTlsCryptoProvider().create(random), file.read());
+    return BcChannel.accept(server, in, out, early);
   }
 
   @Override
@@ -93,7 +64,7 @@ final class PskHandshaker implements Handshaker {
   }
 
   /** One handshake's server; the keys are those of the file when the client connected. */
-  private static final class Server extends PSKTlsServer {
+  private static final class Server extends PSKTlsServer implements BcChannel.NegotiatingServer {
     private final Map<String, byte[]> keys;
     private SecurityParameters negotiated;
     /** The identity whose key was handed out: the handshake succeeds only with that key. */
@@ -132,6 +103,21 @@ final class PskHandshaker implements Handshaker {
     }
 
     @Override
+    public SecurityParameters negotiated() {
+      return negotiated;
+    }
+
+    @Override
+    public String peer() {
+      return "PSK, username " + username;
+    }
+
+    @Override
+    public String username() {
+      return username;
+    }
+
+    @Override
     protected ProtocolVersion[] getSupportedVersions() {
       return ProtocolVersion.TLSv13.downTo(ProtocolVersion.TLSv12);
     }
@@ -151,67 +137,6 @@ final class PskHandshaker implements Handshaker {
         }
       }
       return null;
-    }
-  }
-
-  /** Bytes read before the handshake began, then the channel; one reader thread. */
-  static final class ChannelInput extends InputStream {
-    private final ReadableByteChannel channel;
-    private final ByteBuffer early;
-
-    ChannelInput(ReadableByteChannel channel, ByteBuffer early) {
-      this.channel = channel;
-      this.early = early;
-    }
-
-    @Override
-    public int read() throws IOException {
-      byte[] one = new byte[1];
-      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
-    }
-
-    @Override
-    public int read(byte[] buffer, int offset, int length) throws IOException {
-      if (length == 0) {
-        return 0;
-      }
-      if (early.hasRemaining()) {
-        int n = Math.min(length, early.remaining());
-        early.get(buffer, offset, n);
-        return n;
-      }
-      return channel.read(ByteBuffer.wrap(buffer, offset, length));
-    }
-
-    @Override
-    public void close() throws IOException {
-      channel.close();
-    }
-  }
-
-  static final class ChannelOutput extends OutputStream {
-    private final WritableByteChannel channel;
-
-    ChannelOutput(WritableByteChannel channel) {
-      this.channel = channel;
-    }
-
-    @Override
-    public void write(int b) throws IOException {
-      write(new byte[] {(byte) b}, 0, 1);
-    }
-
-    @Override
-    public void write(byte[] buffer, int offset, int length) throws IOException {
-      ByteBuffer bytes = ByteBuffer.wrap(buffer, offset, length);
-      while (bytes.hasRemaining()) {
-        channel.write(bytes);
-      }
-    }
-
-    @Override
-    public void close() throws IOException {
-      channel.close();
     }
   }
 }

@@ -1,5 +1,6 @@
 package io.jnbd.server.tls;
 
+import java.io.IOException;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.GatheringByteChannel;
 
@@ -14,6 +15,13 @@ public interface TlsChannel extends ByteChannel, GatheringByteChannel {
    * more requests are waiting, which the connection must not leave behind one it runs itself.
    */
   boolean hasBufferedInput();
+
+  /**
+   * Sends the close_notify alert: the server will write nothing more. For a clean end (after
+   * DISC, or when the server stops), once the last reply is out; the connection stays open for
+   * {@link #close}.
+   */
+  void sendCloseNotify() throws IOException;
 
   /** The PSK identity the client authenticated with, or null (certificates, or none). */
   String username();

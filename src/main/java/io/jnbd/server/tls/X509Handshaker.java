@@ -12,11 +12,16 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
+import java.security.NoSuchAlgorithmException;
+import java.security.Provider;
 import java.security.PrivateKey;
+import java.security.SecureRandom;
+import java.security.Signature;
 import java.security.cert.CRL;
 import java.security.cert.CertStore;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
 import java.security.cert.CollectionCertStoreParameters;
 import java.security.cert.PKIXBuilderParameters;
 import java.security.cert.X509CertSelector;
@@ -27,10 +32,15 @@ import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509TrustManager;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
+import org.bouncycastle.jcajce.util.DefaultJcaJceHelper;
+import org.bouncycastle.jcajce.util.JcaJceHelper;
+import org.bouncycastle.jce.provider.BouncyCastleProvider;
 import org.bouncycastle.openssl.PEMKeyPair;
 import org.bouncycastle.openssl.PEMParser;
 import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
+import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCrypto;
 
 /**
  * X.509 certificates from a directory laid out as nbdkit's: server-cert.pem (the server's
@@ -45,14 +55,34 @@ final class X509Handshaker implements Handshaker {
   static final String CA_CRL = "ca-crl.pem";
   private static final char[] IN_MEMORY_PASSWORD = new char[0];
 
-  private final SSLContext context;
   private final Path directory;
-  private final boolean verifyPeer;
+  private final PrivateKey key;
+  private final List<X509Certificate> chain;
+  /** Without --tls-verify-peer: the JDK's TLS. */
+  private final SSLContext context;
+  /** With it: the CA's judge of client certificates, for Bouncy Castle's TLS (ClientCertificateServer says why). */
+  private final X509TrustManager clientTrust;
+  private final SecureRandom random = new SecureRandom();
+  /** For Bouncy Castle's TLS, with verify-peer: see {@link JdkFirstHelper}. */
+  private final JcaJceHelper bcHelper;
 
-  private X509Handshaker(SSLContext context, Path directory, boolean verifyPeer) {
-    this.context = context;
+  private X509Handshaker(Path directory, boolean verifyPeer) {
     this.directory = directory;
-    this.verifyPeer = verifyPeer;
+    try {
+      this.chain = certificates(directory.resolve(SERVER_CERTIFICATE));
+      this.key = privateKey(directory.resolve(SERVER_KEY));
+      if (verifyPeer) {
+        this.context = null;
+        this.bcHelper = new JdkFirstHelper();
+        this.clientTrust = (X509TrustManager) trustManagers(directory).getTrustManagers()[0];
+      } else {
+        this.context = context(key, chain);
+        this.bcHelper = null;
+        this.clientTrust = null;
+      }
+    } catch (IOException | GeneralSecurityException e) {
+      throw new ConfigException("--tls-certificates: " + e.getMessage());
+    }
   }
 
   /**
@@ -62,27 +92,21 @@ final class X509Handshaker implements Handshaker {
   static X509Handshaker load(List<Path> directories, boolean verifyPeer) {
     for (Path directory : directories) {
       if (Files.isRegularFile(directory.resolve(SERVER_CERTIFICATE)) && Files.isRegularFile(directory.resolve(SERVER_KEY))) {
-        return new X509Handshaker(context(directory, verifyPeer), directory, verifyPeer);
+        return new X509Handshaker(directory, verifyPeer);
       }
     }
     return null;
   }
 
-  private static SSLContext context(Path directory, boolean verifyPeer) {
-    try {
-      List<Certificate> chain = certificates(directory.resolve(SERVER_CERTIFICATE));
-      PrivateKey key = privateKey(directory.resolve(SERVER_KEY));
-      KeyStore keys = KeyStore.getInstance("PKCS12");
-      keys.load(null, null);
-      keys.setKeyEntry("server", key, IN_MEMORY_PASSWORD, chain.toArray(Certificate[]::new));
-      KeyManagerFactory keyManagers = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-      keyManagers.init(keys, IN_MEMORY_PASSWORD);
-      SSLContext context = SSLContext.getInstance("TLS");
-      context.init(keyManagers.getKeyManagers(), verifyPeer ? trustManagers(directory).getTrustManagers() : null, null);
-      return context;
-    } catch (IOException | GeneralSecurityException e) {
-      throw new ConfigException("--tls-certificates: " + e.getMessage());
-    }
+  private static SSLContext context(PrivateKey key, List<X509Certificate> chain) throws IOException, GeneralSecurityException {
+    KeyStore keys = KeyStore.getInstance("PKCS12");
+    keys.load(null, null);
+    keys.setKeyEntry("server", key, IN_MEMORY_PASSWORD, chain.toArray(Certificate[]::new));
+    KeyManagerFactory keyManagers = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+    keyManagers.init(keys, IN_MEMORY_PASSWORD);
+    SSLContext context = SSLContext.getInstance("TLS");
+    context.init(keyManagers.getKeyManagers(), null, null);
+    return context;
   }
 
   private static TrustManagerFactory trustManagers(Path directory) throws IOException, GeneralSecurityException {
@@ -109,14 +133,15 @@ final class X509Handshaker implements Handshaker {
     return factory;
   }
 
-  private static List<Certificate> certificates(Path file) throws IOException, GeneralSecurityException {
+  private static List<X509Certificate> certificates(Path file) throws IOException, GeneralSecurityException {
     return certificates(file, "--tls-certificates");
   }
 
   /** The certificates in a PEM file; {@code setting} names where it came from in errors. */
-  static List<Certificate> certificates(Path file, String setting) throws IOException, GeneralSecurityException {
+  static List<X509Certificate> certificates(Path file, String setting) throws IOException, GeneralSecurityException {
     try (InputStream in = Files.newInputStream(file)) {
-      List<Certificate> certificates = List.copyOf(CertificateFactory.getInstance("X.509").generateCertificates(in));
+      List<X509Certificate> certificates = CertificateFactory.getInstance("X.509").generateCertificates(in).stream()
+          .map(X509Certificate.class::cast).toList();
       if (certificates.isEmpty()) {
         throw new ConfigException(setting + ": " + file + " holds no certificate");
       }
@@ -151,19 +176,36 @@ final class X509Handshaker implements Handshaker {
 
   @Override
   public TlsChannel handshake(ReadableByteChannel in, WritableByteChannel out, ByteBuffer early) throws IOException {
+    if (clientTrust != null) {
+      JcaTlsCrypto crypto = new JcaTlsCrypto(bcHelper, random, random) {};
+      return BcChannel.accept(new ClientCertificateServer(crypto, key, chain, clientTrust), in, out, early);
+    }
     SSLEngine engine = context.createSSLEngine();
     engine.setUseClientMode(false);
-    // The NBD protocol asks for TLS 1.2 at least, 1.3 preferably. But the JDK's TLS 1.3
-    // certificate request leaves out the RSA PKCS#1 signatures (kept for a separate
-    // signature_algorithms_cert that GnuTLS 3.7 ignores), so GnuTLS clients send no certificate
-    // when theirs is signed that way, as certtool signs them: client certificates need TLS 1.2.
-    engine.setEnabledProtocols(verifyPeer ? new String[] {"TLSv1.2"} : new String[] {"TLSv1.3", "TLSv1.2"});
-    engine.setNeedClientAuth(verifyPeer);
+    // The NBD protocol asks for TLS 1.2 at least, 1.3 preferably.
+    engine.setEnabledProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
     return EngineChannel.handshake(engine, in, out, early);
   }
 
   @Override
   public String describe() {
-    return "x509 certificates from " + directory + (verifyPeer ? ", client certificates verified" : "");
+    return "x509 certificates from " + directory + (clientTrust != null ? ", client certificates verified" : "");
+  }
+
+  /**
+   * The JDK's providers for Bouncy Castle's TLS (hardware AES-GCM), and Bouncy Castle's own for
+   * the signature names the JDK does not know: its TLS asks for RSA-PSS as "SHA256WITHRSASSA-PSS".
+   */
+  private static final class JdkFirstHelper extends DefaultJcaJceHelper {
+    private final Provider fallback = new BouncyCastleProvider();
+
+    @Override
+    public Signature createSignature(String algorithm) throws NoSuchAlgorithmException {
+      try {
+        return super.createSignature(algorithm);
+      } catch (NoSuchAlgorithmException e) {
+        return Signature.getInstance(algorithm, fallback);
+      }
+    }
   }
 }
