@@ -23,7 +23,10 @@ import java.util.regex.Pattern;
  * HTTP/1.1 with single byte ranges, sleeps a fixed delay before every response, and counts the
  * requests and body bytes it sends. Run as a source file, so the benchmark needs no build of it:
  *
- * <pre>java bench/Origin.java FILE DELAY_MS PORTFILE</pre>
+ * <pre>java bench/Origin.java FILE DELAY_MS PORTFILE [LINK_MIB_PER_S]</pre>
+ *
+ * <p>With LINK_MIB_PER_S, every response body shares one link of that rate: a chunk goes out
+ * when the link has carried the chunks before it, whichever connection they were on.
  *
  * It binds a free loopback port and writes it to PORTFILE. GET /_stats answers "requests bytes";
  * GET /_reset zeroes the counters and ends any fault. Any other path serves FILE, with an ETag
@@ -44,6 +47,10 @@ public final class Origin {
   private static FileChannel channel;
   private static long size;
   private static long delayMillis;
+  /** The link's rate, bytes per second, shared by every response; 0 for no limit. */
+  private static long linkBytesPerSecond;
+  /** When the link is next free, in System.nanoTime() terms. */
+  private static long linkFreeAt;
   private static int port;
   private static HttpServer server;
   private static volatile long outageAt = -1;
@@ -57,6 +64,7 @@ public final class Origin {
     System.setProperty("sun.net.httpserver.nodelay", "true");
     file = Path.of(args[0]);
     delayMillis = Long.parseLong(args[1]);
+    linkBytesPerSecond = args.length > 3 ? Long.parseLong(args[3]) << 20 : 0;
     channel = FileChannel.open(file, StandardOpenOption.READ);
     size = channel.size();
     listen(0);
@@ -176,12 +184,29 @@ public final class Origin {
             chunk[i] = (byte) ~chunk[i];
           }
         }
+        awaitLink(n);
         out.write(chunk, 0, n);
         at += n;
         faultsAfter(bytes.addAndGet(n));
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Waits until the link has carried {@code n} more bytes after what it carries already. */
+  private static void awaitLink(int n) throws InterruptedException {
+    if (linkBytesPerSecond == 0) {
+      return;
+    }
+    long done;
+    synchronized (Origin.class) {
+      long start = Math.max(System.nanoTime(), linkFreeAt);
+      linkFreeAt = done = start + n * 1_000_000_000L / linkBytesPerSecond;
+    }
+    long wait = done - System.nanoTime();
+    if (wait > 0) {
+      Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
     }
   }
 

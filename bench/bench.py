@@ -28,6 +28,10 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              starting, idle RSS; JAVA_HOME unset; the median of --runs (default 7), alternated;
              then the memory rows (checkout only): the memory plugin holding 1 GiB written (peak
              RSS, longest GC pause), idle RSS of memory 1G, peak RSS of an nbdcopy of 1 GiB from file
+  link       a serial reader (nbdcopy -R1 -C1) through readahead+cache+http, --size-mib (default
+             256) from an origin 50 ms per response behind a 200 MiB/s link, jnbd vs nbdkit, and
+             each time as a multiple of the link's own limit (size / rate); the footprint issue
+             asks for at most 1.25x
   fuzz       the protocol fuzzer (ProtocolFuzzTest) with --fuzz-cases sessions instead of the
              few thousand every build runs; prints its thread, fd and memory figures
 
@@ -192,11 +196,11 @@ class Server:
 class Origin:
     """bench/Origin.java: one file over HTTP with a fixed delay per response, counting traffic."""
 
-    def __init__(self, image, delay_ms):
+    def __init__(self, image, delay_ms, link_mib_per_s=0):
         self.dir = Path(tempfile.mkdtemp(prefix="jnbd-origin-"))
         portfile = self.dir / "port"
         self.proc = subprocess.Popen([JAVA, str(ROOT / "bench" / "Origin.java"), str(image),
-                                      str(delay_ms), str(portfile)],
+                                      str(delay_ms), str(portfile), str(link_mib_per_s)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while not portfile.exists() or not portfile.read_text():
@@ -593,6 +597,33 @@ def suite_readahead(args):
     print(fmt_table(f"readahead: {args.size_mib} MiB image, median of {args.runs} runs",
                     HTTP_HEADER, rows))
     memory_check(args)
+
+
+LINK_DELAY_MS = 50       # the link suite: a far origin...
+LINK_MIB_PER_S = 200     # ...behind a link of this rate
+
+
+def suite_link(args):
+    """A serial reader through readahead+cache+http from an origin 50 ms away behind a 200 MiB/s
+    link: how close jnbd comes to the link's own limit (the image's size over the link's rate)."""
+    size = args.size_mib * MiB
+    image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
+    sha = sha256(image)
+    filters = ["--filter=readahead", "--filter=cache"]
+    readers = [("nbdcopy -R1 -C1 256K", nbdcopy("--requests=1", "--connections=1"))]
+    origin = Origin(image, LINK_DELAY_MS, LINK_MIB_PER_S)
+    try:
+        servers = [("jnbd readahead+cache+http", ["jnbd", "-r", *filters, "http", f"url={origin.url}"]),
+                   ("nbdkit readahead+cache+curl", ["nbdkit", "-r", *filters, "curl", f"url={origin.url}"])]
+        rows = http_rows(origin, image, size, sha, LINK_DELAY_MS, readers, servers, args.runs)
+    finally:
+        origin.stop()
+    limit = size / MiB / LINK_MIB_PER_S
+    for row in rows:
+        row.append(f"{float(row[3]) / limit:.2f}x")
+    print(fmt_table(f"link: {args.size_mib} MiB, origin {LINK_DELAY_MS} ms per response behind a "
+                    f"{LINK_MIB_PER_S} MiB/s link (its limit: {limit:.2f} s), median of {args.runs} runs",
+                    HTTP_HEADER + ["x the link's limit"], rows))
 
 
 # virt-v2v's server line for a remote input (its -i vmx / vCenter paths), jnbd and nbdkit alike;
@@ -1569,7 +1600,7 @@ def suite_fuzz(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", nargs="*", default=["core", "http", "readahead"],
-                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "tls", "footprint", "jit"])
+                        choices=["core", "http", "readahead", "memory", "fault", "soak", "fuzz", "v2v", "tls", "footprint", "jit", "link"])
     parser.add_argument("--runs", type=int, default=None,
                         help="runs per cell; the median is shown (default 3; footprint: 7; soak: 1, the worst is shown)")
     parser.add_argument("--size-mib", type=int, default=None,
@@ -1596,7 +1627,7 @@ def main():
         {"core": suite_core, "http": suite_http, "readahead": suite_readahead,
          "memory": memory_check, "fault": suite_fault,
          "soak": suite_soak, "fuzz": suite_fuzz,
-         "v2v": suite_v2v, "tls": suite_tls, "footprint": suite_footprint, "jit": suite_jit}[suite](suite_args)
+         "v2v": suite_v2v, "tls": suite_tls, "footprint": suite_footprint, "jit": suite_jit, "link": suite_link}[suite](suite_args)
         print()
 
 if __name__ == "__main__":
