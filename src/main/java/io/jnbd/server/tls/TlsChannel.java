@@ -1,6 +1,7 @@
 package io.jnbd.server.tls;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.GatheringByteChannel;
 
@@ -28,4 +29,15 @@ public interface TlsChannel extends ByteChannel, GatheringByteChannel {
 
   /** Protocol, cipher suite and peer, for -D nbdkit.tls.session=1; never a secret. */
   String describeSession();
+
+  /** Every write is a gathering write. */
+  @Override
+  default int write(ByteBuffer src) throws IOException {
+    return (int) write(new ByteBuffer[] {src}, 0, 1);
+  }
+
+  @Override
+  default long write(ByteBuffer[] srcs) throws IOException {
+    return write(srcs, 0, srcs.length);
+  }
 }
