@@ -51,7 +51,9 @@ final class ReadaheadExport extends FilterExport {
         // Prefetches complete normally even when they fail; nothing to report.
       }
     }
+    long started = System.nanoTime();
     next.pread(buffer, offset);
+    table.readTook(System.nanoTime() - started);
   }
 
   private void launch(List<Prefetch> prefetches) {

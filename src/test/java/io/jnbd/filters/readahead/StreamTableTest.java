@@ -32,6 +32,22 @@ class StreamTableTest {
   }
 
   @Test
+  void overASlowLayerANewStreamStartsAtItsBoundNotAtTheInitialWindow() {
+    StreamTable local = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    remote.readTook(StreamTable.SLOW_READ_NANOS);
+    local.readTook(StreamTable.SLOW_READ_NANOS - 1);
+    for (long offset = 0; offset < 3 * 256 * 1024; offset += 256 * 1024) {
+      local.onRead(offset, 256 * 1024);
+      remote.onRead(offset, 256 * 1024);
+    }
+    long next = 3 * 256 * 1024;
+    assertThat(local.windowAt(next)).isEqualTo(ReadaheadSettings.defaults().window());
+    // The bound's floor: half the in-flight limit in chunks.
+    assertThat(remote.windowAt(next)).isEqualTo(4 * ReadaheadSettings.defaults().chunk());
+  }
+
+  @Test
   void sequentialReadsArePrefetchedAheadAfterConfirmation() {
     read(0, 256 * 1024);
     read(256 * 1024, 256 * 1024);
