@@ -32,8 +32,8 @@ public final class Main {
   public static int run(String[] args, PrintStream out, PrintStream err) {
     // The probes that programs run before every use (virt-v2v: nbdkit --version, --dump-config)
     // are answered before the command-line parser is built: picocli reads its model from
-    // annotations by reflection, and its classes (Java 5 bytecode) stay out of the AOT cache,
-    // which made that most of a --version's CPU.
+    // annotations by reflection, which even with its classes in the AOT cache doubles a
+    // --version's CPU (0.08 -> 0.17 s).
     if (args.length == 1 && args[0].equals("--version")) {
       Help.version(out, List.of());
       return 0;
