@@ -27,7 +27,10 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              the jar): --version, a captive --run true, time until the pidfile exists, CPU spent
              starting, idle RSS; JAVA_HOME unset; the median of --runs (default 7), alternated;
              then the memory rows (checkout only): the memory plugin holding 1 GiB written (peak
-             RSS, longest GC pause), idle RSS of memory 1G, peak RSS of an nbdcopy of 1 GiB from file
+             RSS, longest GC pause), idle RSS of memory 1G, peak RSS of an nbdcopy of 1 GiB from file;
+             then the CPU and speed rows: steady-state server CPU (2 GiB from file, the http image
+             from a local nginx with and without readahead+cache), a fresh server's copy over HTTPS
+             and plain HTTP, and the link suite's serial reader (at most 3 runs)
   link       a serial reader (nbdcopy -R1 -C1) through readahead+cache+http, --size-mib (default
              256) from an origin 50 ms per response behind a 200 MiB/s link, jnbd vs nbdkit, and
              each time as a multiple of the link's own limit (size / rate); the footprint issue
@@ -1577,6 +1580,67 @@ def suite_footprint(args):
                     ["what", "nbdkit", "jnbd checkout", "ratio", "jnbd installed", "ratio", "target"], rows))
     print()
     memory_footprint(args)
+    print()
+    throughput_footprint(args)
+
+
+def steady_copy_cpu(label, argv):
+    """Server CPU seconds during an nbdcopy to null: from a server that has already served one
+    (start-up and warm-up excluded, as the issue's steady-state rows ask)."""
+    with Server(label, argv) as server:
+        timed(["nbdcopy", server.uri, "null:"])
+        before = server.cpu_seconds()
+        timed(["nbdcopy", server.uri, "null:"])
+        return server.cpu_seconds() - before
+
+
+def throughput_footprint(args):
+    """Issue 11's CPU and speed rows, each beside nbdkit: steady-state server CPU for 2 GiB from the
+    file plugin and for the http image from a local nginx (with and without readahead+cache); a
+    fresh server's copy over HTTPS and plain HTTP (the jit suite's launcher rows); the serial
+    reader through a slow link (the link suite, at most 3 runs: nbdkit takes ~1 min per run)."""
+    file_image = make_image("footprint-2G.img", 2048 * MiB)
+    warm(file_image)
+    size = args.size_mib * MiB
+    http_image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
+    sha = sha256(http_image)
+    warm(http_image)
+    nginx = Nginx(http_image)
+    try:
+        url = nginx.urls["http"]
+        filters = ["--filter=readahead", "--filter=cache"]
+        cases = [("2 GiB from the file plugin", "<= 1.2x",
+                  [("nbdkit file", ["nbdkit", "-r", "file", f"file={file_image}"]),
+                   ("jnbd file", ["jnbd", "-r", "file", f"file={file_image}"])]),
+                 (f"{args.size_mib} MiB over http, local nginx", "<= 2x",
+                  [("nbdkit curl", ["nbdkit", "-r", "curl", f"url={url}"]),
+                   ("jnbd http", ["jnbd", "-r", "http", f"url={url}"]),
+                   ("nbdkit readahead+cache+curl", ["nbdkit", "-r", *filters, "curl", f"url={url}"]),
+                   ("jnbd readahead+cache+http", ["jnbd", "-r", *filters, "http", f"url={url}"])])]
+        rows = []
+        for case, target, servers in cases:
+            cpu = {label: [] for label, _ in servers}
+            for _ in range(args.runs):
+                for label, argv in servers:
+                    cpu[label].append(steady_copy_cpu(label, argv))
+            reference = None
+            for label, _ in servers:
+                median = statistics.median(cpu[label])
+                if label.startswith("nbdkit"):
+                    reference = median
+                rows.append([case, label, f"{median:.2f} ({min(cpu[label]):.2f}-{max(cpu[label]):.2f})",
+                             "-" if label.startswith("nbdkit") else f"{median / reference:.2f}x", target])
+                log(rows[-1])
+        print(fmt_table(f"server CPU s during a second nbdcopy to null: (steady state), median of {args.runs} runs",
+                        ["copy", "server", "CPU s", "vs the nbdkit row above", "target"], rows))
+        print()
+        print(cpu_rows(f"a fresh server per copy: {args.size_mib} MiB from a local nginx, nbdcopy defaults, median "
+                       f"of {args.runs} runs (the issue: jnbd at least as fast as nbdkit curl)",
+                       nginx_cases(nginx, [("jnbd http", None)]), args.runs, sha, size))
+    finally:
+        nginx.stop()
+    print()
+    suite_link(argparse.Namespace(**dict(vars(args), runs=min(args.runs, 3))))
 
 
 def suite_fuzz(args):
