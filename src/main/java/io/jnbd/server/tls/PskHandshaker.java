@@ -122,6 +122,12 @@ final class PskHandshaker implements Handshaker {
       return ProtocolVersion.TLSv13.downTo(ProtocolVersion.TLSv12);
     }
 
+    /** Ours lists AES-128-GCM first; GnuTLS clients list ChaCha20 before it, which has no AES instructions to run on. */
+    @Override
+    protected boolean preferLocalCipherSuites() {
+      return true;
+    }
+
     @Override
     protected int[] getSupportedCipherSuites() {
       return TlsUtils.getSupportedCipherSuites(getCrypto(), CIPHER_SUITES);
