@@ -199,8 +199,8 @@ final class X509Handshaker implements Handshaker {
   /**
    * The cipher suites in the same order but for each AES-128-GCM suite, which goes just before its
    * AES-256-GCM twin. The JDK lists AES-256 first and GnuTLS clients (libnbd, qemu) offer it first,
-   * but AES-128 is as safe for this purpose and takes 10 rounds instead of 14, on both ends:
-   * 1 GiB read by nbdcopy ... (docs/tls.md).
+   * but AES-128 (TLS 1.3's mandatory suite) takes 10 rounds instead of 14, on both ends: the JDK
+   * encrypts 16 KiB records about a fifth faster with it (docs/tls.md).
    */
   static String[] aes128GcmFirst(String[] suites) {
     List<String> order = List.of(suites);
