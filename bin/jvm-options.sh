@@ -31,11 +31,17 @@
 #                            option but --tls=off) or SSH (the ssh plugin): AES is fast only in C2's
 #                            intrinsics; C1 decrypts AES-GCM at ~37 MiB/s of CPU, C2 at ~650
 #                            (bench/run jit; docs/plugins/http.md, docs/plugins/ssh.md). Then
-#                            the JDK's crypto classes are compiled after 1% of the usual calls,
-#                            so a fresh server reaches the intrinsics within its first MiBs:
-#                            256 MiB over HTTPS from a fresh server, 2.3-2.5 -> 1.6-1.9 s CPU
-#                            (ssh was measured with C2 alone: 5.5 -> ~3.5 s CPU for 256 MiB;
-#                            NBD over TLS at C1: 1 GiB at 10 MiB/s and 29 s of CPU, docs/tls.md).
+#                            the JDK's bulk ciphers and MACs (AES-GCM, AES-CTR, ChaCha20-Poly1305,
+#                            HMAC) are compiled after 1% of the usual calls, so a fresh server
+#                            reaches the intrinsics within its first MiBs: 256 MiB over HTTPS
+#                            from a fresh server, 2.3-2.5 -> 1.6-1.9 s CPU (ssh was measured
+#                            with C2 alone: 5.5 -> ~3.5 s CPU for 256 MiB; NBD over TLS at C1:
+#                            1 GiB at 10 MiB/s and 29 s of CPU, docs/tls.md). Not the rest of
+#                            their provider (the TLS key schedule's HKDF, key expansion, DH
+#                            parameters), which runs a few times per handshake: at 1% it too went
+#                            to C2, and a fresh server spent ~45 ms of CPU per NBD-over-TLS
+#                            connection, most of it in the C2 compiler, for its 5th to 12th
+#                            connections; ~30 ms with the bulk classes only (docs/tls.md).
 #                            A server that speaks TLS (--tls...) but neither https nor ssh keeps
 #                            C1 for all but the JDK's cipher and digest providers, which C2
 #                            compiles (the compiler directives in c2-crypto.json, beside this
@@ -59,7 +65,10 @@
 jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -Xms16m -XX:TrimNativeHeapInterval=2000'
 # A sourced file sees its caller's arguments: the launcher's, which name the plugin and options.
 jnbd_jit=-XX:TieredStopAtLevel=1
-jnbd_crypto_early='-XX:CompileCommand=quiet -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.*::*,0.01'
+jnbd_crypto_early='-XX:CompileCommand=quiet'
+for jnbd_class in 'GaloisCounterMode*' GCTR GHASH CounterMode 'ChaCha20Cipher*' Poly1305 'HmacCore*'; do
+  jnbd_crypto_early="$jnbd_crypto_early -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.$jnbd_class::*,0.01"
+done
 jnbd_tls=
 jnbd_previous=
 for jnbd_arg in "$@"; do

@@ -30,6 +30,16 @@ class JitOptionsTest {
     assertThat(options("ssh", "host=example.com", "path=/disk")).doesNotContain(DIRECTIVES, "TieredStopAtLevel");
   }
 
+  /** Early C2 for the bulk ciphers a stream runs through, not for what a handshake runs a few times. */
+  @Test
+  void onlyTheBulkCiphersAreCompiledEarly() {
+    String early = "-XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.";
+    assertThat(options("--tls=require", "memory", "1G"))
+        .contains(early + "GaloisCounterMode*::*,0.01", early + "GHASH::*,0.01", early + "CounterMode::*,0.01")
+        .doesNotContain(early + "*::*", "HKDF", "AESCrypt");
+    assertThat(options("ssh", "host=example.com", "path=/disk")).contains(early + "HmacCore*::*,0.01");
+  }
+
   @Test
   void aJvmStartsWithTheHttpsOptionsAndPrintsNothing() {
     List<String> command = new ArrayList<>();

@@ -120,6 +120,11 @@ class TlsNegotiationTest {
 
     /** STARTTLS, then a handshake with only {@code protocol} (null: the JDK's default), with the client certificate or not. */
     SSLSession startTls(String protocol, boolean clientCertificate) throws Exception {
+      return startTls(protocol, clientCertificate, null);
+    }
+
+    /** As above, offering only {@code cipherSuites} in that order (null: the JDK's default). */
+    SSLSession startTls(String protocol, boolean clientCertificate, String[] cipherSuites) throws Exception {
       assertThat(ask(Opt.STARTTLS, new byte[0])).isEqualTo(Rep.ACK);
       KeyStore trusted = KeyStore.getInstance("PKCS12");
       trusted.load(null, null);
@@ -134,6 +139,9 @@ class TlsNegotiationTest {
       tls.setUseClientMode(true);
       if (protocol != null) {
         tls.setEnabledProtocols(new String[] {protocol});
+      }
+      if (cipherSuites != null) {
+        tls.setEnabledCipherSuites(cipherSuites);
       }
       tls.startHandshake();
       use(tls);
@@ -338,6 +346,34 @@ class TlsNegotiationTest {
             client.startTls(protocol, false);
             client.ask(Opt.GO, goDefaultExport());
           }).as(protocol + " without a client certificate").isInstanceOf(IOException.class);
+        }
+      }
+    }
+  }
+
+  /**
+   * A client that lists AES-256-GCM first, as GnuTLS and the JDK do, gets AES-128-GCM: the server
+   * chooses, with and without --tls-verify-peer (two TLS libraries), over TLS 1.3 and 1.2. A client
+   * that offers only AES-256-GCM still gets in.
+   */
+  @Test
+  void theServerChoosesAes128GcmOverTheClientsFirstChoice() throws Exception {
+    String[] aes256First = {
+      "TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256",
+      "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    };
+    for (boolean verifyPeer : new boolean[] {false, true}) {
+      try (TestServer server = serve(TlsMode.REQUIRE, verifyPeer)) {
+        for (String protocol : List.of("TLSv1.3", "TLSv1.2")) {
+          String what = protocol + ", verify-peer " + verifyPeer;
+          try (Client client = new Client(server.port())) {
+            assertThat(client.startTls(protocol, verifyPeer, aes256First).getCipherSuite()).as(what).contains("AES_128_GCM");
+            assertThat(client.ask(Opt.GO, goDefaultExport())).as(what).isEqualTo(Rep.ACK);
+          }
+          try (Client client = new Client(server.port())) {
+            String[] onlyAes256 = {protocol.equals("TLSv1.3") ? aes256First[0] : aes256First[2]};
+            assertThat(client.startTls(protocol, verifyPeer, onlyAes256).getCipherSuite()).as(what).isEqualTo(onlyAes256[0]);
+          }
         }
       }
     }

@@ -85,6 +85,12 @@ final class ClientCertificateServer extends DefaultTlsServer implements BcChanne
     return ProtocolVersion.TLSv13.downTo(ProtocolVersion.TLSv12);
   }
 
+  /** Ours lists AES-128-GCM before AES-256-GCM, which GnuTLS clients list first (X509Handshaker#aes128GcmFirst says why). */
+  @Override
+  protected boolean preferLocalCipherSuites() {
+    return true;
+  }
+
   @Override
   protected int[] getSupportedCipherSuites() {
     int[] tls12 = isEcKey() ? ECDSA_SUITES : RSA_SUITES;

@@ -122,6 +122,12 @@ final class PskHandshaker implements Handshaker {
       return ProtocolVersion.TLSv13.downTo(ProtocolVersion.TLSv12);
     }
 
+    /** Our order decides, AES-128-GCM first, whatever the client's (X509Handshaker#aes128GcmFirst says why). */
+    @Override
+    protected boolean preferLocalCipherSuites() {
+      return true;
+    }
+
     @Override
     protected int[] getSupportedCipherSuites() {
       return TlsUtils.getSupportedCipherSuites(getCrypto(), CIPHER_SUITES);

@@ -26,11 +26,14 @@ import java.security.cert.CollectionCertStoreParameters;
 import java.security.cert.PKIXBuilderParameters;
 import java.security.cert.X509CertSelector;
 import java.util.Collection;
+import java.util.Comparator;
 import java.util.List;
+import java.util.function.ToIntFunction;
 import javax.net.ssl.CertPathTrustManagerParameters;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLParameters;
 import javax.net.ssl.TrustManagerFactory;
 import javax.net.ssl.X509TrustManager;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
@@ -54,6 +57,8 @@ final class X509Handshaker implements Handshaker {
   static final String SERVER_KEY = "server-key.pem";
   static final String CA_CRL = "ca-crl.pem";
   private static final char[] IN_MEMORY_PASSWORD = new char[0];
+  private static final String AES_128_GCM = "AES_128_GCM_SHA256";
+  private static final String AES_256_GCM = "AES_256_GCM_SHA384";
 
   private final Path directory;
   private final PrivateKey key;
@@ -182,9 +187,30 @@ final class X509Handshaker implements Handshaker {
     }
     SSLEngine engine = context.createSSLEngine();
     engine.setUseClientMode(false);
+    SSLParameters parameters = engine.getSSLParameters();
     // The NBD protocol asks for TLS 1.2 at least, 1.3 preferably.
-    engine.setEnabledProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
+    parameters.setProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
+    parameters.setCipherSuites(aes128GcmFirst(parameters.getCipherSuites()));
+    parameters.setUseCipherSuitesOrder(true);
+    engine.setSSLParameters(parameters);
     return EngineChannel.handshake(engine, in, out, early);
+  }
+
+  /**
+   * The cipher suites in the same order but for each AES-128-GCM suite, which goes just before its
+   * AES-256-GCM twin. The JDK lists AES-256 first and GnuTLS clients (libnbd, qemu) offer it first,
+   * but AES-128 (TLS 1.3's mandatory suite) takes 10 rounds instead of 14, on both ends: the JDK
+   * encrypts 16 KiB records about a fifth faster with it (docs/tls.md).
+   */
+  static String[] aes128GcmFirst(String[] suites) {
+    List<String> order = List.of(suites);
+    ToIntFunction<String> rank = suite -> {
+      int twin = order.indexOf(suite.replace(AES_128_GCM, AES_256_GCM));
+      return twin >= 0 ? twin : order.indexOf(suite);
+    };
+    return order.stream()
+        .sorted(Comparator.comparingInt(rank).thenComparing(suite -> !suite.contains(AES_128_GCM)))
+        .toArray(String[]::new);
   }
 
   @Override

@@ -1,0 +1,143 @@
+package io.jnbd.server.tls;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.jnbd.testing.TestPki;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.TrustManagerFactory;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The JDK engine's channel between a server and a client in memory: what a READ reply costs in system calls. */
+class EngineChannelTest {
+  /** A structured reply's chunk header and offset, before the data of a READ. */
+  private static final int CHUNK_HEADER = 20 + 8;
+
+  @TempDir Path dir;
+  private Direction toClient;
+  private TlsChannel server;
+  private TlsChannel client;
+
+  /** One direction of an in-memory connection: each write is taken whole, as one message, and counted. */
+  private static final class Direction implements ReadableByteChannel, WritableByteChannel {
+    private final BlockingQueue<ByteBuffer> messages = new LinkedBlockingQueue<>();
+    private final AtomicInteger writes = new AtomicInteger();
+    private ByteBuffer current = ByteBuffer.allocate(0);
+
+    @Override
+    public int write(ByteBuffer src) {
+      int n = src.remaining();
+      messages.add(ByteBuffer.allocate(n).put(src).flip());
+      writes.incrementAndGet();
+      return n;
+    }
+
+    @Override
+    public int read(ByteBuffer dst) throws IOException {
+      if (!current.hasRemaining()) {
+        try {
+          current = messages.poll(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          throw new InterruptedIOException();
+        }
+        if (current == null) {
+          throw new IOException("nothing came in 30 s");
+        }
+      }
+      int n = Math.min(dst.remaining(), current.remaining());
+      dst.put(current.slice(current.position(), n));
+      current.position(current.position() + n);
+      return n;
+    }
+
+    @Override
+    public boolean isOpen() {
+      return true;
+    }
+
+    @Override
+    public void close() {}
+  }
+
+  @BeforeEach
+  void connect() throws Exception {
+    Path pki = TestPki.certificates(dir.resolve("pki"), "engine channel test CA");
+    X509Handshaker handshaker = X509Handshaker.load(List.of(pki), false);
+    toClient = new Direction();
+    Direction toServer = new Direction();
+    CompletableFuture<TlsChannel> accepted = CompletableFuture.supplyAsync(() -> {
+      try {
+        return handshaker.handshake(toServer, toClient, ByteBuffer.allocate(0));
+      } catch (IOException e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    client = EngineChannel.handshake(clientEngine(pki), toClient, toServer, ByteBuffer.allocate(0));
+    server = accepted.get(30, TimeUnit.SECONDS);
+  }
+
+  private static SSLEngine clientEngine(Path pki) throws Exception {
+    KeyStore trusted = KeyStore.getInstance("PKCS12");
+    trusted.load(null, null);
+    try (InputStream ca = Files.newInputStream(pki.resolve("ca-cert.pem"))) {
+      trusted.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(ca));
+    }
+    TrustManagerFactory trust = TrustManagerFactory.getInstance("PKIX");
+    trust.init(trusted);
+    SSLContext context = SSLContext.getInstance("TLS");
+    context.init(null, trust.getTrustManagers(), null);
+    SSLEngine engine = context.createSSLEngine("localhost", 10809);
+    engine.setUseClientMode(true);
+    return engine;
+  }
+
+  /** Sends a READ reply of {@code length} bytes of data; returns the system calls (writes below) it took. */
+  private int reply(int length) throws IOException {
+    byte[] header = new byte[CHUNK_HEADER];
+    byte[] data = new byte[length];
+    new Random(length).nextBytes(header);
+    new Random(~length).nextBytes(data);
+    int before = toClient.writes.get();
+    server.write(new ByteBuffer[] {ByteBuffer.wrap(header), ByteBuffer.allocateDirect(length).put(data).flip()});
+    int writes = toClient.writes.get() - before;
+    ByteBuffer received = ByteBuffer.allocate(CHUNK_HEADER + length);
+    while (received.hasRemaining()) {
+      client.read(received);
+    }
+    assertThat(received.flip().slice(0, CHUNK_HEADER)).isEqualTo(ByteBuffer.wrap(header));
+    assertThat(received.slice(CHUNK_HEADER, length)).isEqualTo(ByteBuffer.wrap(data));
+    return writes;
+  }
+
+  @Test
+  void aReadReplyOf256KiBGoesOutInOneSystemCall() throws IOException {
+    assertThat(reply(256 << 10)).isEqualTo(1);
+  }
+
+  @Test
+  void largerRepliesGoOutInBatchesOf17RecordsAndArriveWhole() throws IOException {
+    // 2 MiB and the header: 128 full records and a short one, 129 in all.
+    assertThat(reply(2 << 20)).isEqualTo(8);
+    assertThat(reply(1)).isEqualTo(1);
+    assertThat(reply(100_000)).isEqualTo(1);
+  }
+}
