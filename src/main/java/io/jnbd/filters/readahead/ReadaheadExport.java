@@ -20,7 +20,9 @@ import org.slf4j.LoggerFactory;
  * the prefetches it makes due are sent below as cache requests on virtual threads, through this
  * connection's export. A read that overlaps a prefetch in flight waits for it, so no byte is
  * fetched twice however the layer below schedules the two. A prefetch that fails is only logged; the client's read takes its own
- * path. Closing waits for this connection's prefetches, which use its export below.
+ * path. A prefetch is sent at its send time (see {@link StreamTable}: over a slow layer a burst is
+ * spread over one round trip). Closing waits for this connection's prefetches, which use its
+ * export below, and drops those not yet sent.
  */
 final class ReadaheadExport extends FilterExport {
   private static final Logger log = LoggerFactory.getLogger(ReadaheadExport.class);
