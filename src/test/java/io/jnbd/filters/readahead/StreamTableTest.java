@@ -76,8 +76,7 @@ class StreamTableTest {
     StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
     long roundTrip = 80_000_000;
     readTaking(remote, 0, MIB, roundTrip);
-    readTaking(remote, MIB, MIB, 100_000);
-    List<Prefetch> burst = readTaking(remote, 2 * MIB, MIB, 100_000);
+    List<Prefetch> burst = readTaking(remote, MIB, MIB, roundTrip);
     int maxInFlight = ReadaheadSettings.defaults().maxInFlight();
     assertThat(burst).hasSize(maxInFlight);
     for (int i = 0; i < burst.size(); i++) {
@@ -90,6 +89,28 @@ class StreamTableTest {
     List<Prefetch> later = readTaking(remote, first.offset() + first.length(), MIB, 100_000);
     assertThat(later).hasSize(1);
     assertThat(later.get(0).sendAt()).isEqualTo(clock.get());
+  }
+
+  @Test
+  void overASlowLayerALargeReadThatContinuesTheLastOneConfirmsAStreamAtOnce() {
+    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    StreamTable local = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    long large = StreamTable.LARGE_READ;
+    readTaking(remote, 0, large, StreamTable.SLOW_READ_NANOS);
+    readTaking(local, 0, large, StreamTable.SLOW_READ_NANOS - 1);
+    assertThat(readTaking(remote, large, large, 100_000)).as("over a slow layer").isNotEmpty();
+    assertThat(readTaking(local, large, large, 100_000)).as("over a fast layer").isEmpty();
+  }
+
+  @Test
+  void overASlowLayerSmallOrGappedReadsStillNeedEveryAdvance() {
+    StreamTable small = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    readTaking(small, 0, StreamTable.LARGE_READ - 4096, StreamTable.SLOW_READ_NANOS);
+    assertThat(readTaking(small, StreamTable.LARGE_READ - 4096, 4096, StreamTable.SLOW_READ_NANOS)).isEmpty();
+    StreamTable gapped = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    readTaking(gapped, 0, MIB, StreamTable.SLOW_READ_NANOS);
+    assertThat(readTaking(gapped, MIB + 4096, MIB, StreamTable.SLOW_READ_NANOS)).isEmpty();
+    assertThat(readTaking(gapped, 2 * MIB + 4096, MIB, StreamTable.SLOW_READ_NANOS)).as("the second advance").isNotEmpty();
   }
 
   @Test
