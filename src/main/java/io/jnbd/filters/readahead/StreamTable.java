@@ -17,7 +17,9 @@ import java.util.function.LongSupplier;
  *       arriving out of order inside that window stay in the stream. Any other read starts a new
  *       stream, replacing the least recently used one.
  *   <li><b>Confirmation.</b> Only reads that advance the high-water mark count; a stream
- *       prefetches after {@code confirm} of them, so random and backwards reads never do.
+ *       prefetches after {@code confirm} of them, so random and backwards reads never do. Over
+ *       a slow layer a large read that continues the last one exactly counts twice ({@link
+ *       #LARGE_READ}).
  *   <li><b>Window.</b> Starts at {@code window} and doubles with each advancing read, up to the
  *       smallest of: {@code max-window} shared by the streams read recently (the cache below
  *       must hold all their prefetched bytes); an allowance that halves whenever prefetched bytes go
