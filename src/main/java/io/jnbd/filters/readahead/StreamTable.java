@@ -96,7 +96,9 @@ final class StreamTable {
   private long consumedSinceWaste;
   /** The read count ({@link #clock}) at the latest client read that took a slow layer's round trip. */
   private long lastSlowRead = -SLOW_READ_MEMORY - 1;
-  /** The shortest round trip seen below (a slow read, or a prefetch taking as long); 0 until one is seen. */
+  /** How long that read took. */
+  private long lastSlowReadNanos;
+  /** The shortest prefetch of 2 ms or more so far: the layer's round trip; 0 until one is seen. */
   private long roundTripNanos;
   /** When the next prefetch may be sent, to spread a burst of them over one round trip. */
   private long nextSendAt = Long.MIN_VALUE;
@@ -173,7 +175,9 @@ final class StreamTable {
       prefetch.done().complete(null);
       if (succeeded) {
         estimator.sample(prefetch.length(), durationNanos, now());
-        tookBelow(durationNanos);
+        if (durationNanos >= SLOW_READ_NANOS && (roundTripNanos == 0 || durationNanos < roundTripNanos)) {
+          roundTripNanos = durationNanos;
+        }
       } else {
         stats.errors.increment();
       }
@@ -289,16 +293,10 @@ final class StreamTable {
     try {
       if (nanos >= SLOW_READ_NANOS) {
         lastSlowRead = clock;
+        lastSlowReadNanos = nanos;
       }
-      tookBelow(nanos);
     } finally {
       lock.unlock();
-    }
-  }
-
-  private void tookBelow(long nanos) {
-    if (nanos >= SLOW_READ_NANOS && (roundTripNanos == 0 || nanos < roundTripNanos)) {
-      roundTripNanos = nanos;
     }
   }
 
@@ -327,15 +325,19 @@ final class StreamTable {
    * asked for once the whole one has arrived, and the link idles for the origin's round trip
    * between batches (50 ms of every 210 for eight 4M prefetches at 200 MiB/s). Spread over one
    * round trip, they finish one after another, each completion issues the next, and the link
-   * stays busy. Over a fast layer (no round trip of 2 ms or more seen) they go at once.
+   * stays busy. The round trip is the shortest prefetch of 2 ms or more; before one completes,
+   * the slow read that made the stream. Not every client read: one served by the cache below
+   * but slowed by a busy machine would pass for a very short round trip and undo the spacing
+   * for good. Over a fast layer they go at once.
    */
   private long sendTime() {
     long now = now();
-    if (roundTripNanos == 0) {
+    long roundTrip = roundTripNanos != 0 ? roundTripNanos : overSlowLayer() ? lastSlowReadNanos : 0;
+    if (roundTrip == 0) {
       return now;
     }
     long sendAt = Math.max(now, nextSendAt);
-    nextSendAt = sendAt + roundTripNanos / settings.maxInFlight();
+    nextSendAt = sendAt + roundTrip / settings.maxInFlight();
     return sendAt;
   }
 

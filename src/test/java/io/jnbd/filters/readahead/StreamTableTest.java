@@ -92,6 +92,24 @@ class StreamTableTest {
   }
 
   @Test
+  void theSpacingFollowsThePrefetchesNotAClientReadThatABusyMachineSlowed() {
+    AtomicLong clock = new AtomicLong(5_000_000_000L);
+    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
+    long roundTrip = 80_000_000;
+    readTaking(remote, 0, MIB, roundTrip);
+    List<Prefetch> burst = readTaking(remote, MIB, MIB, roundTrip);
+    clock.addAndGet(2 * roundTrip);
+    burst.forEach(p -> remote.completed(p, roundTrip, true, false));
+    // A second stream whose reads the cache below served, but in 3 ms on a loaded machine.
+    long busyRead = StreamTable.SLOW_READ_NANOS + 1_000_000;
+    readTaking(remote, 512 * MIB, MIB, busyRead);
+    List<Prefetch> second = readTaking(remote, 513 * MIB, MIB, busyRead);
+    int maxInFlight = ReadaheadSettings.defaults().maxInFlight();
+    assertThat(second).as("the two streams share the window").hasSize(maxInFlight / 2);
+    assertThat(second.get(1).sendAt() - second.get(0).sendAt()).isEqualTo(roundTrip / maxInFlight);
+  }
+
+  @Test
   void overASlowLayerALargeReadThatContinuesTheLastOneConfirmsAStreamAtOnce() {
     StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE);
     StreamTable local = new StreamTable(ReadaheadSettings.defaults(), SIZE);
