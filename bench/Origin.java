@@ -1,7 +1,9 @@
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.PrintStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -23,10 +25,13 @@ import java.util.regex.Pattern;
  * HTTP/1.1 with single byte ranges, sleeps a fixed delay before every response, and counts the
  * requests and body bytes it sends. Run as a source file, so the benchmark needs no build of it:
  *
- * <pre>java bench/Origin.java FILE DELAY_MS PORTFILE [LINK_MIB_PER_S]</pre>
+ * <pre>java bench/Origin.java FILE DELAY_MS PORTFILE [LINK_MIB_PER_S [LOGFILE]]</pre>
  *
  * <p>With LINK_MIB_PER_S, every response body shares one link of that rate: a chunk goes out
- * when the link has carried the chunks before it, whichever connection they were on.
+ * when the link has carried the chunks before it, whichever connection they were on (0: no
+ * limit). With LOGFILE, each response appends a line "START_MS OFFSET LENGTH DURATION_MS": when
+ * its request arrived (milliseconds since the epoch) and how long the response took,
+ * delay included, to see where a client's time goes.
  *
  * It binds a free loopback port and writes it to PORTFILE. GET /_stats answers "requests bytes";
  * GET /_reset zeroes the counters and ends any fault. Any other path serves FILE, with an ETag
@@ -58,6 +63,8 @@ public final class Origin {
   private static volatile long changeAt = -1;
   /** Which version of the image is served: 0 is FILE as it is, 1 has every byte inverted. */
   private static volatile int version;
+  /** Where each response is logged; null for no log. */
+  private static PrintStream requestLog;
 
   public static void main(String[] args) throws IOException {
     // Without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms to every response.
@@ -65,6 +72,9 @@ public final class Origin {
     file = Path.of(args[0]);
     delayMillis = Long.parseLong(args[1]);
     linkBytesPerSecond = args.length > 3 ? Long.parseLong(args[3]) << 20 : 0;
+    if (args.length > 4) {
+      requestLog = new PrintStream(new FileOutputStream(args[4], true), true, StandardCharsets.UTF_8);
+    }
     channel = FileChannel.open(file, StandardOpenOption.READ);
     size = channel.size();
     listen(0);
@@ -134,6 +144,10 @@ public final class Origin {
   }
 
   private static void serve(HttpExchange exchange) throws IOException {
+    long arrivedMillis = System.currentTimeMillis();
+    long arrived = System.nanoTime();
+    long logStart = -1;
+    long logLength = 0;
     try (exchange) {
       requests.incrementAndGet();
       if (delayMillis > 0) {
@@ -172,6 +186,8 @@ public final class Origin {
         exchange.sendResponseHeaders(status, -1);
         return;
       }
+      logStart = start;
+      logLength = length;
       exchange.sendResponseHeaders(status, length);
       OutputStream out = exchange.getResponseBody();
       byte[] chunk = new byte[256 * 1024];
@@ -191,6 +207,11 @@ public final class Origin {
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    } finally {
+      if (requestLog != null && logStart >= 0) {
+        long now = System.nanoTime();
+        requestLog.printf("%d %d %d %.1f%n", arrivedMillis, logStart, logLength, (now - arrived) / 1e6);
+      }
     }
   }
 

@@ -39,6 +39,8 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              few thousand every build runs; prints its thread, fd and memory figures
 
 Run through bench/run, which builds the jar first. Work files live in bench/work (ignored by git).
+With JNBD_BENCH_ORIGIN_LOG=FILE, every origin appends a line per response to FILE: when the request
+arrived (ms since the epoch), offset, length, and how long the response took (bench/Origin.java).
 """
 import argparse
 import ctypes
@@ -202,8 +204,10 @@ class Origin:
     def __init__(self, image, delay_ms, link_mib_per_s=0):
         self.dir = Path(tempfile.mkdtemp(prefix="jnbd-origin-"))
         portfile = self.dir / "port"
+        request_log = os.environ.get("JNBD_BENCH_ORIGIN_LOG")
         self.proc = subprocess.Popen([JAVA, str(ROOT / "bench" / "Origin.java"), str(image),
-                                      str(delay_ms), str(portfile), str(link_mib_per_s)],
+                                      str(delay_ms), str(portfile), str(link_mib_per_s),
+                                      *([request_log] if request_log else [])],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while not portfile.exists() or not portfile.read_text():

@@ -20,7 +20,9 @@ import org.slf4j.LoggerFactory;
  * the prefetches it makes due are sent below as cache requests on virtual threads, through this
  * connection's export. A read that overlaps a prefetch in flight waits for it, so no byte is
  * fetched twice however the layer below schedules the two. A prefetch that fails is only logged; the client's read takes its own
- * path. Closing waits for this connection's prefetches, which use its export below.
+ * path. A prefetch is sent at its send time (see {@link StreamTable}: over a slow layer a burst is
+ * spread over one round trip). Closing waits for this connection's prefetches, which use its
+ * export below, and drops those not yet sent.
  */
 final class ReadaheadExport extends FilterExport {
   private static final Logger log = LoggerFactory.getLogger(ReadaheadExport.class);
@@ -29,6 +31,8 @@ final class ReadaheadExport extends FilterExport {
   private final StreamTable table;
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition idle = lock.newCondition();
+  /** Signalled at close, so that prefetches waiting for their send time give up at once. */
+  private final Condition closing = lock.newCondition();
   private int running;
   private boolean closed;
 
@@ -51,9 +55,9 @@ final class ReadaheadExport extends FilterExport {
         // Prefetches complete normally even when they fail; nothing to report.
       }
     }
-    long started = System.nanoTime();
+    long started = table.now();
     next.pread(buffer, offset);
-    table.readTook(System.nanoTime() - started);
+    table.readTook(table.now() - started);
   }
 
   private void launch(List<Prefetch> prefetches) {
@@ -76,8 +80,30 @@ final class ReadaheadExport extends FilterExport {
     }
   }
 
+  /** Waits until the prefetch's send time; false if the connection closes first. */
+  private boolean awaitSendTime(Prefetch prefetch) {
+    lock.lock();
+    try {
+      long wait;
+      while (!closed && (wait = prefetch.sendAt() - table.now()) > 0) {
+        closing.awaitNanos(wait);
+      }
+      return !closed;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    } finally {
+      lock.unlock();
+    }
+  }
+
   private void prefetch(Prefetch prefetch) {
-    long started = System.nanoTime();
+    if (!awaitSendTime(prefetch)) {
+      table.cancelled(prefetch);
+      finished();
+      return;
+    }
+    long started = table.now();
     boolean succeeded = false;
     try {
       next.cache(prefetch.offset(), prefetch.length());
@@ -97,16 +123,20 @@ final class ReadaheadExport extends FilterExport {
       } finally {
         lock.unlock();
       }
-      List<Prefetch> more = table.completed(prefetch, System.nanoTime() - started, succeeded, wantMore);
+      List<Prefetch> more = table.completed(prefetch, table.now() - started, succeeded, wantMore);
       launch(more);
-      lock.lock();
-      try {
-        if (--running == 0) {
-          idle.signalAll();
-        }
-      } finally {
-        lock.unlock();
+      finished();
+    }
+  }
+
+  private void finished() {
+    lock.lock();
+    try {
+      if (--running == 0) {
+        idle.signalAll();
       }
+    } finally {
+      lock.unlock();
     }
   }
 
@@ -115,6 +145,7 @@ final class ReadaheadExport extends FilterExport {
     lock.lock();
     try {
       closed = true;
+      closing.signalAll();
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(CLOSE_WAIT_SECONDS);
       while (running > 0) {
         long left = deadline - System.nanoTime();

@@ -58,11 +58,11 @@ public final class ReadaheadFilter implements Filter {
   @Override
   public List<Parameter> parameters() {
     return List.of(
-        new Parameter("readahead-window", "SIZE", "Prefetch window when a stream is confirmed; it doubles with each sequential read (default 1M)."),
+        new Parameter("readahead-window", "SIZE", "Prefetch window when a stream is confirmed; it doubles with each sequential read (default 1M). Over a slow layer (a recent read took 2 ms or more) a stream starts at the window's bound instead."),
         new Parameter("readahead-max-window", "SIZE", "Ceiling of the window; below it the window is bounded by twice the measured bandwidth-delay product of the layer below (default 32M). Keep it at most half of cache-max-size."),
         new Parameter("readahead-chunk", "SIZE", "Size of each prefetch request sent below (default 4M)."),
-        new Parameter("readahead-max-in-flight", "N", "Prefetch requests outstanding at once per export (default 8)."),
-        new Parameter("readahead-confirm", "N", "Sequential reads before a stream is prefetched for (default 2)."),
+        new Parameter("readahead-max-in-flight", "N", "Prefetch requests outstanding at once per export (default 8); the window is at least this many chunks. Over a slow layer they are sent at most this many per round trip, spread out."),
+        new Parameter("readahead-confirm", "N", "Sequential reads before a stream is prefetched for (default 2). Over a slow layer a read of 256K or more that continues the last one exactly counts as two."),
         new Parameter("readahead-streams", "N", "Sequential streams tracked per export (default 8)."),
         new Parameter("readahead-cache-size", "SIZE", "Size of the memory cache added when the layer below has no native cache (default 64M); the window is kept to at most half of it."));
   }

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongSupplier;
 
 /**
  * The sequential streams of one export, shared by all its connections (nbdcopy reads four
@@ -16,17 +17,21 @@ import java.util.concurrent.locks.ReentrantLock;
  *       arriving out of order inside that window stay in the stream. Any other read starts a new
  *       stream, replacing the least recently used one.
  *   <li><b>Confirmation.</b> Only reads that advance the high-water mark count; a stream
- *       prefetches after {@code confirm} of them, so random and backwards reads never do.
+ *       prefetches after {@code confirm} of them, so random and backwards reads never do. Over
+ *       a slow layer a large read that continues the last one exactly counts twice ({@link
+ *       #LARGE_READ}).
  *   <li><b>Window.</b> Starts at {@code window} and doubles with each advancing read, up to the
  *       smallest of: {@code max-window} shared by the streams read recently (the cache below
  *       must hold all their prefetched bytes); an allowance that halves whenever prefetched bytes go
  *       unused (left ahead of a stream that was abandoned) and doubles back as
  *       prefetched bytes are consumed; and twice the measured bandwidth-delay product of the
- *       layer below (at least half of {@code maxInFlight} chunks, and two), so the window stops growing once more bytes in flight
- *       no longer buy more throughput.
+ *       layer below (at least {@code maxInFlight} chunks, and two), so the window stops growing
+ *       once more bytes in flight no longer buy more throughput. Over a slow layer a new stream
+ *       starts at that bound.
  *   <li><b>Issue.</b> Prefetches cover {@code [next, next + window)} in pieces of up to {@code
  *       chunk} bytes, with at most {@code maxInFlight} outstanding per export; a completed one
- *       issues the next, so the pipeline stays full between client reads.
+ *       issues the next, so the pipeline stays full between client reads. Over a slow layer
+ *       they are spread over its round trip rather than sent at once (see {@link #sendTime}).
  * </ul>
  */
 final class StreamTable {
@@ -35,10 +40,13 @@ final class StreamTable {
   /** A stream not read from in this many reads of the export no longer counts as active. */
   private static final int ACTIVE_READS = 256;
 
-  /** One prefetch to send below: {@code cache(offset, length)}; done when it finished. */
-  record Prefetch(Stream stream, long offset, long length, CompletableFuture<Void> done) {
-    Prefetch(Stream stream, long offset, long length) {
-      this(stream, offset, length, new CompletableFuture<>());
+  /**
+   * One prefetch to send below: {@code cache(offset, length)}, not before {@code sendAt} (the
+   * table's clock); done when it finished.
+   */
+  record Prefetch(Stream stream, long offset, long length, long sendAt, CompletableFuture<Void> done) {
+    Prefetch(Stream stream, long offset, long length, long sendAt) {
+      this(stream, offset, length, sendAt, new CompletableFuture<>());
     }
 
     boolean overlaps(long from, long to) {
@@ -64,9 +72,20 @@ final class StreamTable {
 
   /** A read below that takes this long went to a remote layer, not a local disk. */
   static final long SLOW_READ_NANOS = 2_000_000;
+  /** A stream confirmed within this many reads of a slow one is over a slow layer. */
+  private static final int SLOW_READ_MEMORY = 16;
+  /**
+   * Over a slow layer, a read at least this large that starts exactly where the stream's last
+   * one ended counts as two advances: copying tools read 256K to 2M at a time, and each read
+   * spent unconfirmed costs a round trip (60 ms of the 1.6 s that a serial reader takes 50 ms
+   * from the origin behind a 200 MiB/s link). Small reads, random or not, still need every
+   * advance.
+   */
+  static final long LARGE_READ = 256 * 1024;
 
   private final ReadaheadSettings settings;
   private final long size;
+  private final LongSupplier nanoClock;
   private final ReentrantLock lock = new ReentrantLock();
   private final List<Stream> streams = new ArrayList<>();
   private final FetchEstimator estimator = new FetchEstimator();
@@ -75,13 +94,30 @@ final class StreamTable {
   private final List<Prefetch> inFlight = new ArrayList<>();
   private long allowance;
   private long consumedSinceWaste;
-  /** How long the latest client read took below this filter. */
-  private long lastReadNanos;
+  /** The read count ({@link #clock}) at the latest client read that took a slow layer's round trip. */
+  private long lastSlowRead = -SLOW_READ_MEMORY - 1;
+  /** How long that read took. */
+  private long lastSlowReadNanos;
+  /** The shortest prefetch of 2 ms or more so far: the layer's round trip; 0 until one is seen. */
+  private long roundTripNanos;
+  /** When the next prefetch may be sent, to spread a burst of them over one round trip. */
+  private long nextSendAt = Long.MIN_VALUE;
 
   StreamTable(ReadaheadSettings settings, long size) {
+    this(settings, size, System::nanoTime);
+  }
+
+  /** With {@code nanoClock} for {@link System#nanoTime()}, so that tests set the time. */
+  StreamTable(ReadaheadSettings settings, long size, LongSupplier nanoClock) {
     this.settings = settings;
     this.size = size;
+    this.nanoClock = nanoClock;
     this.allowance = settings.maxWindow();
+  }
+
+  /** The table's clock, in nanoseconds: when prefetches are sent is in its terms. */
+  long now() {
+    return nanoClock.getAsLong();
   }
 
   ReadaheadStats stats() {
@@ -108,8 +144,8 @@ final class StreamTable {
       }
       if (end > s.next) {
         consumed(overlap(Math.max(offset, s.next), end, s.prefetchFrom, s.prefetchedTo));
+        s.advances += offset == s.next && length >= LARGE_READ && overSlowLayer() ? 2 : 1;
         s.next = end;
-        s.advances++;
         if (s.advances >= settings.confirm()) {
           s.window = s.window == 0 ? firstWindow() : Math.min(bound(), s.window * 2);
         }
@@ -138,7 +174,10 @@ final class StreamTable {
       inFlight.remove(prefetch);
       prefetch.done().complete(null);
       if (succeeded) {
-        estimator.sample(prefetch.length(), durationNanos, System.nanoTime());
+        estimator.sample(prefetch.length(), durationNanos, now());
+        if (durationNanos >= SLOW_READ_NANOS && (roundTripNanos == 0 || durationNanos < roundTripNanos)) {
+          roundTripNanos = durationNanos;
+        }
       } else {
         stats.errors.increment();
       }
@@ -252,7 +291,10 @@ final class StreamTable {
   void readTook(long nanos) {
     lock.lock();
     try {
-      lastReadNanos = nanos;
+      if (nanos >= SLOW_READ_NANOS) {
+        lastSlowRead = clock;
+        lastSlowReadNanos = nanos;
+      }
     } finally {
       lock.unlock();
     }
@@ -260,14 +302,43 @@ final class StreamTable {
 
   /**
    * A new stream's window. Doubling it with each advancing read costs a round trip per doubling
-   * when the reader waits on the prefetches, so over a slow layer (the reads that made the stream
+   * when the reader waits on the prefetches, so over a slow layer (one of the reads just before
    * took a remote origin's round trip) it starts at the bound: a serial reader 50 ms from the
    * origin behind a 200 MiB/s link took 2.09 s with a 1 MiB start, 1.73 s with 16 MiB (the
-   * link's own limit: 1.28 s). Over a local disk it starts small, as a short run of sequential
-   * reads should not cost a large prefetch.
+   * link's own limit: 1.28 s). Not only the latest read counts: the reads that confirm a stream
+   * are often served by the cache below, which filled a larger block on the first one. Over a
+   * local disk it starts small, as a short run of sequential reads should not cost a large
+   * prefetch.
    */
   private long firstWindow() {
-    return lastReadNanos >= SLOW_READ_NANOS ? bound() : Math.min(settings.window(), bound());
+    return overSlowLayer() ? bound() : Math.min(settings.window(), bound());
+  }
+
+  /** Whether one of the last few client reads took a remote layer's round trip. */
+  private boolean overSlowLayer() {
+    return clock - lastSlowRead <= SLOW_READ_MEMORY;
+  }
+
+  /**
+   * When a prefetch issued now may be sent. Prefetches sent together over one link share it and
+   * finish together; a serial reader waits for the first of them, so the next batch is only
+   * asked for once the whole one has arrived, and the link idles for the origin's round trip
+   * between batches (50 ms of every 210 for eight 4M prefetches at 200 MiB/s). Spread over one
+   * round trip, they finish one after another, each completion issues the next, and the link
+   * stays busy. The round trip is the shortest prefetch of 2 ms or more; before one completes,
+   * the slow read that made the stream. Not every client read: one served by the cache below
+   * but slowed by a busy machine would pass for a very short round trip and undo the spacing
+   * for good. Over a fast layer they go at once.
+   */
+  private long sendTime() {
+    long now = now();
+    long roundTrip = roundTripNanos != 0 ? roundTripNanos : overSlowLayer() ? lastSlowReadNanos : 0;
+    if (roundTrip == 0) {
+      return now;
+    }
+    long sendAt = Math.max(now, nextSendAt);
+    nextSendAt = sendAt + roundTrip / settings.maxInFlight();
+    return sendAt;
   }
 
   /** The largest window allowed now for one stream. */
@@ -275,8 +346,10 @@ final class StreamTable {
     // The delivery rate is measured at the current window, so it cannot show what a larger one
     // would deliver: with a floor of two chunks a serial reader settled at two fetches in flight
     // (2 x 4M per ~30 ms round trip at 20 ms delay) and waited on the origin for a quarter of
-    // its time. Half the in-flight limit is the floor; the measurement only raises it.
-    long floor = Math.max(2, settings.maxInFlight() / 2) * settings.chunk();
+    // its time; with half the in-flight limit (16M), one 50 ms from the origin behind a 200 MiB/s
+    // link had a third less in flight than that link holds in a round trip plus the batch being
+    // read. The floor is enough chunks to use every in-flight slot; the measurement only raises it.
+    long floor = Math.max(2, settings.maxInFlight()) * settings.chunk();
     long measured = Math.max(floor, 2 * estimator.bandwidthDelayProduct());
     long shared = Math.min(settings.maxWindow(), allowance) / activeStreams();
     return Math.max(settings.window(), Math.min(shared, measured));
@@ -314,7 +387,7 @@ final class StreamTable {
       if (length <= 0 || (length < piece && target < size)) {
         break;
       }
-      Prefetch prefetch = new Prefetch(s, s.prefetchedTo, length);
+      Prefetch prefetch = new Prefetch(s, s.prefetchedTo, length, sendTime());
       due.add(prefetch);
       inFlight.add(prefetch);
       s.prefetchedTo += length;

@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
 /** Stream detection and window policy, driven directly with reads (no threads, no I/O). */
@@ -31,20 +32,114 @@ class StreamTableTest {
     return table.stats().prefetchedBytes.sum();
   }
 
+  /** A client read that took {@code nanos} below the filter; returns the prefetches it made due. */
+  private static List<Prefetch> readTaking(StreamTable table, long offset, long length, long nanos) {
+    List<Prefetch> due = table.onRead(offset, length);
+    table.readTook(nanos);
+    return due;
+  }
+
   @Test
   void overASlowLayerANewStreamStartsAtItsBoundNotAtTheInitialWindow() {
     StreamTable local = new StreamTable(ReadaheadSettings.defaults(), SIZE);
     StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE);
-    remote.readTook(StreamTable.SLOW_READ_NANOS);
-    local.readTook(StreamTable.SLOW_READ_NANOS - 1);
-    for (long offset = 0; offset < 3 * 256 * 1024; offset += 256 * 1024) {
-      local.onRead(offset, 256 * 1024);
-      remote.onRead(offset, 256 * 1024);
+    // The first read went to the origin; the two that confirm the stream were served by the
+    // cache below, which filled a larger block than the first read asked for.
+    readTaking(local, 0, 256 * 1024, StreamTable.SLOW_READ_NANOS - 1);
+    readTaking(remote, 0, 256 * 1024, StreamTable.SLOW_READ_NANOS);
+    for (long offset = 256 * 1024; offset < 3 * 256 * 1024; offset += 256 * 1024) {
+      readTaking(local, offset, 256 * 1024, 100_000);
+      readTaking(remote, offset, 256 * 1024, 100_000);
     }
     long next = 3 * 256 * 1024;
     assertThat(local.windowAt(next)).isEqualTo(ReadaheadSettings.defaults().window());
-    // The bound's floor: half the in-flight limit in chunks.
-    assertThat(remote.windowAt(next)).isEqualTo(4 * ReadaheadSettings.defaults().chunk());
+    // The bound's floor: the in-flight limit in chunks.
+    assertThat(remote.windowAt(next)).isEqualTo(8 * ReadaheadSettings.defaults().chunk());
+  }
+
+  @Test
+  void aSlowReadLongAgoDoesNotMakeANewStreamStartLarge() {
+    readTaking(table, 0, 4096, StreamTable.SLOW_READ_NANOS);
+    Random random = new Random(11);
+    for (int i = 0; i < 20; i++) {
+      readTaking(table, 512 * MIB + random.nextLong(256) * MIB, 4096, 100_000);
+    }
+    for (long offset = 0; offset < 3 * 256 * 1024; offset += 256 * 1024) {
+      readTaking(table, 900 * MIB + offset, 256 * 1024, 100_000);
+    }
+    assertThat(table.windowAt(900 * MIB + 3 * 256 * 1024)).isEqualTo(ReadaheadSettings.defaults().window());
+  }
+
+  @Test
+  void overASlowLayerABurstOfPrefetchesIsSpreadOverOneRoundTrip() {
+    AtomicLong clock = new AtomicLong(5_000_000_000L);
+    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
+    long roundTrip = 80_000_000;
+    readTaking(remote, 0, MIB, roundTrip);
+    List<Prefetch> burst = readTaking(remote, MIB, MIB, roundTrip);
+    int maxInFlight = ReadaheadSettings.defaults().maxInFlight();
+    assertThat(burst).hasSize(maxInFlight);
+    for (int i = 0; i < burst.size(); i++) {
+      assertThat(burst.get(i).sendAt()).as("prefetch %d", i).isEqualTo(clock.get() + i * roundTrip / maxInFlight);
+    }
+    // Once the burst is sent, a prefetch that a completion makes due goes at once.
+    clock.addAndGet(roundTrip * 3);
+    Prefetch first = burst.get(0);
+    remote.completed(first, roundTrip * 2, true, true);
+    List<Prefetch> later = readTaking(remote, first.offset() + first.length(), MIB, 100_000);
+    assertThat(later).hasSize(1);
+    assertThat(later.get(0).sendAt()).isEqualTo(clock.get());
+  }
+
+  @Test
+  void theSpacingFollowsThePrefetchesNotAClientReadThatABusyMachineSlowed() {
+    AtomicLong clock = new AtomicLong(5_000_000_000L);
+    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
+    long roundTrip = 80_000_000;
+    readTaking(remote, 0, MIB, roundTrip);
+    List<Prefetch> burst = readTaking(remote, MIB, MIB, roundTrip);
+    clock.addAndGet(2 * roundTrip);
+    burst.forEach(p -> remote.completed(p, roundTrip, true, false));
+    // A second stream whose reads the cache below served, but in 3 ms on a loaded machine.
+    long busyRead = StreamTable.SLOW_READ_NANOS + 1_000_000;
+    readTaking(remote, 512 * MIB, MIB, busyRead);
+    List<Prefetch> second = readTaking(remote, 513 * MIB, MIB, busyRead);
+    int maxInFlight = ReadaheadSettings.defaults().maxInFlight();
+    assertThat(second).as("the two streams share the window").hasSize(maxInFlight / 2);
+    assertThat(second.get(1).sendAt() - second.get(0).sendAt()).isEqualTo(roundTrip / maxInFlight);
+  }
+
+  @Test
+  void overASlowLayerALargeReadThatContinuesTheLastOneConfirmsAStreamAtOnce() {
+    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    StreamTable local = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    long large = StreamTable.LARGE_READ;
+    readTaking(remote, 0, large, StreamTable.SLOW_READ_NANOS);
+    readTaking(local, 0, large, StreamTable.SLOW_READ_NANOS - 1);
+    assertThat(readTaking(remote, large, large, 100_000)).as("over a slow layer").isNotEmpty();
+    assertThat(readTaking(local, large, large, 100_000)).as("over a fast layer").isEmpty();
+  }
+
+  @Test
+  void overASlowLayerSmallOrGappedReadsStillNeedEveryAdvance() {
+    StreamTable small = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    readTaking(small, 0, StreamTable.LARGE_READ - 4096, StreamTable.SLOW_READ_NANOS);
+    assertThat(readTaking(small, StreamTable.LARGE_READ - 4096, 4096, StreamTable.SLOW_READ_NANOS)).isEmpty();
+    StreamTable gapped = new StreamTable(ReadaheadSettings.defaults(), SIZE);
+    readTaking(gapped, 0, MIB, StreamTable.SLOW_READ_NANOS);
+    assertThat(readTaking(gapped, MIB + 4096, MIB, StreamTable.SLOW_READ_NANOS)).isEmpty();
+    assertThat(readTaking(gapped, 2 * MIB + 4096, MIB, StreamTable.SLOW_READ_NANOS)).as("the second advance").isNotEmpty();
+  }
+
+  @Test
+  void overAFastLayerPrefetchesAreSentAtOnce() {
+    AtomicLong clock = new AtomicLong(5_000_000_000L);
+    StreamTable local = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
+    List<Prefetch> due = new ArrayList<>();
+    for (long offset = 0; offset < 16 * MIB; offset += MIB) {
+      due.addAll(readTaking(local, offset, MIB, StreamTable.SLOW_READ_NANOS - 1));
+    }
+    assertThat(due).isNotEmpty().allMatch(p -> p.sendAt() == clock.get());
   }
 
   @Test
@@ -69,15 +164,16 @@ class StreamTableTest {
   }
 
   @Test
-  void aSerialReadersWindowReachesHalfTheInFlightLimitOfChunksBeforeAnyMeasurement() {
+  void aSerialReadersWindowReachesTheInFlightLimitOfChunksBeforeAnyMeasurement() {
     // Nothing completes, so there is no bandwidth-delay estimate: the floor alone bounds the
-    // window. Two chunks in flight left a serial reader waiting on a 20 ms origin.
+    // window. Two chunks in flight left a serial reader waiting on a 20 ms origin, half the
+    // limit one 50 ms from the origin behind a 200 MiB/s link.
     List<Prefetch> outstanding = new ArrayList<>();
     for (long offset = 0; offset < 8 * MIB; offset += 64 * 1024) {
       outstanding.addAll(table.onRead(offset, 64 * 1024));
     }
     long chunk = ReadaheadSettings.defaults().chunk();
-    assertThat(table.windowAt(8 * MIB)).isEqualTo(ReadaheadSettings.defaults().maxInFlight() / 2 * chunk);
+    assertThat(table.windowAt(8 * MIB)).isEqualTo(ReadaheadSettings.defaults().maxInFlight() * chunk);
     Prefetch last = outstanding.get(outstanding.size() - 1);
     assertThat(last.offset() + last.length()).as("prefetched up to").isGreaterThan(8 * MIB + 3 * chunk);
   }
