@@ -84,6 +84,8 @@ public final class RangeOrigin implements AutoCloseable {
   public final List<String> queries = new CopyOnWriteArrayList<>();
   /** Request headers of every request, in arrival order. */
   public final List<Headers> seen = new CopyOnWriteArrayList<>();
+  /** The method of every request, in arrival order. */
+  public final List<String> methods = new CopyOnWriteArrayList<>();
 
   /** The bytes served and the validators describing them; null validators are not sent. */
   private record Image(byte[] data, String etag, String lastModified) {}
@@ -175,6 +177,7 @@ public final class RangeOrigin implements AutoCloseable {
     try (exchange) {
       Headers request = exchange.getRequestHeaders();
       seen.add(request);
+      methods.add(exchange.getRequestMethod());
       if (exchange instanceof HttpsExchange secure) {
         tlsSessions.add(secure.getSSLSession().getProtocol() + " " + secure.getSSLSession().getCipherSuite());
       }

@@ -257,29 +257,41 @@ final class ApacheRangeClient implements RangeClient {
   }
 
   /**
-   * HEAD for Content-Length; then a one-byte range GET, which both proves that the server
-   * honours ranges and gives the size from Content-Range when HEAD could not, and the
-   * validators later replies must match.
+   * One round trip where the origin allows it (a serial reader 50 ms away waits for every one): a
+   * one-byte range GET proves that the server honours ranges and gives the size (Content-Range)
+   * and the validators later replies must match. HEAD follows only when that GET cannot give the
+   * size: an empty image (416) or a Content-Range total of '*'.
    */
   private ImageVersion probeOnce() throws IOException {
-    long fromHead = headLength();
-    if (fromHead == 0) {
-      return new ImageVersion(0, null, null);
-    }
+    ImageVersion probed = null;
     try (Exchange probe = execute(() -> ranged(0, 1, null))) {
       ClassicHttpResponse response = probe.response();
-      long total = checkRangeReply(response, 0, 1, "size probe", null);
-      if (total < 0 && fromHead < 0) {
-        throw failure("size probe", 0, 1, "server gives no size (no Content-Length on HEAD, Content-Range total '*')");
+      if (response.getCode() != 416) {
+        long total = checkRangeReply(response, 0, 1, "size probe", null);
+        readExactly(probe, new byte[1], 0, 1, 0, deadlineFor(1), "size probe");
+        probed = ImageVersion.of(total, response);
       }
-      readExactly(probe, new byte[1], 0, 1, 0, deadlineFor(1), "size probe");
-      return ImageVersion.of(total >= 0 ? total : fromHead, response);
     } catch (IOException e) {
       throw asFailure("size probe", 0, 1, e);
     }
+    // HEAD only once the GET's connection is back in the pool, which may hold just one.
+    long fromHead = probed == null || probed.size() < 0 ? headLength() : -1;
+    if (probed == null) {
+      if (fromHead != 0) {
+        throw failure("size probe", 0, 1, "HTTP 416 for the first byte, yet HEAD does not say the image is empty");
+      }
+      return new ImageVersion(0, null, null);
+    }
+    if (probed.size() >= 0) {
+      return probed;
+    }
+    if (fromHead < 0) {
+      throw failure("size probe", 0, 1, "server gives no size (Content-Range total '*', no Content-Length on HEAD)");
+    }
+    return new ImageVersion(fromHead, probed.etag(), probed.lastModified());
   }
 
-  /** Content-Length from HEAD; -1 when HEAD gives none, and the ranged GET of the probe decides. */
+  /** Content-Length from HEAD; -1 when HEAD gives none. */
   private long headLength() throws IOException {
     try (Exchange head = execute(() -> new HttpHead(uri))) {
       ClassicHttpResponse response = head.response();

@@ -125,6 +125,31 @@ class HttpPluginTest {
   }
 
   @Test
+  void openTakesOneRoundTripWhenTheRangeProbeGivesTheSize() throws IOException {
+    RangeOrigin origin = origin();
+    Export export = open("url=" + origin.url());
+    assertThat(export.size()).isEqualTo(SIZE);
+    assertThat(origin.methods).containsExactly("GET");
+  }
+
+  @Test
+  void anEmptyImageIsAskedAboutByHeadAfterItsRangeProbeGets416() throws IOException {
+    RangeOrigin origin = RangeOrigin.http(new byte[0]);
+    closeLater.add(origin);
+    Export export = open("url=" + origin.url());
+    assertThat(export.size()).isZero();
+    assertThat(origin.methods).containsExactly("GET", "HEAD");
+  }
+
+  @Test
+  void a416ForTheFirstByteFailsTheOpenUnlessHeadSaysTheImageIsEmpty() {
+    RangeOrigin origin = RangeOrigin.http(new byte[0]);
+    closeLater.add(origin);
+    origin.headStatus = 405;
+    assertThatThrownBy(() -> open("url=" + origin.url()).size()).hasMessageContaining("416");
+  }
+
+  @Test
   void sizeComesFromTheRangeProbeWhenHeadFails() throws IOException {
     RangeOrigin origin = origin();
     origin.headStatus = 405;
