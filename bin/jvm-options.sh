@@ -23,19 +23,22 @@
 #                            idle RSS goes: docs/install.md, *Idle memory*.
 #  -XX:TrimNativeHeapInterval=2000  returns the C heap the JIT's arenas and finished requests
 #                            freed to the system every 2 s (idle RSS, memory 1G: -5 MiB).
-#  -XX:CompileThresholdScaling=5  compile a method after 5x the usual number of calls (and loop
-#                            turns): the JIT then skips the many methods that a start, or a short
-#                            copy, runs only a few hundred times (per request, per connection),
-#                            and runs them in the interpreter instead, which costs less than
-#                            compiling them (an untrained method: 1000 calls instead of 200; one
-#                            the AOT cache's training saw compiled: at the interpreter's first
-#                            check of its count, after 512 calls instead of 128). A/B, alternated, 3-5 runs each, load 2-7 on 2 cores
-#                            (2026-11-29): CPU to start 0.29 -> 0.22 s, --run true memory 1G
-#                            0.31 -> 0.24 s, idle RSS 72 -> 66 MiB; a fresh server's 256 MiB from
-#                            a local nginx over plain HTTP 0.54 -> 0.49 s of CPU; the same over
-#                            HTTPS, from file and from memory within the noise (+-0.1 s, +-0.02 s).
-#                            10 and 20 saved little more at start and cost the memory plugin's
-#                            copy 0.03-0.05 s; bench/run jit and footprint, docs/plugins/http.md.
+#  -XX:CompileThresholdScaling=3  compile a method after 3x the usual number of calls (and loop
+#                            turns): the JIT then skips many of the methods that a start, or a
+#                            short copy, runs only a few hundred times (per connection, per
+#                            request), and runs them in the interpreter instead, which costs less
+#                            than compiling them (an untrained method: 600 calls instead of 200;
+#                            one the AOT cache's training saw compiled: at the interpreter's first
+#                            check of its count, after 256 calls instead of 128). A/B against
+#                            none, alternated, 4-5 runs each, load 2-3 on 2 cores (2026-11-29):
+#                            CPU to start 0.34 -> 0.26 s, --run true memory 1G 0.33 -> 0.28 s; a
+#                            fresh server's 256 MiB from a local nginx over plain HTTP 0.58 ->
+#                            0.51 s of CPU, over HTTPS 1.21 -> 1.18 (within the noise), from file
+#                            and memory unchanged; 1 GiB from file and memory (bench/run core's
+#                            copies) within the noise. 5 saved a little more at start (0.24 s, and
+#                            idle RSS 72 -> 64 MiB) but cost those 1 GiB copies 2-10% in two A/B
+#                            runs; 10 and 20 gained nothing more. docs/plugins/http.md, *Where a
+#                            fresh server's first copy spends its CPU*.
 #  -XX:TieredStopAtLevel=1   C1 only. A server's Java code is a thin layer over copies the kernel
 #                            does; C2 reaches the same steady speed but spends the first seconds
 #                            compiling on cores the copies need (measured on 2 cores, 1 GiB read
@@ -45,8 +48,8 @@
 #                            intrinsics; C1 decrypts AES-GCM at ~37 MiB/s of CPU, C2 at ~650
 #                            (bench/run jit; docs/plugins/http.md, docs/plugins/ssh.md). Then
 #                            the JDK's crypto classes are compiled after 1% of the usual calls
-#                            (5% with the scaling above, which multiplies; also measured: 1% after
-#                            it, no difference beyond the noise),
+#                            (3% with the scaling above, which multiplies; with 5 above, 1% after
+#                            it was measured too: no difference beyond the noise),
 #                            so a fresh server reaches the intrinsics within its first MiBs:
 #                            256 MiB over HTTPS from a fresh server, 2.3-2.5 -> 1.6-1.9 s CPU
 #                            (ssh was measured with C2 alone: 5.5 -> ~3.5 s CPU for 256 MiB;
@@ -71,7 +74,7 @@
 # (bin/aot-train.sh, docs/install.md). The JVM checks that the cache fits (same JDK build, same
 # jar, compatible options) and otherwise runs without it; -Xlog:aot=off keeps that fallback, and
 # a missing file, silent, as stderr may belong to a script.
-jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -Xms16m -XX:TrimNativeHeapInterval=2000 -XX:CompileThresholdScaling=5'
+jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -Xms16m -XX:TrimNativeHeapInterval=2000 -XX:CompileThresholdScaling=3'
 # A sourced file sees its caller's arguments: the launcher's, which name the plugin and options.
 jnbd_jit=-XX:TieredStopAtLevel=1
 jnbd_crypto_early='-XX:CompileCommand=quiet -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.*::*,0.01'
