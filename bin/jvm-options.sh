@@ -23,6 +23,22 @@
 #                            idle RSS goes: docs/install.md, *Idle memory*.
 #  -XX:TrimNativeHeapInterval=2000  returns the C heap the JIT's arenas and finished requests
 #                            freed to the system every 2 s (idle RSS, memory 1G: -5 MiB).
+#  -XX:CompileThresholdScaling=3  compile a method after 3x the usual number of calls (and loop
+#                            turns): the JIT then skips many of the methods that a start, or a
+#                            short copy, runs only a few hundred times (per connection, per
+#                            request), and runs them in the interpreter instead, which costs less
+#                            than compiling them (an untrained method: 600 calls instead of 200;
+#                            one the AOT cache's training saw compiled: at the interpreter's first
+#                            check of its count, after 256 calls instead of 128). A/B against
+#                            none, alternated, 4-5 runs each, load 2-3 on 2 cores (2026-11-29):
+#                            CPU to start 0.34 -> 0.26 s, --run true memory 1G 0.33 -> 0.28 s; a
+#                            fresh server's 256 MiB from a local nginx over plain HTTP 0.58 ->
+#                            0.51 s of CPU, over HTTPS 1.21 -> 1.18 (within the noise), from file
+#                            and memory unchanged; 1 GiB from file and memory (bench/run core's
+#                            copies) within the noise. 5 saved a little more at start (0.24 s, and
+#                            idle RSS 72 -> 64 MiB) but cost those 1 GiB copies 2-10% in two A/B
+#                            runs; 10 and 20 gained nothing more. docs/plugins/http.md, *Where a
+#                            fresh server's first copy spends its CPU*.
 #  -XX:TieredStopAtLevel=1   C1 only. A server's Java code is a thin layer over copies the kernel
 #                            does; C2 reaches the same steady speed but spends the first seconds
 #                            compiling on cores the copies need (measured on 2 cores, 1 GiB read
@@ -32,7 +48,8 @@
 #                            intrinsics; C1 decrypts AES-GCM at ~37 MiB/s of CPU, C2 at ~650
 #                            (bench/run jit; docs/plugins/http.md, docs/plugins/ssh.md). Then
 #                            the JDK's bulk ciphers and MACs (AES-GCM, AES-CTR, ChaCha20-Poly1305,
-#                            HMAC) are compiled after 1% of the usual calls, so a fresh server
+#                            HMAC) are compiled after 1% of the usual calls (3% with the scaling
+#                            above, which multiplies; measured: no difference), so a fresh server
 #                            reaches the intrinsics within its first MiBs: 256 MiB over HTTPS
 #                            from a fresh server, 2.3-2.5 -> 1.6-1.9 s CPU (ssh was measured
 #                            with C2 alone: 5.5 -> ~3.5 s CPU for 256 MiB; NBD over TLS at C1:
@@ -62,7 +79,7 @@
 # (bin/aot-train.sh, docs/install.md). The JVM checks that the cache fits (same JDK build, same
 # jar, compatible options) and otherwise runs without it; -Xlog:aot=off keeps that fallback, and
 # a missing file, silent, as stderr may belong to a script.
-jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -Xms16m -XX:TrimNativeHeapInterval=2000'
+jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -Xms16m -XX:TrimNativeHeapInterval=2000 -XX:CompileThresholdScaling=3'
 # A sourced file sees its caller's arguments: the launcher's, which name the plugin and options.
 jnbd_jit=-XX:TieredStopAtLevel=1
 jnbd_crypto_early='-XX:CompileCommand=quiet'
