@@ -33,7 +33,6 @@ import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSession;
 import javax.net.ssl.SSLSocket;
-import javax.net.ssl.TrustManagerFactory;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.openssl.PEMParser;
 import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
@@ -126,15 +125,8 @@ class TlsNegotiationTest {
     /** As above, offering only {@code cipherSuites} in that order (null: the JDK's default). */
     SSLSession startTls(String protocol, boolean clientCertificate, String[] cipherSuites) throws Exception {
       assertThat(ask(Opt.STARTTLS, new byte[0])).isEqualTo(Rep.ACK);
-      KeyStore trusted = KeyStore.getInstance("PKCS12");
-      trusted.load(null, null);
-      try (InputStream ca = Files.newInputStream(pki.resolve("ca-cert.pem"))) {
-        trusted.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(ca));
-      }
-      TrustManagerFactory trust = TrustManagerFactory.getInstance("PKIX");
-      trust.init(trusted);
       SSLContext context = SSLContext.getInstance("TLS");
-      context.init(clientCertificate ? clientKeys() : null, trust.getTrustManagers(), null);
+      context.init(clientCertificate ? clientKeys() : null, TestPki.trusting(pki), null);
       SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), true);
       tls.setUseClientMode(true);
       if (protocol != null) {

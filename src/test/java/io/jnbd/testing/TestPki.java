@@ -1,6 +1,7 @@
 package io.jnbd.testing;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.io.Writer;
 import java.math.BigInteger;
@@ -11,12 +12,16 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Date;
 import java.util.HexFormat;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
 import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.asn1.x509.BasicConstraints;
 import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
@@ -75,6 +80,18 @@ public final class TestPki {
     } catch (GeneralSecurityException | OperatorCreationException e) {
       throw new IllegalStateException("cannot make test certificates", e);
     }
+  }
+
+  /** Trust managers that trust the ca-cert.pem of a {@link #certificates} directory, as a client's. */
+  public static TrustManager[] trusting(Path pki) throws IOException, GeneralSecurityException {
+    KeyStore trusted = KeyStore.getInstance("PKCS12");
+    trusted.load(null, null);
+    try (InputStream ca = Files.newInputStream(pki.resolve("ca-cert.pem"))) {
+      trusted.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(ca));
+    }
+    TrustManagerFactory trust = TrustManagerFactory.getInstance("PKIX");
+    trust.init(trusted);
+    return trust.getTrustManagers();
   }
 
   /** A psktool file with one line, {@code username:key} in hex; returns its path. */
