@@ -63,8 +63,9 @@ final class X509Handshaker implements Handshaker {
   private final Path directory;
   private final PrivateKey key;
   private final List<X509Certificate> chain;
-  /** Without --tls-verify-peer: the JDK's TLS. */
+  /** Without --tls-verify-peer: the JDK's TLS, and its engines' settings, made once. */
   private final SSLContext context;
+  private final SSLParameters engineParameters;
   /** With it: the CA's judge of client certificates, for Bouncy Castle's TLS (ClientCertificateServer says why). */
   private final X509TrustManager clientTrust;
   private final SecureRandom random = new SecureRandom();
@@ -78,10 +79,12 @@ final class X509Handshaker implements Handshaker {
       this.key = privateKey(directory.resolve(SERVER_KEY));
       if (verifyPeer) {
         this.context = null;
+        this.engineParameters = null;
         this.bcHelper = new JdkFirstHelper();
         this.clientTrust = (X509TrustManager) trustManagers(directory).getTrustManagers()[0];
       } else {
         this.context = context(key, chain);
+        this.engineParameters = engineParameters(context);
         this.bcHelper = null;
         this.clientTrust = null;
       }
@@ -187,13 +190,18 @@ final class X509Handshaker implements Handshaker {
     }
     SSLEngine engine = context.createSSLEngine();
     engine.setUseClientMode(false);
-    SSLParameters parameters = engine.getSSLParameters();
+    engine.setSSLParameters(engineParameters);
+    return EngineChannel.handshake(engine, in, out, early);
+  }
+
+  /** Shared by every connection's engine, which copies them; never changed after this. */
+  private static SSLParameters engineParameters(SSLContext context) {
+    SSLParameters parameters = context.getDefaultSSLParameters();
     // The NBD protocol asks for TLS 1.2 at least, 1.3 preferably.
     parameters.setProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
     parameters.setCipherSuites(aes128GcmFirst(parameters.getCipherSuites()));
     parameters.setUseCipherSuitesOrder(true);
-    engine.setSSLParameters(parameters);
-    return EngineChannel.handshake(engine, in, out, early);
+    return parameters;
   }
 
   /**
