@@ -10,12 +10,10 @@ import io.jnbd.api.Values;
 import io.jnbd.blockcache.BlockCache;
 import io.jnbd.blockcache.CacheExport;
 import io.jnbd.blockcache.CacheSettings;
+import io.jnbd.filters.PerExport;
 import java.io.IOException;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,9 +37,8 @@ public final class ReadaheadFilter implements Filter {
   private int streams = DEFAULTS.streams();
   private long cacheSize = DEFAULTS.cacheSize();
   private ReadaheadSettings settings = DEFAULTS;
-  private final ReentrantLock exportsLock = new ReentrantLock();
-  private final Map<String, StreamTable> tables = new HashMap<>();
-  private final Map<String, BlockCache> ownCaches = new HashMap<>();
+  private final PerExport<StreamTable> tables = new PerExport<>("readahead", "the stream table");
+  private final PerExport<BlockCache> ownCaches = new PerExport<>("readahead", "its own cache");
   /** False when the layers below serialize requests; see {@link #threadModelBelow}. */
   private volatile boolean prefetching = true;
 
@@ -120,59 +117,27 @@ public final class ReadaheadFilter implements Filter {
   }
 
   private BlockCache ownCache(String exportName, long size) throws IOException {
-    exportsLock.lock();
-    try {
-      BlockCache cache = ownCaches.get(exportName);
-      if (cache == null) {
-        cache = new BlockCache(CacheSettings.memoryReadCache(settings.cacheSize()), size);
-        ownCaches.put(exportName, cache);
-        log.info("readahead: the layer below export '{}' has no native cache; using a {} byte memory cache of its own", exportName, settings.cacheSize());
-      }
-      return cache;
-    } finally {
-      exportsLock.unlock();
-    }
+    return ownCaches.get(exportName, name -> {
+      log.info("readahead: the layer below export '{}' has no native cache; using a {} byte memory cache of its own", name, settings.cacheSize());
+      return new BlockCache(CacheSettings.memoryReadCache(settings.cacheSize()), size);
+    }, PerExport.noCheck());
   }
 
-  private StreamTable table(String exportName, long size, ReadaheadSettings effective) {
-    exportsLock.lock();
-    try {
-      return tables.computeIfAbsent(exportName, name -> new StreamTable(effective, size));
-    } finally {
-      exportsLock.unlock();
-    }
+  private StreamTable table(String exportName, long size, ReadaheadSettings effective) throws IOException {
+    return tables.get(exportName, name -> new StreamTable(effective, size), PerExport.noCheck());
   }
 
   /** The stream table of an export, once a client opened it; for tests. */
   StreamTable tableOf(String exportName) {
-    exportsLock.lock();
-    try {
-      return tables.get(exportName);
-    } finally {
-      exportsLock.unlock();
-    }
+    return tables.find(exportName);
   }
 
   @Override
   public void unload() {
-    exportsLock.lock();
-    try {
-      tables.forEach((name, table) -> {
-        table.retireAll();
-        log.info("readahead: export '{}': {}", name, table.stats());
-      });
-      ownCaches.forEach((name, cache) -> {
-        log.info("readahead: export '{}': own cache: {}", name, cache.stats());
-        try {
-          cache.close();
-        } catch (IOException e) {
-          log.warn("readahead: closing the cache of '{}': {}", name, e.getMessage());
-        }
-      });
-      tables.clear();
-      ownCaches.clear();
-    } finally {
-      exportsLock.unlock();
-    }
+    tables.closeAll((name, table) -> {
+      table.close();
+      log.info("readahead: export '{}': {}", name, table.stats());
+    });
+    ownCaches.closeAll((name, cache) -> log.info("readahead: export '{}': own cache: {}", name, cache.stats()));
   }
 }

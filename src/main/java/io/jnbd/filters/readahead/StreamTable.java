@@ -34,7 +34,7 @@ import java.util.function.LongSupplier;
  *       they are spread over its round trip rather than sent at once (see {@link #sendTime}).
  * </ul>
  */
-final class StreamTable {
+final class StreamTable implements AutoCloseable {
   private static final long MIN_TOLERANCE = 64 * 1024;
   private static final int TOLERANCE_READS = 16;
   /** A stream not read from in this many reads of the export no longer counts as active. */
@@ -206,8 +206,9 @@ final class StreamTable {
     }
   }
 
-  /** Counts what every stream prefetched and never used; at unload. */
-  void retireAll() {
+  /** Counts what every stream prefetched and never used; at unload. Closing twice does nothing more. */
+  @Override
+  public void close() {
     lock.lock();
     try {
       streams.forEach(this::retire);
