@@ -17,6 +17,11 @@ class StreamTableTest {
 
   private final StreamTable table = new StreamTable(ReadaheadSettings.defaults(), SIZE);
   private final List<Prefetch> issued = new ArrayList<>();
+  /** The injected clock of {@link #remote}, in nanoseconds. */
+  private final AtomicLong clock = new AtomicLong(5_000_000_000L);
+  /** A table for the tests of a slow layer below, on the injected clock. */
+  private final StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
+  private final long roundTrip = 80_000_000;
 
   /** Reads, and completes every prefetch at once (as if the layer below were instant). */
   private void read(long offset, long length) {
@@ -42,7 +47,6 @@ class StreamTableTest {
   @Test
   void overASlowLayerANewStreamStartsAtItsBoundNotAtTheInitialWindow() {
     StreamTable local = new StreamTable(ReadaheadSettings.defaults(), SIZE);
-    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE);
     // The first read went to the origin; the two that confirm the stream were served by the
     // cache below, which filled a larger block than the first read asked for.
     readTaking(local, 0, 256 * 1024, StreamTable.SLOW_READ_NANOS - 1);
@@ -70,13 +74,15 @@ class StreamTableTest {
     assertThat(table.windowAt(900 * MIB + 3 * 256 * 1024)).isEqualTo(ReadaheadSettings.defaults().window());
   }
 
+  /** Two 1 MiB reads at the start of {@link #remote}, each a round trip: the burst they make due. */
+  private List<Prefetch> slowStreamBurst() {
+    readTaking(remote, 0, MIB, roundTrip);
+    return readTaking(remote, MIB, MIB, roundTrip);
+  }
+
   @Test
   void overASlowLayerABurstOfPrefetchesIsSpreadOverOneRoundTrip() {
-    AtomicLong clock = new AtomicLong(5_000_000_000L);
-    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
-    long roundTrip = 80_000_000;
-    readTaking(remote, 0, MIB, roundTrip);
-    List<Prefetch> burst = readTaking(remote, MIB, MIB, roundTrip);
+    List<Prefetch> burst = slowStreamBurst();
     int maxInFlight = ReadaheadSettings.defaults().maxInFlight();
     assertThat(burst).hasSize(maxInFlight);
     for (int i = 0; i < burst.size(); i++) {
@@ -93,11 +99,7 @@ class StreamTableTest {
 
   @Test
   void theSpacingFollowsThePrefetchesNotAClientReadThatABusyMachineSlowed() {
-    AtomicLong clock = new AtomicLong(5_000_000_000L);
-    StreamTable remote = new StreamTable(ReadaheadSettings.defaults(), SIZE, clock::get);
-    long roundTrip = 80_000_000;
-    readTaking(remote, 0, MIB, roundTrip);
-    List<Prefetch> burst = readTaking(remote, MIB, MIB, roundTrip);
+    List<Prefetch> burst = slowStreamBurst();
     clock.addAndGet(2 * roundTrip);
     burst.forEach(p -> remote.completed(p, roundTrip, true, false));
     // A second stream whose reads the cache below served, but in 3 ms on a loaded machine.
