@@ -158,8 +158,11 @@ public final class Wire implements AutoCloseable {
     }
   }
 
-  /** Makes a blocked reader see end of stream, leaving replies free to go out. */
+  /** Makes a blocked reader see end of stream, leaving replies (and close_notify) free to go out. */
   void shutdownInput() {
+    if (tls != null) {
+      tls.inputEndingForStop();
+    }
     try {
       if (rawIn instanceof SocketChannel socket) {
         socket.shutdownInput();

@@ -2,12 +2,14 @@ package io.jnbd.server.tls;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.WritableByteChannel;
 import org.bouncycastle.tls.CipherSuite;
 import org.bouncycastle.tls.SecurityParameters;
+import org.bouncycastle.tls.TlsProtocol;
 import org.bouncycastle.tls.TlsServer;
 import org.bouncycastle.tls.TlsServerProtocol;
 
@@ -20,6 +22,8 @@ final class BcChannel implements TlsChannel {
   private static final int CHUNK = 64 * 1024;
 
   private final InputStream input;
+  /** What the protocol reads from. */
+  private final ChannelInput channelInput;
   private final OutputStream output;
   private final ReadableByteChannel in;
   private final WritableByteChannel out;
@@ -30,10 +34,11 @@ final class BcChannel implements TlsChannel {
   /** The writer's, under the caller's write lock. */
   private final byte[] writeChunk = new byte[CHUNK];
 
-  BcChannel(InputStream input, OutputStream output, ReadableByteChannel in, WritableByteChannel out, String username,
-      String description) {
-    this.input = input;
-    this.output = output;
+  BcChannel(TlsProtocol protocol, ChannelInput channelInput, ReadableByteChannel in, WritableByteChannel out,
+      String username, String description) {
+    this.input = protocol.getInputStream();
+    this.output = protocol.getOutputStream();
+    this.channelInput = channelInput;
     this.in = in;
     this.out = out;
     this.username = username;
@@ -59,7 +64,8 @@ final class BcChannel implements TlsChannel {
    */
   static BcChannel accept(NegotiatingServer server, ReadableByteChannel in, WritableByteChannel out, ByteBuffer early)
       throws IOException {
-    TlsServerProtocol protocol = new TlsServerProtocol(new ChannelInput(in, early), new ChannelOutput(out));
+    ChannelInput channelInput = new ChannelInput(in, early);
+    TlsServerProtocol protocol = new TlsServerProtocol(channelInput, new ChannelOutput(out));
     try {
       protocol.accept(server);
     } catch (IOException | RuntimeException e) {
@@ -69,7 +75,7 @@ final class BcChannel implements TlsChannel {
     SecurityParameters parameters = server.negotiated();
     String description = parameters.getNegotiatedVersion() + " " + cipherSuiteName(parameters.getCipherSuite()) + ", "
         + server.peer();
-    return new BcChannel(protocol.getInputStream(), protocol.getOutputStream(), in, out, server.username(), description);
+    return new BcChannel(protocol, channelInput, in, out, server.username(), description);
   }
 
   /** Bouncy Castle names its suites only as constants. */
@@ -88,6 +94,14 @@ final class BcChannel implements TlsChannel {
 
   @Override
   public int read(ByteBuffer dst) throws IOException {
+    try {
+      return readPlaintext(dst);
+    } catch (InputEndedForStop e) {
+      return -1;
+    }
+  }
+
+  private int readPlaintext(ByteBuffer dst) throws IOException {
     if (!dst.hasRemaining()) {
       return 0;
     }
@@ -137,6 +151,11 @@ final class BcChannel implements TlsChannel {
     }
   }
 
+  @Override
+  public void inputEndingForStop() {
+    channelInput.endingForStop = true;
+  }
+
   /** Closing the protocol's stream sends close_notify (and closes the connection below). */
   @Override
   public void sendCloseNotify() throws IOException {
@@ -168,10 +187,23 @@ final class BcChannel implements TlsChannel {
     }
   }
 
+  /**
+   * The end of the input that the server caused by stopping. The protocol ends a session at
+   * the end of its input, unless the input was interrupted (as a read timeout would be): then the
+   * session can still send close_notify.
+   */
+  private static final class InputEndedForStop extends InterruptedIOException {
+    InputEndedForStop() {
+      super("the server is stopping");
+    }
+  }
+
   /** Bytes read before the handshake began, then the channel; one reader thread. */
   static final class ChannelInput extends InputStream {
     private final ReadableByteChannel channel;
     private final ByteBuffer early;
+    /** Set before the server shuts the input down as it stops. */
+    private volatile boolean endingForStop;
 
     ChannelInput(ReadableByteChannel channel, ByteBuffer early) {
       this.channel = channel;
@@ -194,7 +226,11 @@ final class BcChannel implements TlsChannel {
         early.get(buffer, offset, n);
         return n;
       }
-      return channel.read(ByteBuffer.wrap(buffer, offset, length));
+      int n = channel.read(ByteBuffer.wrap(buffer, offset, length));
+      if (n < 0 && endingForStop) {
+        throw new InputEndedForStop();
+      }
+      return n;
     }
 
     @Override

@@ -194,8 +194,8 @@ public final class ClientTls {
   private TlsChannel pskHandshake(ReadableByteChannel in, WritableByteChannel out, ByteBuffer early) throws IOException {
     TlsCrypto crypto = new JcaTlsCryptoProvider().create(random);
     PskClient client = new PskClient(crypto, username, keyOf(pskFile, username));
-    TlsClientProtocol protocol = new TlsClientProtocol(new BcChannel.ChannelInput(in, early),
-        new BcChannel.ChannelOutput(out));
+    BcChannel.ChannelInput channelInput = new BcChannel.ChannelInput(in, early);
+    TlsClientProtocol protocol = new TlsClientProtocol(channelInput, new BcChannel.ChannelOutput(out));
     try {
       protocol.connect(client);
     } catch (TlsFatalAlertReceived e) {
@@ -212,7 +212,7 @@ public final class ClientTls {
     SecurityParameters negotiated = client.getContext().getSecurityParametersConnection();
     String description = negotiated.getNegotiatedVersion() + " "
         + BcChannel.cipherSuiteName(negotiated.getCipherSuite()) + ", PSK, username " + username;
-    return new BcChannel(protocol.getInputStream(), protocol.getOutputStream(), in, out, username, description);
+    return new BcChannel(protocol, channelInput, in, out, username, description);
   }
 
   private static byte[] keyOf(PskFile file, String username) throws IOException {

@@ -24,6 +24,13 @@ public interface TlsChannel extends ByteChannel, GatheringByteChannel {
    */
   void sendCloseNotify() throws IOException;
 
+  /**
+   * The server is stopping and is about to shut the connection's input down to wake the reader:
+   * the end of stream that follows is the server's doing, and must leave the session able to send
+   * close_notify once the last reply is out.
+   */
+  default void inputEndingForStop() {}
+
   /** The PSK identity the client authenticated with, or null (certificates, or none). */
   String username();
 
