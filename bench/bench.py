@@ -565,8 +565,9 @@ def suite_readahead(args):
     image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
     sha = sha256(image)
     filters = ["--filter=readahead", "--filter=cache"]
+    # nbdcopy's request size: 256K, or the server's preferred block size when larger (jnbd's http: 1M).
     readers = [
-        ("nbdcopy -R1 -C1 256K", nbdcopy("--requests=1", "--connections=1")),
+        ("nbdcopy -R1 -C1", nbdcopy("--requests=1", "--connections=1")),
         ("nbdcopy -R1 -C1 64K", nbdcopy("--requests=1", "--connections=1", "--request-size=65536")),
         ("nbdcopy defaults", nbdcopy()),
         ("qemu-img convert", qemu_img_convert()),
@@ -617,7 +618,8 @@ def suite_link(args):
     image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
     sha = sha256(image)
     filters = ["--filter=readahead", "--filter=cache"]
-    readers = [("nbdcopy -R1 -C1 256K", nbdcopy("--requests=1", "--connections=1"))]
+    # nbdcopy's request size: 256K, or the server's preferred block size when larger (jnbd's http: 1M).
+    readers = [("nbdcopy -R1 -C1", nbdcopy("--requests=1", "--connections=1"))]
     origin = Origin(image, LINK_DELAY_MS, LINK_MIB_PER_S)
     try:
         servers = [("jnbd readahead+cache+http", ["jnbd", "-r", *filters, "http", f"url={origin.url}"]),
