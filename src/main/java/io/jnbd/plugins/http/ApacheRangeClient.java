@@ -44,7 +44,6 @@ import org.apache.hc.client5.http.impl.auth.BasicCredentialsProvider;
 import org.apache.hc.client5.http.impl.auth.BasicScheme;
 import org.apache.hc.client5.http.impl.classic.CloseableHttpClient;
 import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
-import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.HostnameVerificationPolicy;
@@ -187,7 +186,7 @@ final class ApacheRangeClient implements RangeClient {
       builder.setUserAgent(settings.userAgent());
     }
     Timeout idle = timeout == null ? Timeout.DISABLED : Timeout.of(timeout);
-    builder.setConnectionManager(PoolingHttpClientConnectionManagerBuilder.create()
+    builder.setConnectionManager(DirectBodies.poolBuilder()
         .setMaxConnTotal(settings.connections())
         .setMaxConnPerRoute(settings.connections())
         .setTlsSocketStrategy(tlsStrategy(settings))
@@ -343,13 +342,9 @@ final class ApacheRangeClient implements RangeClient {
           chunk = new byte[COPY_CHUNK];
         }
         try {
-          int done = 0;
           InputStream body = exchange.response().getEntity().getContent();
-          while (done < length) {
-            int n = readSome(body, chunk, 0, Math.min(chunk.length, length - done), offset, length, done, deadline);
-            dst.put(chunk, 0, n);
-            done += n;
-          }
+          byte[] copyChunk = chunk;
+          ScopedValue.where(DirectBodies.TARGET, dst).call(() -> copyBody(body, copyChunk, dst, offset, length, deadline));
           expectEnd(exchange, body, offset, length);
         } finally {
           copyChunks.offer(chunk);
@@ -358,6 +353,23 @@ final class ApacheRangeClient implements RangeClient {
     } catch (IOException e) {
       throw asFailure("read", offset, length, e);
     }
+  }
+
+  /**
+   * Reads {@code length} body bytes into {@code dst}: through {@code chunk}, or straight into
+   * {@code dst} when the body is a {@link DirectBodies.Body}, which then advances dst itself.
+   */
+  private Void copyBody(InputStream body, byte[] chunk, ByteBuffer dst, long offset, int length, long deadline)
+      throws IOException {
+    for (int done = 0; done < length; ) {
+      int before = dst.position();
+      int n = readSome(body, chunk, 0, Math.min(chunk.length, length - done), offset, length, done, deadline);
+      if (dst.position() == before) {
+        dst.put(chunk, 0, n);
+      }
+      done += n;
+    }
+    return null;
   }
 
   /** Reads exactly {@code length} body bytes into {@code into}, then requires the body to end. */
