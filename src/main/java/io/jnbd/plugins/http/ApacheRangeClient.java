@@ -6,6 +6,7 @@ import io.jnbd.api.NbdException;
 import io.jnbd.plugins.http.RetryPolicy.TransientFailure;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.Socket;
 import java.net.SocketException;
 import java.net.URI;
 import java.nio.ByteBuffer;
@@ -28,6 +29,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
 import org.apache.hc.client5.http.ConnectTimeoutException;
 import org.apache.hc.client5.http.HttpRequestRetryStrategy;
 import org.apache.hc.client5.http.auth.AuthScope;
@@ -49,6 +51,7 @@ import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.HostnameVerificationPolicy;
 import org.apache.hc.client5.http.ssl.HttpsSupport;
 import org.apache.hc.client5.http.ssl.NoopHostnameVerifier;
+import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.client5.http.ssl.TrustAllStrategy;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ConnectionClosedException;
@@ -189,7 +192,8 @@ final class ApacheRangeClient implements RangeClient {
     builder.setConnectionManager(DirectBodies.poolBuilder()
         .setMaxConnTotal(settings.connections())
         .setMaxConnPerRoute(settings.connections())
-        .setTlsSocketStrategy(tlsStrategy(settings))
+        .setTlsSocketStrategy(uri.getScheme().equalsIgnoreCase("https") || settings.caInfo() != null || settings.caPath() != null
+            ? tlsStrategy(settings) : onFirstUse(() -> tlsStrategy(settings)))
         .setDnsResolver(HostResolution.of("http", settings.ipResolve(), settings.resolve(), uri))
         .setDefaultSocketConfig(SocketConfig.custom()
             .setSoKeepAlive(settings.tcpKeepAlive())
@@ -617,6 +621,30 @@ final class ApacheRangeClient implements RangeClient {
     }
     Header engines = request.getFirstHeader("Cookie");
     request.setHeader("Cookie", engines == null ? (String) ours : ours + "; " + engines.getValue());
+  }
+
+  /**
+   * TLS for an http:// URL, set up only if a redirect leads to https: setting it up loads the
+   * trust store and the public suffix list (~0.1 s of CPU at every start otherwise). With cainfo
+   * or capath it is set up at start all the same, so that a bad file is a start-up error.
+   */
+  private static TlsSocketStrategy onFirstUse(Supplier<TlsSocketStrategy> setUp) {
+    return new TlsSocketStrategy() {
+      private TlsSocketStrategy strategy;
+
+      @Override
+      public SSLSocket upgrade(Socket socket, String target, int port, Object attachment, HttpContext context)
+          throws IOException {
+        TlsSocketStrategy ready;
+        synchronized (this) {
+          if (strategy == null) {
+            strategy = setUp.get();
+          }
+          ready = strategy;
+        }
+        return ready.upgrade(socket, target, port, attachment, context);
+      }
+    };
   }
 
   private static DefaultClientTlsStrategy tlsStrategy(HttpSettings settings) {
