@@ -37,13 +37,19 @@ import org.apache.hc.core5.http.io.SessionInputBuffer;
  * <p>The pool's sockets are made by {@link SocketChannel}s ({@link #poolBuilder}), and a body with
  * a Content-Length on a connection without TLS is a {@link Body}. While {@link #TARGET} is bound
  * to a buffer on the reading thread, a read of the body takes what the kernel already holds for
- * the socket through the channel, straight into that buffer, and leaves the array it was given
- * untouched; the caller tells by the buffer's position. When nothing is waiting it reads the
- * ordinary way, so that the socket's timeout (timeout=) bounds the wait: a channel's read has
- * none. Over TLS (and for any other body) HttpClient's own streams serve.
+ * the socket through the channel, straight into that buffer (as much as it holds, not only the
+ * 64 KiB the caller's array has room for: fewer reads, and fewer waits for the next bytes), and
+ * leaves the array it was given untouched; the caller tells by the buffer's position. When
+ * nothing is waiting it reads the ordinary way, so that the socket's timeout (timeout=) bounds
+ * the wait: a channel's read has none. Over TLS (and for any other body) HttpClient's own
+ * streams serve.
  */
 final class DirectBodies {
-  /** The buffer that reads of a body on this thread may fill instead of the array they get. */
+  /**
+   * The buffer that reads of a body on this thread may fill instead of the array they get: such
+   * a read leaves the array alone, advances the buffer by the count it returns, and may take up
+   * to the buffer's remaining bytes (not only the count asked for, which the array's size limits).
+   */
   static final ScopedValue<ByteBuffer> TARGET = ScopedValue.newInstance();
 
   private DirectBodies() {}
@@ -246,7 +252,7 @@ final class DirectBodies {
       }
       int max = (int) Math.min(count, length - position);
       int n = target != null && target.remaining() >= max && buffer.length() == 0 && socketStream.available() > 0
-          ? readDirect(target, max)
+          ? readDirect(target, (int) Math.min(target.remaining(), length - position))
           : buffer.read(into, offset, max, socketStream);
       if (n < 0) {
         throw cutShort();
