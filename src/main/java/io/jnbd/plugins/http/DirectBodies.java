@@ -7,6 +7,7 @@ import java.net.Proxy;
 import java.net.Socket;
 import java.net.SocketException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLSocket;
@@ -120,8 +121,9 @@ final class DirectBodies {
 
   /**
    * Streams of a channel's socket that fail as a plain Socket's do. The channel reports a reset
-   * connection or a broken pipe as a plain IOException where a Socket throws a {@link
-   * SocketException}, which the plugin retries as an unavailable origin.
+   * connection or a broken pipe as a plain IOException, and a socket closed under a read (by
+   * another thread, or by an interrupt) as a {@link ClosedChannelException}, where a Socket
+   * throws a {@link SocketException}, which the plugin retries as an unavailable origin.
    */
   private static final class SocketErrors extends SocketHolder {
     SocketErrors(Socket socket) {
@@ -192,9 +194,9 @@ final class DirectBodies {
     }
   }
 
-  /** A failure of the socket itself (not a timeout, not a closed stream) as a {@link SocketException}. */
+  /** A failure of the socket itself (not a timeout) as a {@link SocketException}. */
   static IOException asSocketError(IOException e) {
-    if (e.getClass() != IOException.class) {
+    if (e.getClass() != IOException.class && !(e instanceof ClosedChannelException)) {
       return e;
     }
     SocketException socketError = new SocketException(e.getMessage());

@@ -10,6 +10,7 @@ import java.net.InetSocketAddress;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
+import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.Arrays;
@@ -138,6 +139,7 @@ class DirectBodiesTest {
     IOException reset = new IOException("Connection reset by peer");
     assertThat(DirectBodies.asSocketError(reset)).isInstanceOf(SocketException.class)
         .hasMessage("Connection reset by peer").hasCause(reset);
+    assertThat(DirectBodies.asSocketError(new AsynchronousCloseException())).isInstanceOf(SocketException.class);
     SocketTimeoutException timeout = new SocketTimeoutException("Read timed out");
     assertThat(DirectBodies.asSocketError(timeout)).isSameAs(timeout);
   }
