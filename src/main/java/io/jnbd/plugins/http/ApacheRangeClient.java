@@ -341,14 +341,11 @@ final class ApacheRangeClient implements RangeClient {
         readExactly(exchange, dst.array(), dst.arrayOffset() + start, length, offset, deadline, "read");
         dst.position(start + length);
       } else {
-        byte[] chunk = copyChunks.poll();
-        if (chunk == null) {
-          chunk = new byte[COPY_CHUNK];
-        }
+        byte[] pooled = copyChunks.poll();
+        byte[] chunk = pooled != null ? pooled : new byte[COPY_CHUNK];
         try {
           InputStream body = exchange.response().getEntity().getContent();
-          byte[] copyChunk = chunk;
-          ScopedValue.where(DirectBodies.TARGET, dst).call(() -> copyBody(body, copyChunk, dst, offset, length, deadline));
+          ScopedValue.where(DirectBodies.TARGET, dst).call(() -> copyBody(body, chunk, dst, offset, length, deadline));
           expectEnd(exchange, body, offset, length);
         } finally {
           copyChunks.offer(chunk);

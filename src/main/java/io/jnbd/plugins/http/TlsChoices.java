@@ -38,9 +38,9 @@ final class TlsChoices {
 
   /**
    * The JDK's suites, from its default TLS context, made on first use: making it loads and parses
-   * the trust store, ~0.1 s of CPU on this project's machine, which an http:// URL never needs,
-   * nor a start of the nbd or ssh plugin (the catalog makes every plugin listed before the one
-   * named, this one included).
+   * the trust store, ~0.1 s of CPU on this project's machine, which an http:// URL needs only
+   * after a redirect to https, and a start of the nbd or ssh plugin never (the catalog makes
+   * every plugin listed before the one named, this one included).
    */
   private synchronized JdkSuites jdk() {
     if (jdk == null) {
