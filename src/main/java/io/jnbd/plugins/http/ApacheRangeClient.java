@@ -6,6 +6,7 @@ import io.jnbd.api.NbdException;
 import io.jnbd.plugins.http.RetryPolicy.TransientFailure;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.Socket;
 import java.net.SocketException;
 import java.net.URI;
 import java.nio.ByteBuffer;
@@ -28,6 +29,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
 import org.apache.hc.client5.http.ConnectTimeoutException;
 import org.apache.hc.client5.http.HttpRequestRetryStrategy;
 import org.apache.hc.client5.http.auth.AuthScope;
@@ -44,12 +46,12 @@ import org.apache.hc.client5.http.impl.auth.BasicCredentialsProvider;
 import org.apache.hc.client5.http.impl.auth.BasicScheme;
 import org.apache.hc.client5.http.impl.classic.CloseableHttpClient;
 import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
-import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.HostnameVerificationPolicy;
 import org.apache.hc.client5.http.ssl.HttpsSupport;
 import org.apache.hc.client5.http.ssl.NoopHostnameVerifier;
+import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.client5.http.ssl.TrustAllStrategy;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ConnectionClosedException;
@@ -187,10 +189,11 @@ final class ApacheRangeClient implements RangeClient {
       builder.setUserAgent(settings.userAgent());
     }
     Timeout idle = timeout == null ? Timeout.DISABLED : Timeout.of(timeout);
-    builder.setConnectionManager(PoolingHttpClientConnectionManagerBuilder.create()
+    builder.setConnectionManager(DirectBodies.poolBuilder()
         .setMaxConnTotal(settings.connections())
         .setMaxConnPerRoute(settings.connections())
-        .setTlsSocketStrategy(tlsStrategy(settings))
+        .setTlsSocketStrategy(uri.getScheme().equalsIgnoreCase("https") || settings.caInfo() != null || settings.caPath() != null
+            ? tlsStrategy(settings) : onFirstUse(() -> tlsStrategy(settings)))
         .setDnsResolver(HostResolution.of("http", settings.ipResolve(), settings.resolve(), uri))
         .setDefaultSocketConfig(SocketConfig.custom()
             .setSoKeepAlive(settings.tcpKeepAlive())
@@ -338,18 +341,11 @@ final class ApacheRangeClient implements RangeClient {
         readExactly(exchange, dst.array(), dst.arrayOffset() + start, length, offset, deadline, "read");
         dst.position(start + length);
       } else {
-        byte[] chunk = copyChunks.poll();
-        if (chunk == null) {
-          chunk = new byte[COPY_CHUNK];
-        }
+        byte[] pooled = copyChunks.poll();
+        byte[] chunk = pooled != null ? pooled : new byte[COPY_CHUNK];
         try {
-          int done = 0;
           InputStream body = exchange.response().getEntity().getContent();
-          while (done < length) {
-            int n = readSome(body, chunk, 0, Math.min(chunk.length, length - done), offset, length, done, deadline);
-            dst.put(chunk, 0, n);
-            done += n;
-          }
+          ScopedValue.where(DirectBodies.TARGET, dst).call(() -> copyBody(body, chunk, dst, offset, length, deadline));
           expectEnd(exchange, body, offset, length);
         } finally {
           copyChunks.offer(chunk);
@@ -358,6 +354,23 @@ final class ApacheRangeClient implements RangeClient {
     } catch (IOException e) {
       throw asFailure("read", offset, length, e);
     }
+  }
+
+  /**
+   * Reads {@code length} body bytes into {@code dst}: through {@code chunk}, or straight into
+   * {@code dst} when the body is a {@link DirectBodies.Body}, which then advances dst itself.
+   */
+  private Void copyBody(InputStream body, byte[] chunk, ByteBuffer dst, long offset, int length, long deadline)
+      throws IOException {
+    for (int done = 0; done < length; ) {
+      int before = dst.position();
+      int n = readSome(body, chunk, 0, Math.min(chunk.length, length - done), offset, length, done, deadline);
+      if (dst.position() == before) {
+        dst.put(chunk, 0, n);
+      }
+      done += n;
+    }
+    return null;
   }
 
   /** Reads exactly {@code length} body bytes into {@code into}, then requires the body to end. */
@@ -605,6 +618,30 @@ final class ApacheRangeClient implements RangeClient {
     }
     Header engines = request.getFirstHeader("Cookie");
     request.setHeader("Cookie", engines == null ? (String) ours : ours + "; " + engines.getValue());
+  }
+
+  /**
+   * TLS for an http:// URL, set up only if a redirect leads to https: setting it up loads the
+   * trust store and the public suffix list (~0.1 s of CPU at every start otherwise). With cainfo
+   * or capath it is set up at start all the same, so that a bad file is a start-up error.
+   */
+  private static TlsSocketStrategy onFirstUse(Supplier<TlsSocketStrategy> setUp) {
+    return new TlsSocketStrategy() {
+      private TlsSocketStrategy strategy;
+
+      @Override
+      public SSLSocket upgrade(Socket socket, String target, int port, Object attachment, HttpContext context)
+          throws IOException {
+        TlsSocketStrategy ready;
+        synchronized (this) {
+          if (strategy == null) {
+            strategy = setUp.get();
+          }
+          ready = strategy;
+        }
+        return ready.upgrade(socket, target, port, attachment, context);
+      }
+    };
   }
 
   private static DefaultClientTlsStrategy tlsStrategy(HttpSettings settings) {

@@ -11,7 +11,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLParameters;
 
 /**
  * nbdkit curl's TLS keys (ssl-version, ssl-cipher-list, tls13-ciphers) as JSSE protocol and
@@ -25,29 +24,43 @@ final class TlsChoices {
   /** OpenSSL cipher-string syntax that a plain list of suites cannot honour. */
   private static final String OPENSSL_OPERATORS = "!+-@";
 
-  private final SSLParameters supported;
-  /** The JDK's default suites, AES-128-GCM moved before AES-256-GCM (see {@link #aes128GcmFirst}). */
-  private final List<String> defaultSuites;
-  private final Map<String, String> byName = new HashMap<>();
   private List<String> protocols;
   private List<String> tls12Suites;
   private List<String> tls13Suites;
+  /** Looked up at the first need, see {@link #jdk()}. */
+  private JdkSuites jdk;
 
-  TlsChoices() {
-    try {
-      SSLContext context = SSLContext.getDefault();
-      supported = context.getSupportedSSLParameters();
-      defaultSuites = aes128GcmFirst(context.getDefaultSSLParameters().getCipherSuites());
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("the JDK has no default TLS context", e);
-    }
-    for (String suite : supported.getCipherSuites()) {
-      byName.put(suite.toUpperCase(Locale.ROOT), suite);
-      String openSsl = openSslName(suite);
-      if (openSsl != null) {
-        byName.putIfAbsent(openSsl, suite);
+  /**
+   * The JDK's cipher suites: the default ones, AES-128-GCM moved before AES-256-GCM (see {@link
+   * #aes128GcmFirst}), and every supported one by IANA and OpenSSL name.
+   */
+  private record JdkSuites(List<String> defaults, Map<String, String> byName) {}
+
+  /**
+   * The JDK's suites, from its default TLS context, made on first use: making it loads and parses
+   * the trust store, ~0.1 s of CPU on this project's machine, which an http:// URL needs only
+   * after a redirect to https, and a start of the nbd or ssh plugin never (the catalog makes
+   * every plugin listed before the one named, this one included).
+   */
+  private synchronized JdkSuites jdk() {
+    if (jdk == null) {
+      SSLContext context;
+      try {
+        context = SSLContext.getDefault();
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException("the JDK has no default TLS context", e);
       }
+      Map<String, String> byName = new HashMap<>();
+      for (String suite : context.getSupportedSSLParameters().getCipherSuites()) {
+        byName.put(suite.toUpperCase(Locale.ROOT), suite);
+        String openSsl = openSslName(suite);
+        if (openSsl != null) {
+          byName.putIfAbsent(openSsl, suite);
+        }
+      }
+      jdk = new JdkSuites(aes128GcmFirst(context.getDefaultSSLParameters().getCipherSuites()), byName);
     }
+    return jdk;
   }
 
   /**
@@ -88,7 +101,7 @@ final class TlsChoices {
    * defaults, with AES-128-GCM first.
    */
   String[] defaultCipherSuites() {
-    return defaultSuites.toArray(String[]::new);
+    return jdk().defaults().toArray(String[]::new);
   }
 
   /**
@@ -106,7 +119,7 @@ final class TlsChoices {
   }
 
   private List<String> defaultSuites(boolean tls13) {
-    return defaultSuites.stream().filter(suite -> isTls13(suite) == tls13).toList();
+    return jdk().defaults().stream().filter(suite -> isTls13(suite) == tls13).toList();
   }
 
   /**
@@ -138,7 +151,7 @@ final class TlsChoices {
         throw new ConfigException(what + ": '" + name + "' is OpenSSL cipher-string syntax, which jnbd does not expand;"
             + " list the cipher suites by name");
       }
-      String suite = byName.get(name.toUpperCase(Locale.ROOT));
+      String suite = jdk().byName().get(name.toUpperCase(Locale.ROOT));
       if (suite == null) {
         throw new ConfigException(what + ": unknown or unsupported cipher suite '" + name + "'");
       }

@@ -3,6 +3,7 @@ package io.jnbd.plugins.http;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.sun.net.httpserver.HttpServer;
 import io.jnbd.api.BlockSize;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
@@ -17,6 +18,8 @@ import io.jnbd.testing.RangeOrigin.Fault;
 import io.jnbd.testing.SelfSignedTls;
 import io.jnbd.testing.UnixBridge;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -345,6 +348,29 @@ class HttpPluginTest {
     httpOnly.config("url", origin.url());
     httpOnly.config("protocols", "http");
     assertThatThrownBy(httpOnly::configComplete).hasMessageContaining("protocols");
+  }
+
+  /** An http:// URL sets TLS up only when a redirect leads to https, with sslverify as given. */
+  @Test
+  void anHttpUrlRedirectedToHttpsGetsTlsOnTheWay() throws IOException {
+    SelfSignedTls tls = new SelfSignedTls(dir);
+    RangeOrigin origin = RangeOrigin.https(DATA, tls.serverContext());
+    closeLater.add(origin);
+    HttpServer redirector = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+    redirector.createContext("/", exchange -> {
+      exchange.getResponseHeaders().set("Location", origin.url());
+      exchange.sendResponseHeaders(302, -1);
+      exchange.close();
+    });
+    redirector.start();
+    closeLater.add(() -> redirector.stop(0));
+    String url = "url=http://127.0.0.1:" + redirector.getAddress().getPort() + "/disk.img";
+
+    Export export = open(url, "sslverify=false");
+    assertReadsBack(export, 0, 4096);
+    assertReadsBack(export, 70_000, 100_000);
+    HttpPlugin verifying = plugin(url);
+    assertThatThrownBy(() -> verifying.open(true, "")).hasMessageContaining("SSLHandshakeException");
   }
 
   @Test
