@@ -3,6 +3,7 @@ package io.jnbd.plugins;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.plugins.NativeFileOps.Advice;
 import io.jnbd.plugins.NativeFileOps.NativeFile;
 import java.io.IOException;
@@ -156,6 +157,26 @@ final class OpenFile implements AutoCloseable {
     if (dropReadPages) {
       nativeFile.advise(offset, length, Advice.DONTNEED);
     }
+  }
+
+  /**
+   * The bytes at {@code offset} for the server to send as they are (sendfile): zeroes where the
+   * whole range is a hole, else the channel's region; or null where that would bypass a mode
+   * that {@link #read} honours (an fadvise hint on the native descriptor, reduce-memory-pressure
+   * dropping what was read), so the server reads through {@link #read}.
+   */
+  ReadData readData(long offset, int length) {
+    if (nativeIo || dropReadPages) {
+      return null;
+    }
+    if (nativeFile != null) {
+      NativeFileOps.Result data = nativeFile.seekData(offset);
+      boolean hole = data.failed() ? data.errno() == NativeFileOps.ENXIO : data.value() >= offset + length;
+      if (hole) {
+        return new ReadData.Zeroes(length);
+      }
+    }
+    return new ReadData.FileRegion(channel, offset, length);
   }
 
   void write(ByteBuffer buffer, long offset) throws IOException {
