@@ -37,9 +37,9 @@ final class ReplyWriter {
   private final DirectBufferPool pool;
   private final ReentrantLock lock = new ReentrantLock();
   private final ByteBuffer header = ByteBuffer.allocateDirect(Nbd.CHUNK_HEADER_SIZE + 12);
-  /** File regions sent, and how many of them sendfile left a part of to be copied; under the lock. */
-  private long regionsSent;
-  private long regionsFinishedByCopy;
+  /** File regions sent, and how many of them sendfile left a part of to be copied; written under the lock. */
+  private volatile long regionsSent;
+  private volatile long regionsFinishedByCopy;
 
   ReplyWriter(Wire wire, boolean structured, DirectBufferPool pool) {
     this.wire = wire;
@@ -94,13 +94,13 @@ final class ReplyWriter {
 
   /** "sendfile: N replies, M finished by copying", or null when none went by sendfile. */
   String sendFileSummary() {
-    lock.lock();
-    try {
-      return regionsSent == 0 ? null
-          : "sendfile: " + regionsSent + " replies, " + regionsFinishedByCopy + " finished by copying";
-    } finally {
-      lock.unlock();
-    }
+    long sent = regionsSent;
+    return sent == 0 ? null : "sendfile: " + sent + " replies, " + regionsFinishedByCopy + " finished by copying";
+  }
+
+  /** How many file regions sendfile left a part of, which was then copied. */
+  long regionsFinishedByCopy() {
+    return regionsFinishedByCopy;
   }
 
   private void readBuffers(Request request, int length, ByteBuffer... data) throws IOException {
