@@ -9,7 +9,9 @@ import java.nio.channels.FileChannel;
  * owns, or zeroes. The server writes them to the client and then calls {@link #close} exactly
  * once, whether the reply went out or not. Until then the bytes must stay readable: memory behind
  * a view must not be freed or reused for other data. They may still change meanwhile, as they may
- * under any read that runs alongside a write to the same range.
+ * under any read that runs alongside a write to the same range: the server reads them after
+ * {@code readData} has returned, outside the layer's thread model, so a layer hands over only
+ * bytes that may be read from any thread at any time until the close.
  */
 public sealed interface ReadData extends AutoCloseable permits ReadData.FileRegion, ReadData.Views, ReadData.Zeroes {
 

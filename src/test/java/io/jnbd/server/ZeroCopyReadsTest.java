@@ -158,6 +158,28 @@ class ZeroCopyReadsTest {
   }
 
   @Test
+  void filtersThatLeaveTheBytesAloneHandOverWithTheirOffsetsMapped() throws Exception {
+    Tools.require("nbdcopy");
+    Path file = dir.resolve("disk.img");
+    byte[] bytes = sparseFile(file);
+    HandOvers handOvers = new HandOvers();
+    Plugin plugin = Layers.plugin("file", "file=" + file);
+    int start = MIB + 4096;
+    int range = 5 * MIB;
+    List<Filter> filters = List.of(Layers.filter("count"), Layers.filter("offset", "offset=" + start, "range=" + range),
+        handOvers.counter());
+    try (TestServer server = new TestServer(filters, plugin, ServerConfig.defaults())) {
+      Path copy = dir.resolve("copy.img");
+      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
+      assertThat(Files.readAllBytes(copy)).isEqualTo(java.util.Arrays.copyOfRange(bytes, start, start + range));
+    } finally {
+      plugin.unload();
+    }
+    assertThat(handOvers.regions.get()).isPositive();
+    assertThat(handOvers.preads.get()).isZero();
+  }
+
+  @Test
   void memoryPagesGoOutAsViewsAndAbsentOnesAsZeroes() throws Exception {
     Tools.require("nbdcopy", "nbdsh");
     Path source = dir.resolve("source.img");
