@@ -353,12 +353,18 @@ final class Connection {
       return;
     }
     try {
-      long serviceNanos = System.nanoTime() - started;
-      long recent = recentServiceNanos;
-      recentServiceNanos = recent < 0 ? serviceNanos : recent + (serviceNanos - recent) / 4;
       // Replying outside the lock: a client that is slow to read its replies must not hold up
       // the requests the thread model serializes with this one, on other connections too.
-      reply(request, outcome, replies);
+      long serviceNanos;
+      if (outcome.handedOver() == null) {
+        serviceNanos = noteServiceTime(started);
+        reply(request, outcome, replies);
+      } else {
+        // Handed-over data is read while the reply is written (sendfile reads the file then):
+        // a file that is slow to read must not look quick enough to run on the reader.
+        reply(request, outcome, replies);
+        serviceNanos = noteServiceTime(started);
+      }
       if (traceRequests) {
         log.debug("{}: {} ok in {} us", peer, request, serviceNanos / 1000);
       }
@@ -376,6 +382,17 @@ final class Connection {
         outcome.handedOver().close();
       }
     }
+  }
+
+  /**
+   * Adds the time since {@code started} to the moving average that decides whether requests run
+   * on the reader, and returns it.
+   */
+  private long noteServiceTime(long started) {
+    long serviceNanos = System.nanoTime() - started;
+    long recent = recentServiceNanos;
+    recentServiceNanos = recent < 0 ? serviceNanos : recent + (serviceNanos - recent) / 4;
+    return serviceNanos;
   }
 
   /** Answers a request that failed with an error reply. */
