@@ -134,6 +134,28 @@ class ZeroCopyReadsTest {
   }
 
   @Test
+  void aHolePunchedWhileServingIsSentAsZeroesInAFileThatHadNone() throws Exception {
+    Tools.require("nbdsh");
+    Path file = dir.resolve("full.img");
+    byte[] bytes = new byte[4 * MIB];
+    new Random(13).nextBytes(bytes);
+    Files.write(file, bytes);
+    HandOvers handOvers = new HandOvers();
+    Plugin plugin = Layers.plugin("file", "file=" + file);
+    try (TestServer server = new TestServer(List.of(handOvers.counter()), plugin, ServerConfig.defaults())) {
+      Tools.nbdsh(server.uri(), String.join("\n",
+          "import hashlib",
+          "assert hashlib.sha256(h.pread(1 << 20, 1 << 20)).hexdigest() == '" + sha256(java.util.Arrays.copyOfRange(bytes, MIB, 2 * MIB)) + "'",
+          "h.trim(1 << 20, 1 << 20)",
+          "assert h.pread(1 << 20, 1 << 20) == bytearray(1 << 20)")).assertSuccess();
+    } finally {
+      plugin.unload();
+    }
+    assertThat(handOvers.regions.get()).isEqualTo(1);
+    assertThat(handOvers.zeroes.get()).isEqualTo(1);
+  }
+
+  @Test
   void aFilterThatChangesTheBytesIsNeverBypassed() throws Exception {
     Tools.require("nbdcopy");
     Path file = dir.resolve("disk.img");
