@@ -156,6 +156,29 @@ class ZeroCopyReadsTest {
   }
 
   @Test
+  void aFileThatShrinksUnderASendfileReplyClosesTheConnectionInsteadOfHanging() throws Exception {
+    Tools.require("nbdsh");
+    Path file = dir.resolve("shrinking.img");
+    Files.write(file, new byte[4 * MIB]);
+    Plugin plugin = Layers.plugin("file", "file=" + file);
+    try (TestServer server = new TestServer(plugin)) {
+      Tools.nbdsh(server.uri(), String.join("\n",
+          "assert h.get_size() == 4 << 20",
+          "import os",
+          "os.truncate('" + file + "', 1 << 20)",
+          "try:",
+          "    h.pread(1 << 20, 2 << 20)",
+          "    assert False, 'read past the end succeeded'",
+          "except nbd.Error:",
+          "    pass")).assertSuccess();
+      // The server goes on serving others.
+      assertThat(Tools.nbdsh(server.uri(), "print(len(h.pread(4096, 0)))").assertSuccess().stdout().trim()).isEqualTo("4096");
+    } finally {
+      plugin.unload();
+    }
+  }
+
+  @Test
   void aFilterThatChangesTheBytesIsNeverBypassed() throws Exception {
     Tools.require("nbdcopy");
     Path file = dir.resolve("disk.img");
