@@ -6,11 +6,12 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.ReadData;
 import io.jnbd.util.NativeMemory;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -169,7 +170,7 @@ public final class SparseStore {
       }
       if (page != null) {
         held[heldCount++] = page;
-        views[i] = page.view.slice(inPage, n);
+        views[i] = page.view(inPage, n);
       } else {
         views[i] = zeroView.slice(0, n);
       }
@@ -248,22 +249,35 @@ public final class SparseStore {
    * once the store has let go, the count only falls; the memory is freed when it reaches 0.
    */
   private static final class Page {
+    private static final VarHandle HOLDERS;
+
+    static {
+      try {
+        HOLDERS = MethodHandles.lookup().findVarHandle(Page.class, "holders", int.class);
+      } catch (ReflectiveOperationException e) {
+        throw new ExceptionInInitializerError(e);
+      }
+    }
+
     final MemorySegment memory;
-    /** The whole page, read-only: what views are sliced from. */
-    final ByteBuffer view;
-    private final AtomicInteger holders = new AtomicInteger(1);
+    /** A plain field with atomic updates rather than an AtomicInteger: one object less per page. */
+    private volatile int holders = 1;
 
     Page(MemorySegment memory) {
       this.memory = memory;
-      this.view = memory.asByteBuffer().asReadOnlyBuffer();
+    }
+
+    /** A read-only view of {@code length} bytes from {@code offset}. */
+    ByteBuffer view(int offset, int length) {
+      return memory.asSlice(offset, length).asByteBuffer().asReadOnlyBuffer();
     }
 
     void hold() {
-      holders.incrementAndGet();
+      HOLDERS.getAndAdd(this, 1);
     }
 
     void release() {
-      if (holders.decrementAndGet() == 0) {
+      if ((int) HOLDERS.getAndAdd(this, -1) == 1) {
         NativeMemory.free(memory);
       }
     }
