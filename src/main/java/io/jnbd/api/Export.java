@@ -27,6 +27,21 @@ public interface Export extends AutoCloseable {
    */
   void pread(ByteBuffer buffer, long offset) throws IOException;
 
+  /**
+   * Optionally answers a READ without copying its bytes into a buffer: returns them as a file
+   * region, read-only views of memory this layer keeps valid until the server closes them, or
+   * zeroes ({@link ReadData}), or null to have the server call {@link #pread} instead, which is
+   * the default. The result must hold exactly the bytes that {@code pread} would give, and
+   * exactly {@code length} of them ({@code length} &gt; 0). The server asks only where it can use
+   * the answer (not over a vsock connection, say), so a layer must still implement {@code pread}.
+   *
+   * <p>A filter's export ({@link FilterExport}) does not pass this on unless it says so, since a
+   * filter that changes or moves data would be bypassed: see {@link FilterExport#readData}.
+   */
+  default ReadData readData(long offset, int length) throws IOException {
+    return null;
+  }
+
   /** Writes the remaining bytes of {@code buffer} at {@code offset}. Flags: {@link Flags#FUA}. */
   default void pwrite(ByteBuffer buffer, long offset, int flags) throws IOException {
     throw new NbdException(Errno.EROFS, "export is read-only");

@@ -6,6 +6,7 @@ import java.nio.ByteBuffer;
 /**
  * The base for a filter's per-connection export: every operation and capability goes to {@code
  * next}, the layer below, unless the subclass overrides it. A filter sees only {@code next}.
+ * The one exception is {@link #readData}, the zero-copy read, which a filter must opt in to.
  */
 public abstract class FilterExport implements Export {
   protected final Export next;
@@ -22,6 +23,18 @@ public abstract class FilterExport implements Export {
   @Override
   public void pread(ByteBuffer buffer, long offset) throws IOException {
     next.pread(buffer, offset);
+  }
+
+  /**
+   * Returns null, so that READs come through {@link #pread}: passing the layer below's bytes
+   * straight to the server would bypass whatever this filter does to them. A filter that leaves
+   * the bytes of a read alone (it counts or times reads, say) may override this to return {@code
+   * next.readData(offset, length)}, with the offset mapped if the filter moves data, and doing
+   * here whatever its {@code pread} does besides reading.
+   */
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    return null;
   }
 
   @Override

@@ -9,6 +9,7 @@ import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
 import io.jnbd.api.Plugin;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.api.Values;
 import io.jnbd.plugins.NativeFileOps.Advice;
@@ -214,6 +215,11 @@ public final class FilePlugin implements Plugin {
     @Override
     public void pread(ByteBuffer buffer, long offset) throws IOException {
       file.read(buffer, offset);
+    }
+
+    @Override
+    public ReadData readData(long offset, int length) {
+      return file.readData(offset, length);
     }
 
     @Override

@@ -3,6 +3,7 @@ package io.jnbd.plugins;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Errno;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.plugins.NativeFileOps.Advice;
 import io.jnbd.plugins.NativeFileOps.NativeFile;
 import java.io.IOException;
@@ -41,6 +42,13 @@ final class OpenFile implements AutoCloseable {
   /** Cleared for good when the file system says it cannot punch holes or zero ranges. */
   private final AtomicBoolean punchHoleWorks = new AtomicBoolean(true);
   private final AtomicBoolean zeroRangeWorks = new AtomicBoolean(true);
+  /**
+   * Whether a read may meet a hole, so that {@link #readData} asks SEEK_DATA (a few microseconds
+   * a read): false for a file that had none when opened (a fully written image, a block device)
+   * until this server punches or zeroes a range. Holes made by another process are then sent as
+   * data, which reads the same.
+   */
+  private volatile boolean mayHaveHoles;
 
   /**
    * Opens a regular file or block device, for writing unless {@code readOnly} or the file does
@@ -105,6 +113,11 @@ final class OpenFile implements AutoCloseable {
     this.channel = channel;
     this.writable = writable;
     this.nativeFile = nativeFile;
+    if (nativeFile != null) {
+      NativeFileOps.Result hole = nativeFile.seekHole(0);
+      NativeFileOps.Result end = nativeFile.seekEnd();
+      mayHaveHoles = hole.failed() || end.failed() || hole.value() < end.value();
+    }
     boolean hinted = false;
     if (nativeFile != null && settings.fadvise() != Advice.NORMAL) {
       int error = nativeFile.advise(0, 0, settings.fadvise());
@@ -158,6 +171,27 @@ final class OpenFile implements AutoCloseable {
     }
   }
 
+  /**
+   * The bytes at {@code offset} for the server to send as they are (sendfile): zeroes where the
+   * whole range is a hole (looked for only in a file that {@link #mayHaveHoles}), else the
+   * channel's region; or null where that would bypass a mode
+   * that {@link #read} honours (an fadvise hint on the native descriptor, reduce-memory-pressure
+   * dropping what was read), so the server reads through {@link #read}.
+   */
+  ReadData readData(long offset, int length) {
+    if (nativeIo || dropReadPages) {
+      return null;
+    }
+    if (mayHaveHoles) {
+      NativeFileOps.Result data = nativeFile.seekData(offset);
+      boolean hole = data.failed() ? data.errno() == NativeFileOps.ENXIO : data.value() >= offset + length;
+      if (hole) {
+        return new ReadData.Zeroes(length);
+      }
+    }
+    return new ReadData.FileRegion(channel, offset, length);
+  }
+
   void write(ByteBuffer buffer, long offset) throws IOException {
     int length = buffer.remaining();
     long at = offset;
@@ -191,6 +225,7 @@ final class OpenFile implements AutoCloseable {
       giveUpIfUnsupported(punchHoleWorks, result, "punch hole");
       return false;
     }
+    mayHaveHoles = true;
     return true;
   }
 
@@ -204,6 +239,7 @@ final class OpenFile implements AutoCloseable {
       giveUpIfUnsupported(zeroRangeWorks, result, "zero range");
       return false;
     }
+    mayHaveHoles = true;
     return true;
   }
 

@@ -3,8 +3,11 @@ package io.jnbd.plugins;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.util.NativeMemory;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.util.Map;
@@ -29,6 +32,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * page-sized piece of a request is atomic and no page is freed while another thread copies it.
  * Requests that span pages are not atomic as a whole, which NBD does not ask for.
  *
+ * <p>{@link #readData} lends read-only views of the pages instead of copying them. A page counts
+ * its holders: the store while the page is in it, and each view lent out. Zeroing or trimming
+ * takes a page out of the store at once, but its memory is freed only when the last view is
+ * given back, so a view never shows freed memory or memory reused for another page. A view is
+ * not a snapshot: a write to its range while it is out shows through, as it may in any read
+ * that runs alongside a write.
+ *
  * <p>Shared by every connection of an export (memory, data plugins): it is the export's state.
  */
 public final class SparseStore {
@@ -40,7 +50,9 @@ public final class SparseStore {
   private final int pageSize;
   private final int pageShift;
   private final MemorySegment zeroPage;
-  private final ConcurrentHashMap<Long, MemorySegment> pages = new ConcurrentHashMap<>();
+  /** A page of zeroes to lend for absent pages. */
+  private final ByteBuffer zeroView;
+  private final ConcurrentHashMap<Long, Page> pages = new ConcurrentHashMap<>();
   private final ReentrantLock[] locks = new ReentrantLock[STRIPES];
 
   public SparseStore() {
@@ -55,6 +67,7 @@ public final class SparseStore {
     this.pageSize = pageSize;
     this.pageShift = Integer.numberOfTrailingZeros(pageSize);
     this.zeroPage = MemorySegment.ofArray(new byte[pageSize]);
+    this.zeroView = ByteBuffer.allocateDirect(pageSize).asReadOnlyBuffer();
     for (int i = 0; i < STRIPES; i++) {
       locks[i] = new ReentrantLock();
     }
@@ -82,9 +95,9 @@ public final class SparseStore {
       ReentrantLock lock = lockFor(index);
       lock.lock();
       try {
-        MemorySegment page = pages.get(index);
+        Page page = pages.get(index);
         if (page != null) {
-          MemorySegment.copy(page, inPage, target, done, n);
+          MemorySegment.copy(page.memory, inPage, target, done, n);
         } else {
           target.asSlice(done, n).fill((byte) 0);
         }
@@ -109,13 +122,13 @@ public final class SparseStore {
         ReentrantLock lock = lockFor(index);
         lock.lock();
         try {
-          MemorySegment page = pages.get(index);
+          Page page = pages.get(index);
           if (page == null && !isZero(source.asSlice(done, n))) {
-            page = allocate();
+            page = new Page(allocate());
             pages.put(index, page);
           }
           if (page != null) {
-            MemorySegment.copy(source, done, page, inPage, n);
+            MemorySegment.copy(source, done, page.memory, inPage, n);
           }
         } finally {
           lock.unlock();
@@ -126,6 +139,52 @@ public final class SparseStore {
       // A failed allocation leaves the buffer where the write stopped, as the heap version did.
       src.position(src.position() + (int) done);
     }
+  }
+
+  /**
+   * The {@code length} bytes at {@code offset} as read-only views of the pages, without a copy:
+   * {@link ReadData.Zeroes} when no page of the range is allocated, else {@link ReadData.Views}
+   * whose allocated pages stay allocated until it is closed (absent ones are lent as zeroes).
+   */
+  public ReadData readData(long offset, int length) {
+    int pageCount = (int) (((offset + length - 1) >>> pageShift) - (offset >>> pageShift) + 1);
+    ByteBuffer[] views = new ByteBuffer[pageCount];
+    Page[] held = new Page[pageCount];
+    int heldCount = 0;
+    long done = 0;
+    for (int i = 0; i < pageCount; i++) {
+      long at = offset + done;
+      long index = at >>> pageShift;
+      int inPage = (int) (at & (pageSize - 1));
+      int n = (int) Math.min(pageSize - inPage, length - done);
+      Page page;
+      ReentrantLock lock = lockFor(index);
+      lock.lock();
+      try {
+        page = pages.get(index);
+        if (page != null) {
+          page.hold();
+        }
+      } finally {
+        lock.unlock();
+      }
+      if (page != null) {
+        held[heldCount++] = page;
+        views[i] = page.view(inPage, n);
+      } else {
+        views[i] = zeroView.slice(0, n);
+      }
+      done += n;
+    }
+    if (heldCount == 0) {
+      return new ReadData.Zeroes(length);
+    }
+    int holders = heldCount;
+    return new ReadData.Views(views, length, () -> {
+      for (int i = 0; i < holders; i++) {
+        held[i].release();
+      }
+    });
   }
 
   /** Makes a range read as zeroes, freeing every page that ends up all zero. */
@@ -139,14 +198,14 @@ public final class SparseStore {
       ReentrantLock lock = lockFor(index);
       lock.lock();
       try {
-        MemorySegment page = pages.get(index);
+        Page page = pages.get(index);
         if (page != null) {
           if (n < pageSize) {
-            page.asSlice(inPage, n).fill((byte) 0);
+            page.memory.asSlice(inPage, n).fill((byte) 0);
           }
-          if (n == pageSize || isZero(page)) {
+          if (n == pageSize || isZero(page.memory)) {
             pages.remove(index);
-            NativeMemory.free(page);
+            page.release();
           }
         }
       } finally {
@@ -184,11 +243,51 @@ public final class SparseStore {
     return locks[(int) (index ^ (index >>> 17)) & (STRIPES - 1)];
   }
 
-  /** Frees the pages of a store nobody can reach any more; holds no reference to the store. */
-  private record FreeAll(Map<Long, MemorySegment> pages) implements Runnable {
+  /**
+   * One allocated page and its holders: the store while the page is in it, and each view lent
+   * out. A holder is added only under the page's stripe lock while the page is in the store, so
+   * once the store has let go, the count only falls; the memory is freed when it reaches 0.
+   */
+  private static final class Page {
+    private static final VarHandle HOLDERS;
+
+    static {
+      try {
+        HOLDERS = MethodHandles.lookup().findVarHandle(Page.class, "holders", int.class);
+      } catch (ReflectiveOperationException e) {
+        throw new ExceptionInInitializerError(e);
+      }
+    }
+
+    final MemorySegment memory;
+    /** A plain field with atomic updates rather than an AtomicInteger: one object less per page. */
+    private volatile int holders = 1;
+
+    Page(MemorySegment memory) {
+      this.memory = memory;
+    }
+
+    /** A read-only view of {@code length} bytes from {@code offset}. */
+    ByteBuffer view(int offset, int length) {
+      return memory.asSlice(offset, length).asByteBuffer().asReadOnlyBuffer();
+    }
+
+    void hold() {
+      HOLDERS.getAndAdd(this, 1);
+    }
+
+    void release() {
+      if ((int) HOLDERS.getAndAdd(this, -1) == 1) {
+        NativeMemory.free(memory);
+      }
+    }
+  }
+
+  /** Lets go of the pages of a store nobody can reach any more; holds no reference to the store. */
+  private record FreeAll(Map<Long, Page> pages) implements Runnable {
     @Override
     public void run() {
-      pages.values().forEach(NativeMemory::free);
+      pages.values().forEach(Page::release);
       pages.clear();
     }
   }

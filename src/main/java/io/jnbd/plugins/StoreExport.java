@@ -2,6 +2,7 @@ package io.jnbd.plugins;
 
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import java.nio.ByteBuffer;
 
 /**
@@ -12,6 +13,11 @@ record StoreExport(SparseStore store, long size, boolean readOnly) implements Ra
   @Override
   public void pread(ByteBuffer buffer, long offset) {
     store.read(buffer, offset);
+  }
+
+  @Override
+  public ReadData readData(long offset, int length) {
+    return store.readData(offset, length);
   }
 
   @Override

@@ -4,6 +4,7 @@ import io.jnbd.api.Client;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.CmdFlag;
@@ -172,7 +173,7 @@ final class Connection {
 
   /** Serves requests until the client sends DISC (then returns true) or the connection ends otherwise. */
   private boolean transmit(ServedExport export, Negotiation.Result negotiated) throws IOException {
-    ReplyWriter replies = new ReplyWriter(wire, negotiated.structuredReplies());
+    ReplyWriter replies = new ReplyWriter(wire, negotiated.structuredReplies(), pool);
     int slots = Math.max(1, config.maxRequestsPerConnection());
     Semaphore requestSlots = new Semaphore(slots);
     Lock requestLock = switch (stack.threadModel()) {
@@ -248,6 +249,10 @@ final class Connection {
     } finally {
       workers.shutdown();
       awaitInFlight(workers);
+      String sendFileSummary = replies.sendFileSummary();
+      if (sendFileSummary != null) {
+        log.debug("{}: {}", peer, sendFileSummary);
+      }
     }
   }
 
@@ -348,12 +353,18 @@ final class Connection {
       return;
     }
     try {
-      long serviceNanos = System.nanoTime() - started;
-      long recent = recentServiceNanos;
-      recentServiceNanos = recent < 0 ? serviceNanos : recent + (serviceNanos - recent) / 4;
       // Replying outside the lock: a client that is slow to read its replies must not hold up
       // the requests the thread model serializes with this one, on other connections too.
-      reply(request, outcome, replies);
+      long serviceNanos;
+      if (outcome.handedOver() == null) {
+        serviceNanos = noteServiceTime(started);
+        reply(request, outcome, replies);
+      } else {
+        // Handed-over data is read while the reply is written (sendfile reads the file then):
+        // a file that is slow to read must not look quick enough to run on the reader.
+        reply(request, outcome, replies);
+        serviceNanos = noteServiceTime(started);
+      }
       if (traceRequests) {
         log.debug("{}: {} ok in {} us", peer, request, serviceNanos / 1000);
       }
@@ -367,7 +378,21 @@ final class Connection {
       fail(request, e, replies);
     } finally {
       pool.give(outcome.data());
+      if (outcome.handedOver() != null) {
+        outcome.handedOver().close();
+      }
     }
+  }
+
+  /**
+   * Adds the time since {@code started} to the moving average that decides whether requests run
+   * on the reader, and returns it.
+   */
+  private long noteServiceTime(long started) {
+    long serviceNanos = System.nanoTime() - started;
+    long recent = recentServiceNanos;
+    recentServiceNanos = recent < 0 ? serviceNanos : recent + (serviceNanos - recent) / 4;
+    return serviceNanos;
   }
 
   /** Answers a request that failed with an error reply. */
@@ -403,9 +428,12 @@ final class Connection {
     }
   }
 
-  /** What a request produced: READ data (a pool buffer), BLOCK_STATUS extents, or neither. */
-  private record Outcome(ByteBuffer data, Extents extents) {
-    static final Outcome DONE = new Outcome(null, null);
+  /**
+   * What a request produced: READ data (a pool buffer, or what a layer handed over without a
+   * copy), BLOCK_STATUS extents, or none of them.
+   */
+  private record Outcome(ByteBuffer data, ReadData handedOver, Extents extents) {
+    static final Outcome DONE = new Outcome(null, null, null);
   }
 
   /** Runs one valid request against the export. */
@@ -415,6 +443,15 @@ final class Connection {
     boolean fua = request.has(CmdFlag.FUA);
     switch (request.type()) {
       case Cmd.READ -> {
+        ReadData handedOver = length > 0 && wire.canWriteViews() ? export.readData(offset, (int) length) : null;
+        if (handedOver instanceof ReadData.FileRegion region && !wire.canSendFile()) {
+          try (handedOver) {
+            return new Outcome(copyOf(region), null, null);
+          }
+        }
+        if (handedOver != null) {
+          return new Outcome(null, handedOver, null);
+        }
         ByteBuffer data = pool.take((int) length);
         try {
           if (length > 0) {
@@ -424,7 +461,7 @@ final class Connection {
           pool.give(data);
           throw failure;
         }
-        return new Outcome(data.flip(), null);
+        return new Outcome(data.flip(), null, null);
       }
       case Cmd.WRITE -> {
         if (length > 0) {
@@ -455,15 +492,29 @@ final class Connection {
           first.add(offset, extents.length(0), extents.type(0));
           extents = first;
         }
-        return new Outcome(null, extents);
+        return new Outcome(null, null, extents);
       }
       default -> throw new NbdException(Errno.EINVAL, "unknown command " + request.type());
     }
     return Outcome.DONE;
   }
 
+  /** A file region read into a pool buffer, for a connection that cannot use sendfile (TLS). */
+  private ByteBuffer copyOf(ReadData.FileRegion region) throws IOException {
+    ByteBuffer data = pool.take(region.length());
+    try {
+      ReplyWriter.readRegion(region, data, 0);
+    } catch (Throwable failure) {
+      pool.give(data);
+      throw failure;
+    }
+    return data.flip();
+  }
+
   private void reply(Request request, Outcome outcome, ReplyWriter replies) throws IOException {
-    if (outcome.data() != null) {
+    if (outcome.handedOver() != null) {
+      replies.readData(request, outcome.handedOver());
+    } else if (outcome.data() != null) {
       replies.readData(request, outcome.data());
     } else if (outcome.extents() != null) {
       replies.blockStatus(request, Negotiation.BASE_ALLOCATION_ID, outcome.extents());

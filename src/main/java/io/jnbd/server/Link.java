@@ -6,6 +6,7 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.api.ThreadModel;
 import java.io.IOException;
@@ -94,6 +95,36 @@ final class Link implements Export {
       throw new NbdException(Errno.EIO, callee + ": pread of " + length + " bytes at " + offset
           + " left " + buffer.remaining() + " bytes unfilled");
     }
+  }
+
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    checkRange("readData", offset, length);
+    long start = enter();
+    ReadData data;
+    try {
+      data = below.readData(offset, length);
+    } finally {
+      leave(start, "readData", offset, length);
+    }
+    long given = data == null ? length : bytesOf(data);
+    if (given != length) {
+      data.close();
+      throw new NbdException(Errno.EIO, callee + ": readData of " + length + " bytes at " + offset
+          + " gave " + given + " bytes");
+    }
+    return data;
+  }
+
+  private static long bytesOf(ReadData data) {
+    if (data instanceof ReadData.Views views) {
+      long sum = 0;
+      for (ByteBuffer buffer : views.buffers()) {
+        sum += buffer.remaining();
+      }
+      return views.length() == sum ? sum : -1;
+    }
+    return data.length();
   }
 
   @Override

@@ -6,6 +6,7 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.protocol.Nbd.Cmd;
@@ -115,6 +116,11 @@ final class ServedExport implements AutoCloseable {
     if (buffer.hasRemaining()) {
       throw new NbdException(Errno.EIO, "short read from the export");
     }
+  }
+
+  /** The READ's bytes without a copy, or null when the layers below leave it to {@link #pread}. */
+  ReadData readData(long offset, int length) throws IOException {
+    return export.readData(offset, length);
   }
 
   void pwrite(ByteBuffer buffer, long offset, boolean fuaRequested) throws IOException {

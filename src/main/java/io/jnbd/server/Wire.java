@@ -5,6 +5,7 @@ import io.jnbd.server.tls.TlsPolicy;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.SocketChannel;
@@ -137,6 +138,39 @@ public final class Wire implements AutoCloseable {
           }
         }
       }
+    } finally {
+      lastWriteProgress = 0;
+    }
+  }
+
+  /**
+   * Whether file regions can go out by sendfile(2): the connection is a plain socket the JDK
+   * knows (TCP or Unix), not TLS and not a vsock descriptor.
+   */
+  boolean canSendFile() {
+    return out instanceof SocketChannel;
+  }
+
+  /**
+   * Whether read-only buffers that jnbd did not allocate (a plugin's views of its memory) can be
+   * written: everywhere but over a vsock descriptor, whose native send is given only jnbd's
+   * own buffers.
+   */
+  boolean canWriteViews() {
+    return !(out instanceof NativeStreamChannel);
+  }
+
+  /**
+   * Sends up to {@code length} bytes of {@code file} from {@code position} straight from the page
+   * cache to the socket ({@link #canSendFile} only), and returns how many went. That may be fewer,
+   * and 0, without waiting: once a virtual thread has written to the socket it is non-blocking
+   * for good, and the JDK returns from sendfile's EAGAIN rather than wait. The caller then
+   * writes the rest with {@link #write}, which waits properly.
+   */
+  long sendFile(FileChannel file, long position, long length) throws IOException {
+    lastWriteProgress = System.nanoTime();
+    try {
+      return file.transferTo(position, length, out);
     } finally {
       lastWriteProgress = 0;
     }

@@ -3,6 +3,7 @@ package io.jnbd.plugins;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Extents;
+import io.jnbd.api.ReadData;
 import io.jnbd.testing.PropertyCheck;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
@@ -210,5 +211,149 @@ class SparseStoreTest {
       }
     }
     return true;
+  }
+
+  /** The bytes of a handed-over read, in order. */
+  private static byte[] bytesOf(ReadData data) {
+    byte[] out = new byte[data.length()];
+    if (data instanceof ReadData.Views views) {
+      int at = 0;
+      for (ByteBuffer view : views.buffers()) {
+        view.get(view.position(), out, at, view.remaining());
+        at += view.remaining();
+      }
+    }
+    return out;
+  }
+
+  @Test
+  void aLentPageOutlivesTheZeroThatTakesItOutOfTheStore() throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    byte[] ones = new byte[PAGE];
+    Arrays.fill(ones, (byte) 0x11);
+    store.write(ByteBuffer.wrap(ones), 0);
+    ReadData lent = store.readData(0, PAGE);
+    assertThat(lent).isInstanceOf(ReadData.Views.class);
+    store.zero(0, PAGE);
+    assertThat(store.allocatedBytes()).isZero();
+    // Were the page freed, the C library would now have written its own pointers into it, and
+    // very likely handed the memory to this new page.
+    byte[] twos = new byte[PAGE];
+    Arrays.fill(twos, (byte) 0x22);
+    store.write(ByteBuffer.wrap(twos), PAGE);
+    assertThat(bytesOf(lent)).isEqualTo(ones);
+    lent.close();
+    assertThat(bytesOf(store.readData(0, PAGE))).isEqualTo(new byte[PAGE]);
+    assertThat(store.readData(0, PAGE)).isEqualTo(new ReadData.Zeroes(PAGE));
+  }
+
+  @Test
+  void readsHandOverViewsOfPagesAndZeroesForAbsentOnes() throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    byte[] model = new byte[SPACE];
+    byte[] bytes = new byte[3 * PAGE];
+    new Random(3).nextBytes(bytes);
+    store.write(ByteBuffer.wrap(bytes), 5 * PAGE + 7);
+    System.arraycopy(bytes, 0, model, 5 * PAGE + 7, bytes.length);
+    for (int offset : new int[] {0, 1, 4 * PAGE + 3, 5 * PAGE + 7, 6 * PAGE, 8 * PAGE + 1}) {
+      for (int length : new int[] {1, PAGE - 1, PAGE, 2 * PAGE + 5, 6 * PAGE}) {
+        try (ReadData data = store.readData(offset, length)) {
+          assertThat(data.length()).isEqualTo(length);
+          assertThat(bytesOf(data)).as("%d@%d", length, offset).isEqualTo(Arrays.copyOfRange(model, offset, offset + length));
+          boolean anyData = false;
+          for (int i = offset; i < offset + length; i++) {
+            anyData |= model[i] != 0;
+          }
+          if (anyData) {
+            assertThat(data).isInstanceOf(ReadData.Views.class);
+            for (ByteBuffer view : ((ReadData.Views) data).buffers()) {
+              assertThat(view.isReadOnly()).isTrue();
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Reads that hold their views for a while, racing writes, zeroes and trims of the same pages:
+   * every byte a view shows must be 0 or a value written to that page, never memory freed or
+   * reused for another page (the C library's free pointers, or another page's value). Each
+   * page's values carry the page's number in bits 3-5, so that a page's memory reused for
+   * another is seen.
+   */
+  @Test
+  void lentViewsNeverShowFreedOrReusedMemoryWhileZeroesRace() throws Exception {
+    SparseStore store = new SparseStore(PAGE);
+    int pages = SPACE / PAGE;
+    int rounds = 20_000;
+    ExecutorService threads = Executors.newFixedThreadPool(4);
+    try {
+      List<Future<?>> work = new ArrayList<>();
+      for (int t = 0; t < 2; t++) {
+        long seed = t;
+        work.add(threads.submit(() -> {
+          Random random = new Random(seed);
+          for (int i = 0; i < rounds; i++) {
+            int page = random.nextInt(pages);
+            if (random.nextBoolean()) {
+              byte[] fill = new byte[PAGE];
+              Arrays.fill(fill, valueFor(page, random.nextInt(8)));
+              store.write(ByteBuffer.wrap(fill), (long) page * PAGE);
+            } else if (random.nextBoolean()) {
+              store.zero((long) page * PAGE, PAGE);
+            } else {
+              // A part: the page is freed only if the rest was zero already.
+              store.zero((long) page * PAGE + random.nextInt(PAGE / 2), PAGE / 2);
+            }
+          }
+          return null;
+        }));
+      }
+      for (int t = 0; t < 2; t++) {
+        long seed = 100 + t;
+        work.add(threads.submit(() -> {
+          Random random = new Random(seed);
+          List<ReadData> held = new ArrayList<>();
+          List<Integer> offsets = new ArrayList<>();
+          for (int i = 0; i < rounds; i++) {
+            int offset = random.nextInt(SPACE - 4 * PAGE);
+            held.add(store.readData(offset, 1 + random.nextInt(4 * PAGE)));
+            offsets.add(offset);
+            if (held.size() == 8) {
+              for (int k = 0; k < held.size(); k++) {
+                try (ReadData data = held.get(k)) {
+                  byte[] bytes = bytesOf(data);
+                  for (int b = 0; b < bytes.length; b++) {
+                    int page = (offsets.get(k) + b) / PAGE;
+                    if (bytes[b] != 0 && (bytes[b] & 0xf8) != (valueFor(page, 0) & 0xf8)) {
+                      throw new AssertionError("byte " + (offsets.get(k) + b) + " of page " + page + " reads "
+                          + Integer.toHexString(bytes[b] & 0xff));
+                    }
+                  }
+                }
+              }
+              held.clear();
+              offsets.clear();
+            }
+          }
+          held.forEach(ReadData::close);
+          return null;
+        }));
+      }
+      for (Future<?> future : work) {
+        future.get();
+      }
+    } finally {
+      threads.shutdownNow();
+    }
+    // Every page still allocated is in the store, and zeroing all gives every one back.
+    store.zero(0, SPACE);
+    assertThat(store.allocatedBytes()).isZero();
+  }
+
+  /** A non-zero byte that names its page: 0x40 | (page mod 8) << 3 | generation. */
+  private static byte valueFor(int page, int generation) {
+    return (byte) (0x40 | (page % 8) << 3 | generation);
   }
 }

@@ -4,6 +4,7 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Filter;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Layer;
+import io.jnbd.api.ReadData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.LongAdder;
@@ -43,6 +44,15 @@ public final class CountFilter implements Filter {
         int length = buffer.remaining();
         super.pread(buffer, offset);
         read.add(length);
+      }
+
+      @Override
+      public ReadData readData(long offset, int length) throws IOException {
+        ReadData data = next.readData(offset, length);
+        if (data != null) {
+          read.add(length);
+        }
+        return data;
       }
 
       @Override

@@ -6,6 +6,7 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import org.slf4j.Logger;
@@ -72,6 +73,12 @@ public final class WindowExport extends FilterExport {
   @Override
   public void pread(ByteBuffer buffer, long offset) throws IOException {
     next.pread(buffer, start + offset);
+  }
+
+  /** The window moves bytes but leaves them alone: the layer below may hand them over. */
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    return next.readData(start + offset, length);
   }
 
   @Override

@@ -6,8 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.FlakyDisk;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.Stacks;
 import java.nio.ByteBuffer;
 import org.junit.jupiter.api.Test;
@@ -45,5 +47,22 @@ class CountFilterTest {
       export.pread(ByteBuffer.allocate(100), 0);
     }
     assertThat(count.totals()).isEqualTo("count bytes: read 100, written 0, zeroed 0, trimmed 0");
+  }
+
+  @Test
+  void readsHandedOverWithoutACopyCountToo() throws Exception {
+    CountFilter count = new CountFilter();
+    Stack stack = Stacks.configured(count, Layers.plugin("memory", "size=1M"));
+    try (Export export = stack.open(false, "")) {
+      export.pwrite(ByteBuffer.wrap(new byte[] {1, 2, 3}), 70_000, 0);
+      try (ReadData data = export.readData(65536, 8192)) {
+        assertThat(data).isInstanceOf(ReadData.Views.class);
+      }
+      try (ReadData data = export.readData(0, 512)) {
+        assertThat(data).isInstanceOf(ReadData.Zeroes.class);
+      }
+    }
+    stack.unload();
+    assertThat(count.totals()).isEqualTo("count bytes: read 8704, written 3, zeroed 0, trimmed 0");
   }
 }
