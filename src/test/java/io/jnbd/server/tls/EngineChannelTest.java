@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -22,7 +23,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The JDK engine's channel between a server and a client in memory: what a READ reply costs in system calls. */
+/**
+ * The JDK engine's channel between a server and a client in memory: what a READ reply costs in
+ * system calls, and when its first records leave.
+ */
 class EngineChannelTest {
   /** A structured reply's chunk header and offset, before the data of a READ. */
   private static final int CHUNK_HEADER = 20 + 8;
@@ -32,14 +36,24 @@ class EngineChannelTest {
   private TlsChannel server;
   private TlsChannel client;
 
-  /** One direction of an in-memory connection: each write is taken whole, as one message, and counted. */
+  /**
+   * One direction of an in-memory connection: each write is taken whole, as one message, and
+   * counted, and the reply being sent is looked at: how much of its data the server had taken
+   * for encryption when each message went out.
+   */
   private static final class Direction implements ReadableByteChannel, WritableByteChannel {
     private final BlockingQueue<ByteBuffer> messages = new LinkedBlockingQueue<>();
     private final AtomicInteger writes = new AtomicInteger();
+    private final List<Integer> dataTakenAtWrites = new CopyOnWriteArrayList<>();
+    private volatile ByteBuffer replyData;
     private ByteBuffer current = ByteBuffer.allocate(0);
 
     @Override
     public int write(ByteBuffer src) {
+      ByteBuffer data = replyData;
+      if (data != null) {
+        dataTakenAtWrites.add(data.position());
+      }
       int n = src.remaining();
       messages.add(ByteBuffer.allocate(n).put(src).flip());
       writes.incrementAndGet();
@@ -105,7 +119,11 @@ class EngineChannelTest {
     new Random(length).nextBytes(header);
     new Random(~length).nextBytes(data);
     int before = toClient.writes.get();
-    server.write(new ByteBuffer[] {ByteBuffer.wrap(header), ByteBuffer.allocateDirect(length).put(data).flip()});
+    ByteBuffer replyData = ByteBuffer.allocateDirect(length).put(data).flip();
+    toClient.dataTakenAtWrites.clear();
+    toClient.replyData = replyData;
+    server.write(new ByteBuffer[] {ByteBuffer.wrap(header), replyData});
+    toClient.replyData = null;
     int writes = toClient.writes.get() - before;
     ByteBuffer received = ByteBuffer.allocate(CHUNK_HEADER + length);
     while (received.hasRemaining()) {
@@ -117,15 +135,26 @@ class EngineChannelTest {
   }
 
   @Test
-  void aReadReplyOf256KiBGoesOutInOneSystemCall() throws IOException {
-    assertThat(reply(256 << 10)).isEqualTo(1);
+  void aReadReplyOf256KiBGoesOutInFourSystemCalls() throws IOException {
+    // 16 full records and a 17th of the header's 28 bytes: 4 + 4 + 4 + (4 and the short one).
+    assertThat(reply(256 << 10)).isEqualTo(4);
   }
 
   @Test
-  void largerRepliesGoOutInBatchesOf17RecordsAndArriveWhole() throws IOException {
+  void theFirstRecordsOfAReplyLeaveBeforeTheRestIsEncrypted() throws IOException {
+    reply(256 << 10);
+    // So that the client decrypts them while the server encrypts the rest: the first write
+    // carries 4 records (the JDK fills each with a little under 16 KiB), the last one the end.
+    assertThat(toClient.dataTakenAtWrites).hasSize(4).last().isEqualTo(256 << 10);
+    assertThat(toClient.dataTakenAtWrites.getFirst()).isBetween(3 * 16384, 4 * 16384);
+  }
+
+  @Test
+  void largerRepliesGoOutInBatchesOf4RecordsAndArriveWhole() throws IOException {
     // 2 MiB and the header: 128 full records and a short one, 129 in all.
-    assertThat(reply(2 << 20)).isEqualTo(8);
+    assertThat(reply(2 << 20)).isEqualTo(32);
     assertThat(reply(1)).isEqualTo(1);
-    assertThat(reply(100_000)).isEqualTo(1);
+    // 6 full records and a seventh of 1724 bytes.
+    assertThat(reply(100_000)).isEqualTo(2);
   }
 }
