@@ -315,10 +315,19 @@ def qemu_img_convert(*options):
     return lambda uri, out: ["qemu-img", "convert", *options, "-f", "raw", "-O", "raw", uri, out]
 
 
+# The slowest reader that finishes (nbdkit, serial 64K reads at 50 ms) takes ~210 s; qemu's curl
+# driver was once seen waiting forever on connections the origin had closed.
+READER_TIMEOUT_S = 900
+
+
 def timed(argv, env=None):
     env = dict(os.environ, PATH="/usr/bin:/bin:" + os.environ.get("PATH", ""), **(env or {}))
     start = time.monotonic()
-    result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                                timeout=READER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"no end after {READER_TIMEOUT_S} s, killed: {' '.join(argv)}")
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         raise SystemExit(f"failed ({result.returncode}): {' '.join(argv)}\n{result.stderr.decode()}")
