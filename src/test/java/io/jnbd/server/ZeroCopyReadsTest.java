@@ -286,19 +286,22 @@ class ZeroCopyReadsTest {
     }
   }
 
+  /** A 4 KiB export of zeroes with the API's default readData. */
+  private static class ZeroDisk implements Export {
+    @Override
+    public long size() {
+      return 4096;
+    }
+
+    @Override
+    public void pread(ByteBuffer buffer, long offset) {
+      buffer.position(buffer.limit());
+    }
+  }
+
   /** A 4 KiB export of zeroes that hands over what {@code handOver} makes of each read. */
   private static Export disk(java.util.function.IntFunction<ReadData> handOver) {
-    return new Export() {
-      @Override
-      public long size() {
-        return 4096;
-      }
-
-      @Override
-      public void pread(ByteBuffer buffer, long offset) {
-        buffer.position(buffer.limit());
-      }
-
+    return new ZeroDisk() {
       @Override
       public ReadData readData(long offset, int length) {
         return handOver.apply(length);
@@ -308,17 +311,7 @@ class ZeroCopyReadsTest {
 
   @Test
   void exportsAndFiltersHandNothingOverUnlessTheySaySo() throws Exception {
-    Export plain = new Export() {
-      @Override
-      public long size() {
-        return 4096;
-      }
-
-      @Override
-      public void pread(ByteBuffer buffer, long offset) {
-        buffer.position(buffer.limit());
-      }
-    };
+    Export plain = new ZeroDisk();
     assertThat(plain.readData(0, 512)).isNull();
     Export handingOver = disk(ReadData.Zeroes::new);
     assertThat(handingOver.readData(0, 512)).isEqualTo(new ReadData.Zeroes(512));
