@@ -91,7 +91,13 @@ final class FuzzPlayer {
   static void play(Path socket, Duration timeout, ExportModel model, FuzzTally tally, FuzzScript script)
       throws IOException {
     try (RawClient client = new RawClient(socket, timeout)) {
-      new FuzzPlayer(client, model, tally).play(script);
+      FuzzPlayer player = new FuzzPlayer(client, model, tally);
+      try {
+        player.play(script);
+      } catch (IOException e) {
+        // The report names the session but, with its stack trace trimmed, not where in it.
+        throw new IOException("at " + player.step + ": " + e.getMessage(), e);
+      }
     }
   }
 
