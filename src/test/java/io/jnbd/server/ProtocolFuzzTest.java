@@ -3,14 +3,19 @@ package io.jnbd.server;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Plugin;
+import io.jnbd.protocol.Nbd;
+import io.jnbd.protocol.Nbd.Cmd;
+import io.jnbd.protocol.Request;
 import io.jnbd.server.FuzzScript.End;
 import io.jnbd.testing.ProcessFigures;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -95,6 +100,26 @@ class ProtocolFuzzTest {
       assertThat(after.directBytes()).as("direct memory in use")
           .isLessThanOrEqualTo(before.directBytes() + NbdServer.POOLED_BUFFER_BYTES + (1 << 20));
     }
+  }
+
+  @Test
+  void aBadMagicIsAHangUpThoughTheClientIsStillSendingItsPayload() throws Exception {
+    // A fuzzed session once failed with "Broken pipe": the server had hung up on a bad magic
+    // while the client still wrote the 60 KB that followed it; far more than a socket holds.
+    Plugin memory = Catalog.plugin("memory");
+    memory.config("size", Integer.toString(EXPORT_SIZE));
+    model = new ExportModel(EXPORT_SIZE);
+    byte[] write = new byte[Nbd.REQUEST_SIZE + (8 << 20)];
+    new Request(0, Cmd.WRITE, 1, 0, 8 << 20).encode(ByteBuffer.wrap(write));
+    ByteBuffer.wrap(write).putInt(0, Nbd.SIMPLE_REPLY_MAGIC);
+    List<FuzzScript.Step> steps = new ArrayList<>(FuzzGenerator.canonical(EXPORT_SIZE).steps().subList(0, 4));
+    steps.add(new FuzzScript.Burst(List.of(new FuzzScript.BadMagic(write))));
+    steps.add(new FuzzScript.End(false));
+    try (TestServer started = new TestServer(List.of(), memory, ServerConfig.defaults())) {
+      server = started;
+      play(new FuzzScript(steps), "a bad magic before 8 MiB", 0);
+    }
+    assertThat(tally.hangUps).isEqualTo(1);
   }
 
   /** Plays one session and waits for the server to be done with it; any failure names the seed. */
