@@ -28,9 +28,20 @@ public sealed interface ReadData extends AutoCloseable permits ReadData.FileRegi
    * long)}; either way the layer's own modes are bypassed, so a layer offers a region only where
    * such a read means the same as its {@link Export#pread}. The file must hold the whole range: if
    * it has shrunk when the server gets there, the client may see its connection closed instead
-   * of an error, since part of the reply may already have gone.
+   * of an error, since part of the reply may already have gone. {@code release} runs at {@link
+   * #close}.
    */
-  record FileRegion(FileChannel channel, long position, int length) implements ReadData {}
+  record FileRegion(FileChannel channel, long position, int length, Runnable release) implements ReadData {
+    /** A region with nothing to give back at its close. */
+    public FileRegion(FileChannel channel, long position, int length) {
+      this(channel, position, length, () -> {});
+    }
+
+    @Override
+    public void close() {
+      release.run();
+    }
+  }
 
   /**
    * Read-only buffers whose remaining bytes, in order, are the data; {@code release} runs at

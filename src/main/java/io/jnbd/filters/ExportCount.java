@@ -45,7 +45,7 @@ public final class ExportCount {
       export.close();
       return null;
     }
-    return new FilterExport(export) {
+    return new FilterExport(export, FilterExport.Reads.UNTOUCHED) {
       @Override
       public void close() throws IOException {
         try {

@@ -3,6 +3,7 @@ package io.jnbd.filters;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
+import io.jnbd.api.ReadData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Locale;
@@ -39,6 +40,16 @@ public abstract class GatedExport extends FilterExport {
   public void pread(ByteBuffer buffer, long offset) throws IOException {
     gate(Operation.PREAD, 0);
     next.pread(buffer, offset);
+  }
+
+  /**
+   * A READ passes the gate once the layer below has handed its bytes over, before they go out;
+   * when the layer below answers null, the {@link #pread} that follows passes it instead, so a
+   * READ passes it once either way.
+   */
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    return readDataThen(offset, length, () -> gate(Operation.PREAD, 0));
   }
 
   @Override

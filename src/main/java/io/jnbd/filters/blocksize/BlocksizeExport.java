@@ -7,6 +7,7 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.filters.blocksize.BlocksizeFilter.Limits;
 import java.io.IOException;
@@ -59,6 +60,16 @@ final class BlocksizeExport extends FilterExport {
     if (buffer.hasRemaining()) {
       readPartOfBlock(buffer, at);
     }
+  }
+
+  /**
+   * The layer below's bytes when the READ goes below as it is (aligned, and at most maxdata);
+   * one that is widened or split comes through {@link #pread}.
+   */
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    boolean asItIs = limits.aligned(offset) && limits.aligned(length) && length <= limits.data();
+    return asItIs ? next.readData(offset, length) : null;
   }
 
   /** Reads the block around {@code offset} and copies what the buffer wants of it. */

@@ -108,7 +108,7 @@ public final class BlocksizePolicyFilter implements Filter {
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    return new FilterExport(next.open(readOnly, exportName)) {
+    return new FilterExport(next.open(readOnly, exportName), FilterExport.Reads.UNTOUCHED) {
       @Override
       public BlockSize blockSize() throws IOException {
         try {

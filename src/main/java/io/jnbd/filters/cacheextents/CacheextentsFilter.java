@@ -69,7 +69,7 @@ public final class CacheextentsFilter implements Filter {
     private volatile Answer last;
 
     CachingExport(Export next) {
-      super(next);
+      super(next, Reads.UNTOUCHED);
     }
 
     @Override

@@ -48,11 +48,7 @@ public final class CountFilter implements Filter {
 
       @Override
       public ReadData readData(long offset, int length) throws IOException {
-        ReadData data = next.readData(offset, length);
-        if (data != null) {
-          read.add(length);
-        }
-        return data;
+        return readDataThen(offset, length, () -> read.add(length));
       }
 
       @Override

@@ -96,7 +96,7 @@ public final class FuaFilter implements Filter {
     private final FuaMode mode;
 
     FuaExport(Export next, FuaMode mode) {
-      super(next);
+      super(next, Reads.UNTOUCHED);
       this.mode = mode;
     }
 

@@ -7,6 +7,7 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Flags;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -66,16 +67,26 @@ final class LoggedExport extends FilterExport {
   /** Logs the call, runs it, logs its result (with {@code detail} before it on success). */
   private void logged(String action, String arguments, Call call, Supplier<String> detail)
       throws IOException {
-    String event = action + " id=" + ids.incrementAndGet();
-    file.write(connection + event + (arguments.isEmpty() ? "" : " " + arguments) + " ...");
+    String event = called(action, arguments);
     try {
       call.run();
     } catch (IOException | RuntimeException e) {
-      file.write(connection + "..." + event + " " + LogFilter.failure(e));
+      failed(event, e);
       throw e;
     }
     String extra = detail == null ? "" : detail.get() + " ";
     file.write(connection + "..." + event + " " + extra + "return=0");
+  }
+
+  /** Logs a call with a new id, and returns the event that its result line repeats. */
+  private String called(String action, String arguments) {
+    String event = action + " id=" + ids.incrementAndGet();
+    file.write(connection + event + (arguments.isEmpty() ? "" : " " + arguments) + " ...");
+    return event;
+  }
+
+  private void failed(String event, Exception e) {
+    file.write(connection + "..." + event + " " + LogFilter.failure(e));
   }
 
   private void logged(String action, String arguments, Call call) throws IOException {
@@ -85,6 +96,25 @@ final class LoggedExport extends FilterExport {
   @Override
   public void pread(ByteBuffer buffer, long offset) throws IOException {
     logged("Read", range(offset, buffer.remaining()), () -> next.pread(buffer, offset));
+  }
+
+  /**
+   * A READ whose bytes the layer below hands over is logged once it has answered, both lines
+   * at once; when it answers null, the {@link #pread} that follows is logged instead.
+   */
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    ReadData data;
+    try {
+      data = next.readData(offset, length);
+    } catch (IOException | RuntimeException e) {
+      failed(called("Read", range(offset, length)), e);
+      throw e;
+    }
+    if (data != null) {
+      logged("Read", range(offset, length), () -> {});
+    }
+    return data;
   }
 
   @Override

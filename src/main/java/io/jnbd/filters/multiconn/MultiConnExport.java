@@ -3,6 +3,7 @@ package io.jnbd.filters.multiconn;
 import io.jnbd.api.Export;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Flags;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.filters.multiconn.MultiConnFilter.Mode;
 import io.jnbd.filters.multiconn.MultiConnFilter.TrackDirty;
@@ -53,6 +54,11 @@ final class MultiConnExport extends FilterExport {
   public void pread(ByteBuffer buffer, long offset) throws IOException {
     next.pread(buffer, offset);
     markRead();
+  }
+
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    return readDataThen(offset, length, this::markRead);
   }
 
   @Override

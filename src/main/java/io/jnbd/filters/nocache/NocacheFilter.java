@@ -67,7 +67,7 @@ public final class NocacheFilter implements Filter {
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
     CacheMode configured = settings.mode();
-    return new FilterExport(next.open(readOnly, exportName)) {
+    return new FilterExport(next.open(readOnly, exportName), FilterExport.Reads.UNTOUCHED) {
       @Override
       public Support canCache() {
         return switch (configured) {

@@ -24,7 +24,7 @@ public final class NoextentsFilter implements Filter {
 
   @Override
   public Export open(Layer next, boolean readOnly, String exportName) throws IOException {
-    return new FilterExport(next.open(readOnly, exportName)) {
+    return new FilterExport(next.open(readOnly, exportName), FilterExport.Reads.UNTOUCHED) {
       @Override
       public boolean canExtents() {
         return false;

@@ -106,7 +106,7 @@ public final class NozeroFilter implements Filter {
     private final FastZeroMode fastZeroMode;
 
     NozeroExport(Export next, ZeroMode zeroMode, FastZeroMode fastZeroMode) {
-      super(next);
+      super(next, Reads.UNTOUCHED);
       this.zeroMode = zeroMode;
       this.fastZeroMode = fastZeroMode;
     }

@@ -67,7 +67,7 @@ public final class ProtectFilter implements Filter {
 
   private final class Protected extends FilterExport {
     Protected(Export next) {
-      super(next);
+      super(next, Reads.UNTOUCHED);
     }
 
     @Override

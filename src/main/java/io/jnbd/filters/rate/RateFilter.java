@@ -6,6 +6,7 @@ import io.jnbd.api.Filter;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Layer;
 import io.jnbd.api.Parameter;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Values;
 import io.jnbd.filters.Sleeper;
 import java.io.IOException;
@@ -149,6 +150,15 @@ public final class RateFilter implements Filter {
       reads.spend(buffer.remaining());
       connectionReads.spend(buffer.remaining());
       next.pread(buffer, offset);
+    }
+
+    /** The bytes are counted and paced once handed over, before they go out. */
+    @Override
+    public ReadData readData(long offset, int length) throws IOException {
+      return readDataThen(offset, length, () -> {
+        reads.spend(length);
+        connectionReads.spend(length);
+      });
     }
 
     @Override

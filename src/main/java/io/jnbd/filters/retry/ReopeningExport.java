@@ -4,6 +4,7 @@ import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.filters.Sleeper;
 import java.io.IOException;
 import java.time.Duration;
@@ -21,6 +22,10 @@ import org.slf4j.LoggerFactory;
  * meanwhile wait for the new one instead of meeting a closed export. Requests that failed on the
  * same export share one reopen: each one remembers the generation it failed on, and whoever
  * gets {@link #reopening} second finds the generation moved on and simply tries again.
+ *
+ * <p>A READ whose bytes the export below handed over without a copy is read as its reply goes
+ * out, after the attempt: an export that a reopen replaces is closed only once the server has
+ * given back all it handed over ({@link Lent}).
  */
 final class ReopeningExport extends RetryingExport {
   private static final Logger log = LoggerFactory.getLogger(ReopeningExport.class);
@@ -34,6 +39,8 @@ final class ReopeningExport extends RetryingExport {
   private final ReentrantLock reopening = new ReentrantLock();
   /** Null after a reopen that failed: every attempt then fails until the next reopen works. */
   private Export current;
+  /** What {@link #current} has handed over and the server not yet given back. */
+  private Lent lent;
   /** What a reopened export offers; null for the first, which the server checks requests against. */
   private Offer reopenedOffer;
   private volatile long generation;
@@ -42,6 +49,7 @@ final class ReopeningExport extends RetryingExport {
       boolean reopenReadOnly, Sleeper sleeper) throws IOException {
     super("retry", policy, Offer.of(first));
     this.current = first;
+    this.lent = new Lent(first);
     this.layer = layer;
     this.readOnly = readOnly;
     this.exportName = exportName;
@@ -94,6 +102,12 @@ final class ReopeningExport extends RetryingExport {
     }
   }
 
+  /** Called in an attempt, under the read side of the gate: {@link #current} is the export that answered. */
+  @Override
+  ReadData keepingBelow(ReadData handedOver) {
+    return lent.track(handedOver);
+  }
+
   /** Replaces the export below; called with the write side of the gate held. */
   private void reopen() {
     closeCurrent();
@@ -103,6 +117,7 @@ final class ReopeningExport extends RetryingExport {
       fresh = layer.open(readOnly || reopenReadOnly, exportName);
       reopenedOffer = Offer.of(fresh);
       current = fresh;
+      lent = new Lent(fresh);
       log.debug("retry: reopened export '{}' (reopen {})", exportName, generation);
     } catch (IOException | RuntimeException e) {
       log.debug("retry: reopening export '{}' failed: {}", exportName, e.getMessage());
@@ -114,9 +129,68 @@ final class ReopeningExport extends RetryingExport {
 
   private void closeCurrent() {
     if (current != null) {
-      closeQuietly(current);
+      lent.retire();
       current = null;
       reopenedOffer = null;
+    }
+  }
+
+  /**
+   * The READs that one export below handed over and the server has not given back. Once a
+   * reopen has retired the export, the last of them to come back closes it.
+   */
+  private static final class Lent {
+    private final Export export;
+    private int out;
+    private boolean retired;
+
+    Lent(Export export) {
+      this.export = export;
+    }
+
+    /** {@code handedOver}, counted until its close; zeroes hold nothing of the export. */
+    ReadData track(ReadData handedOver) {
+      return switch (handedOver) {
+        case null -> null;
+        case ReadData.Zeroes zeroes -> zeroes;
+        case ReadData.FileRegion region -> {
+          lend();
+          yield new ReadData.FileRegion(region.channel(), region.position(), region.length(), () -> giveBack(region));
+        }
+        case ReadData.Views views -> {
+          lend();
+          yield new ReadData.Views(views.buffers(), views.length(), () -> giveBack(views));
+        }
+      };
+    }
+
+    private synchronized void lend() {
+      out++;
+    }
+
+    private void giveBack(ReadData handedOver) {
+      try {
+        handedOver.close();
+      } finally {
+        boolean last;
+        synchronized (this) {
+          last = --out == 0 && retired;
+        }
+        if (last) {
+          closeQuietly(export);
+        }
+      }
+    }
+
+    void retire() {
+      boolean idle;
+      synchronized (this) {
+        retired = true;
+        idle = out == 0;
+      }
+      if (idle) {
+        closeQuietly(export);
+      }
     }
   }
 

@@ -3,6 +3,7 @@ package io.jnbd.filters.retry;
 import io.jnbd.api.BlockSize;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.filters.retry.Request.Operation;
 import java.io.IOException;
@@ -89,6 +90,26 @@ abstract class RetryingExport implements Export {
       buffer.position(start);
       below.pread(buffer, offset);
     });
+  }
+
+  /**
+   * Retried as {@link #pread} is: a readData that fails is asked again. An attempt that answers
+   * null leaves the READ to {@code pread}, which retries in its turn.
+   */
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    ReadData[] handedOver = new ReadData[1];
+    retrying(new Request(Operation.PREAD, offset, length, 0),
+        below -> handedOver[0] = keepingBelow(below.readData(offset, length)));
+    return handedOver[0];
+  }
+
+  /**
+   * What the export below handed over, made to keep that export open until the server gives it
+   * back; called in the attempt that got it.
+   */
+  ReadData keepingBelow(ReadData handedOver) {
+    return handedOver;
   }
 
   @Override

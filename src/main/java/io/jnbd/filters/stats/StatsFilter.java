@@ -6,6 +6,7 @@ import io.jnbd.api.Filter;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Layer;
 import io.jnbd.api.Parameter;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Values;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -207,21 +208,46 @@ public final class StatsFilter implements Filter {
         call.run();
         failed = false;
       } finally {
-        op.requests.increment();
-        op.bytes.add(length);
-        op.nanos.add(System.nanoTime() - started);
-        if (failed) {
-          op.errors.increment();
-        }
-        if (reporting.breaksDown(op)) {
-          op.histogram.record(offset, length);
-        }
+        record(op, offset, length, started, failed);
+      }
+    }
+
+    private void record(Op op, long offset, long length, long started, boolean failed) {
+      op.requests.increment();
+      op.bytes.add(length);
+      op.nanos.add(System.nanoTime() - started);
+      if (failed) {
+        op.errors.increment();
+      }
+      if (reporting.breaksDown(op)) {
+        op.histogram.record(offset, length);
       }
     }
 
     @Override
     public void pread(ByteBuffer buffer, long offset) throws IOException {
       count(read, offset, buffer.remaining(), () -> next.pread(buffer, offset));
+    }
+
+    /**
+     * Counted when the layer below hands the bytes over or fails; when it answers null, the
+     * {@link #pread} that follows is counted instead. The time is that of handing over: the
+     * bytes are read as the reply goes out.
+     */
+    @Override
+    public ReadData readData(long offset, int length) throws IOException {
+      long started = System.nanoTime();
+      ReadData data;
+      try {
+        data = next.readData(offset, length);
+      } catch (IOException | RuntimeException | Error e) {
+        record(read, offset, length, started, true);
+        throw e;
+      }
+      if (data != null) {
+        record(read, offset, length, started, false);
+      }
+      return data;
     }
 
     @Override

@@ -10,6 +10,7 @@ import io.jnbd.api.Flags;
 import io.jnbd.api.Layer;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Parameter;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Values;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -143,6 +144,19 @@ public final class TruncateFilter implements Filter {
       while (buffer.hasRemaining()) {
         buffer.put(ZEROES, 0, Math.min(ZEROES.length, buffer.remaining()));
       }
+    }
+
+    /**
+     * The layer below's bytes when the READ lies inside them, zeroes when it lies wholly past
+     * them; a READ across the end comes through {@link #pread}.
+     */
+    @Override
+    public ReadData readData(long offset, int length) throws IOException {
+      long inside = below(offset, length);
+      if (inside == length) {
+        return next.readData(offset, length);
+      }
+      return inside == 0 ? new ReadData.Zeroes(length) : null;
     }
 
     @Override
