@@ -1,5 +1,6 @@
 package io.jnbd.plugins;
 
+import static io.jnbd.testing.ZeroCopy.bytesOf;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Extents;
@@ -211,19 +212,6 @@ class SparseStoreTest {
       }
     }
     return true;
-  }
-
-  /** The bytes of a handed-over read, in order. */
-  private static byte[] bytesOf(ReadData data) {
-    byte[] out = new byte[data.length()];
-    if (data instanceof ReadData.Views views) {
-      int at = 0;
-      for (ByteBuffer view : views.buffers()) {
-        view.get(view.position(), out, at, view.remaining());
-        at += view.remaining();
-      }
-    }
-    return out;
   }
 
   @Test

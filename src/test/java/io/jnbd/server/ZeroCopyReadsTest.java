@@ -38,6 +38,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Zero-copy READs ({@link Export#readData}): what the API passes and what it does not, and the
@@ -220,6 +222,38 @@ class ZeroCopyReadsTest {
     } finally {
       plugin.unload();
     }
+    assertThat(handOvers.regions.get()).isPositive();
+    assertThat(handOvers.preads.get()).isZero();
+  }
+
+  /**
+   * Every built-in filter that leaves the bytes of a READ alone (with parameters that keep it so)
+   * passes the file plugin's regions on: nbdcopy gets the file's bytes, and nothing below the
+   * filter was read the ordinary way. "DIR" stands for the test's directory.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"noextents", "nozero", "fua fuamode=pass", "nocache cachemode=emulate", "cacheextents",
+      "protect protect=0-65535", "log logfile=DIR/log", "stats statsfile=DIR/stats", "delay rdelay=1ms",
+      "rate rate=100G connection-rate=100G", "ip allow=anyunix", "limit limit=8", "noparallel", "exitwhen exit-when-file-created=DIR/never",
+      "multi-conn multi-conn-mode=emulate", "retry", "retry-request", "error error-rate=0",
+      "blocksize minblock=4k maxdata=1M", "blocksize-policy blocksize-preferred=64k", "truncate round-up=4k",
+      "count", "offset offset=4096"})
+  void filtersThatLeaveReadsAloneHandTheFilesRegionsOn(String filterAndKeys) throws Exception {
+    Tools.require("nbdcopy");
+    Path file = dir.resolve("disk.img");
+    byte[] bytes = sparseFile(file);
+    String[] words = filterAndKeys.replace("DIR", dir.toString()).split(" ");
+    Filter filter = Layers.filter(words[0], java.util.Arrays.copyOfRange(words, 1, words.length));
+    HandOvers handOvers = new HandOvers();
+    Plugin plugin = Layers.plugin("file", "file=" + file);
+    Path copy = dir.resolve("copy.img");
+    try (TestServer server = new TestServer(List.of(filter, handOvers.counter()), plugin, ServerConfig.defaults())) {
+      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
+    } finally {
+      plugin.unload();
+    }
+    byte[] expected = words[0].equals("offset") ? java.util.Arrays.copyOfRange(bytes, 4096, bytes.length) : bytes;
+    assertThat(Files.readAllBytes(copy)).isEqualTo(expected);
     assertThat(handOvers.regions.get()).isPositive();
     assertThat(handOvers.preads.get()).isZero();
   }

@@ -6,6 +6,7 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Plugin;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -15,7 +16,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * A small disk in a byte array for server tests: every capability can be switched, and what
  * reached it (flushes, FUA writes, native zeroes) is counted, so tests can check that the server
  * honours and emulates capabilities as advertised. Extents report runs of zero bytes as holes
- * (and ignore REQ_ONE, as a layer may).
+ * (and ignore REQ_ONE, as a layer may). With {@link #handsOver}, READs may skip the copy: it
+ * lends read-only views of the array ({@link Export#readData}), and counts those still out.
  */
 public final class ArrayDisk implements Plugin {
   public final byte[] data;
@@ -35,6 +37,10 @@ public final class ArrayDisk implements Plugin {
   public final AtomicInteger extentsCalls = new AtomicInteger();
   public volatile int lastExtentsFlags = -1;
   public volatile int lastZeroFlags = -1;
+  /** Whether readData lends views of the array instead of leaving READs to pread. */
+  public volatile boolean handsOver;
+  /** Views lent by readData and not yet given back. */
+  public final AtomicInteger viewsOut = new AtomicInteger();
 
   public ArrayDisk(int size) {
     data = new byte[size];
@@ -71,6 +77,16 @@ public final class ArrayDisk implements Plugin {
         synchronized (data) {
           buffer.put(data, (int) offset, buffer.remaining());
         }
+      }
+
+      @Override
+      public ReadData readData(long offset, int length) {
+        if (!handsOver) {
+          return null;
+        }
+        viewsOut.incrementAndGet();
+        ByteBuffer view = ByteBuffer.wrap(data, (int) offset, length).slice().asReadOnlyBuffer();
+        return new ReadData.Views(new ByteBuffer[] {view}, length, viewsOut::decrementAndGet);
       }
 
       @Override

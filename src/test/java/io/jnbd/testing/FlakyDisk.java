@@ -6,6 +6,7 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.NbdException;
 import io.jnbd.api.Plugin;
+import io.jnbd.api.ReadData;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
@@ -19,7 +20,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * calls or every Nth call, fail the next N opens, break every export now open (each call on a
  * broken export fails until a new one is opened, like a dropped connection to a remote), and
  * break every export by itself after a number of calls. A failing read scribbles on its buffer and failing extents
- * report an extent first, so a retry that does not start afresh is caught.
+ * report an extent first, so a retry that does not start afresh is caught. A readData call is a
+ * data call too; it hands over what the disk does ({@link ArrayDisk#handsOver}).
  */
 public final class FlakyDisk implements Plugin {
   public final ArrayDisk disk;
@@ -136,6 +138,12 @@ public final class FlakyDisk implements Plugin {
         throw e;
       }
       next.pread(buffer, offset);
+    }
+
+    @Override
+    public ReadData readData(long offset, int length) throws IOException {
+      failIfDue("readData");
+      return next.readData(offset, length);
     }
 
     @Override
