@@ -13,9 +13,11 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.Support;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
+import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -228,6 +230,21 @@ class BlocksizeFilterTest {
       Tools.nbdsh(server.uri(), "h.pread(1 << 20, 3)").assertSuccess();
       // The 1 MiB read at 3 reaches the disk as a head block, 15 full 64k reads and the rest.
       assertThat(disk.preads.get() - readsBefore).isEqualTo(18);
+    }
+  }
+
+  @Test
+  void onlyReadsThatGoBelowAsTheyAreAreHandedOver() throws Exception {
+    ArrayDisk disk = new ArrayDisk(256 * 1024);
+    new Random(3).nextBytes(disk.data);
+    disk.handsOver = true;
+    Stack stack = Stacks.configured(List.of(new BlocksizeFilter()), disk, "minblock=4k", "maxdata=64k");
+    try (Export export = stack.open(false, "")) {
+      assertThat(ZeroCopy.handedOver(export, BLOCK, 16 * 1024)).isEqualTo(Arrays.copyOfRange(disk.data, BLOCK, BLOCK + 16 * 1024));
+      assertThat(export.readData(BLOCK + 512, BLOCK)).as("unaligned").isNull();
+      assertThat(export.readData(0, 1000)).as("widened").isNull();
+      assertThat(export.readData(0, 128 * 1024)).as("split").isNull();
+      assertThat(disk.viewsOut).hasValue(0);
     }
   }
 }

@@ -13,6 +13,7 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.RecordingSleeper;
 import io.jnbd.testing.Stacks;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
@@ -116,5 +117,19 @@ class DelayFilterTest {
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("delay: delay-fast-zero: ");
     assertThat(new DelayFilter().config("delay-flush", "1")).isFalse();
     assertThat(new DelayFilter().config("size", "1M")).isFalse();
+  }
+
+  @Test
+  void aReadHandedOverWaitsOnceAndOneLeftToPreadWaitsOnceToo() throws Exception {
+    disk.data[100] = 7;
+    disk.handsOver = true;
+    try (Export export = stack("rdelay=5ms").open(false, "")) {
+      assertThat(ZeroCopy.handedOver(export, 0, 512)[100]).isEqualTo((byte) 7);
+      assertThat(sleeper.waits).containsExactly(ms(5));
+      disk.handsOver = false;
+      assertThat(export.readData(0, 512)).isNull();
+      export.pread(ByteBuffer.allocate(512), 0);
+      assertThat(sleeper.waits).containsExactly(ms(5), ms(5));
+    }
   }
 }

@@ -10,6 +10,7 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Stacks;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -124,5 +125,18 @@ class ErrorFilterTest {
     assertThat(filter.config("errors", "1")).isFalse();
     assertThat(filter.config("size", "1M")).isFalse();
     assertThat(ErrorFilter.parseRate("r", "0.5%")).isEqualTo(0.005);
+  }
+
+  @Test
+  void aReadHandedOverFailsAsAPreadWouldAndGivesTheBytesBack() throws Exception {
+    disk.handsOver = true;
+    try (Export failing = open("error-pread-rate=100%", "error-pread=ENOSPC")) {
+      assertThatThrownBy(() -> failing.readData(0, 512)).isInstanceOf(NbdException.class)
+          .satisfies(e -> assertThat(((NbdException) e).errno()).isEqualTo(Errno.ENOSPC));
+      assertThat(disk.viewsOut.get()).isZero();
+    }
+    try (Export passing = open("error-pread-rate=40%")) {
+      assertThat(ZeroCopy.handedOver(passing, 0, 512)).hasSize(512);
+    }
   }
 }

@@ -13,7 +13,9 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.Support;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.Stacks;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -164,5 +166,37 @@ class LogFilterTest {
     assertThat(events(log)).contains("connection=1 ...Cache id=1 return=0");
     assertThat(LogFilter.failure(new NbdException(Errno.EROFS, "x"))).isEqualTo("return=-1 error=EROFS");
     assertThat(LogFilter.failure(new java.io.IOException("x"))).isEqualTo("return=-1 error=EIO");
+  }
+
+  @Test
+  void aReadHandedOverIsLoggedOnceAndOneLeftToPreadByThePread() throws Exception {
+    Path log = dir.resolve("log");
+    disk.handsOver = true;
+    try (Export export = stack("logfile=" + log).open(false, "")) {
+      assertThat(ZeroCopy.handedOver(export, 0x200, 0x100)).hasSize(0x100);
+      disk.handsOver = false;
+      assertThat(export.readData(0, 0x100)).isNull();
+      export.pread(ByteBuffer.allocate(0x100), 0);
+    }
+    assertThat(events(log)).containsSubsequence(
+        "connection=1 Read id=1 offset=0x200 count=0x100 ...",
+        "connection=1 ...Read id=1 return=0",
+        "connection=1 Read id=2 offset=0x0 count=0x100 ...",
+        "connection=1 ...Read id=2 return=0",
+        "connection=1 Disconnect transactions=2");
+  }
+
+  @Test
+  void aReadDataThatFailsIsLoggedWithItsError() throws Exception {
+    Path log = dir.resolve("log");
+    FlakyDisk flaky = new FlakyDisk(4096);
+    flaky.disk.handsOver = true;
+    flaky.failCalls(1);
+    try (Export export = Stacks.configured(new LogFilter(NOON), flaky, "logfile=" + log).open(false, "")) {
+      assertThatThrownBy(() -> export.readData(0, 512)).isInstanceOf(NbdException.class);
+    }
+    assertThat(events(log)).containsSubsequence(
+        "connection=1 Read id=1 offset=0x0 count=0x200 ...",
+        "connection=1 ...Read id=1 return=-1 error=EIO");
   }
 }

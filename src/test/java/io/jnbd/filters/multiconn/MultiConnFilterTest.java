@@ -15,6 +15,7 @@ import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -206,6 +207,19 @@ class MultiConnFilterTest {
           """.replace("URI", "'" + server.uri() + "'");
       Tools.run(List.of("nbdsh", "-c", script), Map.of(), 60).assertSuccess();
       assertThat(disk.flushes.get()).as("the flush on the third connection reached the two that wrote").isEqualTo(2);
+    }
+  }
+
+  @Test
+  void aReadHandedOverMarksItsConnectionAsHavingRead() throws Exception {
+    ArrayDisk disk = diskWithoutMultiConn();
+    disk.handsOver = true;
+    Stack stack = stack(disk);
+    try (Export a = stack.open(false, ""); Export b = stack.open(false, ""); Export c = stack.open(false, "")) {
+      assertThat(ZeroCopy.handedOver(a, 0, 512)).hasSize(512);
+      write(b);
+      c.flush();
+      assertThat(disk.flushes.get()).as("b wrote, and a may hold what it read").isEqualTo(2);
     }
   }
 }

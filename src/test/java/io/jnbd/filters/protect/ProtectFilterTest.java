@@ -13,6 +13,7 @@ import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -113,6 +114,18 @@ class ProtectFilterTest {
       String stdout = Tools.run(List.of("nbdsh", "-u", server.uri(), "-c", script), Map.of(), 60).assertSuccess().stdout();
       assertThat(stdout.lines()).containsExactly("ok", "EPERM", "EPERM", "ok");
       assertThat(disk.data[10]).isEqualTo((byte) 42);
+    }
+  }
+
+  @Test
+  void readsOfProtectedBytesAreHandedOverAndWritesStillChecked() throws Exception {
+    ArrayDisk disk = new ArrayDisk(64 * 1024);
+    disk.data[100] = 3;
+    disk.handsOver = true;
+    try (Export export = Stacks.configured(new ProtectFilter(), disk, "protect=0-4095").open(false, "")) {
+      assertThat(ZeroCopy.handedOver(export, 0, 4096)[100]).isEqualTo((byte) 3);
+      assertRefused(() -> export.pwrite(ByteBuffer.wrap(new byte[] {4}), 100, 0));
+      assertThat(disk.data[100]).isEqualTo((byte) 3);
     }
   }
 }

@@ -11,6 +11,7 @@ import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -176,5 +177,21 @@ class RateFilterTest {
     long slept = time.sleeps.stream().mapToLong(Long::longValue).sum();
     // 4 MiB at 1 MiB/s with half a second of burst: at least 3.5 s of (virtual) sleep.
     assertThat(slept).isGreaterThanOrEqualTo(3 * SECOND + SECOND / 2);
+  }
+
+  @Test
+  void readsHandedOverAreCountedAndPacedAsPreadsAre() throws Exception {
+    ArrayDisk disk = new ArrayDisk(8 << 20);
+    disk.handsOver = true;
+    Stack stack = Stacks.configured(List.of(filter()), disk, "rate=512k", "burstiness=1");
+    try (Export export = stack.open(false, "")) {
+      assertThat(ZeroCopy.handedOver(export, 0, 64 * 1024)).hasSize(64 * 1024);
+      assertThat(time.sleeps).isEmpty();
+      assertThat(ZeroCopy.handedOver(export, 0, 32 * 1024)).hasSize(32 * 1024);
+      assertThat(time.sleeps).containsExactly(SECOND / 2);
+      disk.handsOver = false;
+      assertThat(export.readData(0, 32 * 1024)).isNull();
+      assertThat(time.sleeps).containsExactly(SECOND / 2);
+    }
   }
 }

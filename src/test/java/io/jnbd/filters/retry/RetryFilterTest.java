@@ -9,11 +9,13 @@ import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.RecordingSleeper;
 import io.jnbd.testing.Stacks;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -214,5 +216,33 @@ class RetryFilterTest {
     assertThatThrownBy(() -> new RetryFilter().config("retry-exponential", "maybe"))
         .isInstanceOf(ConfigException.class).hasMessageContaining("retry-exponential");
     assertThat(new RetryFilter().config("size", "1M")).isFalse();
+  }
+
+  @Test
+  void aReadDataThatFailsIsRetriedOnAReopenedExportAsAPreadIs() throws Exception {
+    flaky.disk.handsOver = true;
+    try (Export export = open()) {
+      flaky.failCalls(2);
+      assertThat(ZeroCopy.handedOver(export, 4096, 8192)).isEqualTo(expected(4096, 8192));
+      assertThat(sleeper.waits).isEqualTo(seconds(2, 4));
+      assertThat(flaky.opens).hasValue(3);
+    }
+  }
+
+  @Test
+  void anExportThatAReopenReplacesIsClosedOnlyOnceTheReadsItHandedOverAreBack() throws Exception {
+    flaky.disk.handsOver = true;
+    try (Export export = open()) {
+      ReadData held = export.readData(0, 4096);
+      flaky.breakOpenExports();
+      assertThat(read(export, 0, 4096)).isEqualTo(expected(0, 4096));
+      assertThat(flaky.opens).hasValue(2);
+      assertThat(flaky.closes).as("closed while a read it handed over is out").hasValue(0);
+      assertThat(ZeroCopy.bytesOf(held)).isEqualTo(expected(0, 4096));
+      held.close();
+      assertThat(flaky.closes).hasValue(1);
+      assertThat(flaky.disk.viewsOut).hasValue(0);
+    }
+    assertThat(flaky.closes).hasValue(2);
   }
 }

@@ -12,6 +12,7 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.RecordingSleeper;
 import io.jnbd.testing.Stacks;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
@@ -83,5 +84,17 @@ class RetryRequestFilterTest {
     assertThatThrownBy(() -> new RetryRequestFilter().config("retry-request-open", "perhaps"))
         .isInstanceOf(ConfigException.class).hasMessageContaining("retry-request-open");
     assertThat(new RetryRequestFilter().config("retries", "3")).isFalse();
+  }
+
+  @Test
+  void aReadDataThatFailsIsRetriedOnTheSameExport() throws Exception {
+    flaky.disk.data[10] = 5;
+    flaky.disk.handsOver = true;
+    try (Export export = stack().open(false, "")) {
+      flaky.failCalls(1);
+      assertThat(ZeroCopy.handedOver(export, 0, 512)[10]).isEqualTo((byte) 5);
+      assertThat(sleeper.waits).containsExactly(Duration.ofSeconds(2));
+      assertThat(flaky.opens).hasValue(1);
+    }
   }
 }

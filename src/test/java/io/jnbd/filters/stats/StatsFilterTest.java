@@ -6,9 +6,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
+import io.jnbd.api.NbdException;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.Stacks;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -130,5 +133,24 @@ class StatsFilterTest {
           .isInstanceOf(ConfigException.class)
           .hasMessageContaining("statsthreshold");
     }
+  }
+
+  @Test
+  void readsHandedOverAreCountedOnceAndFailedOnesAsErrors() throws Exception {
+    StatsFilter stats = new StatsFilter();
+    FlakyDisk disk = new FlakyDisk(1 << 20);
+    disk.disk.handsOver = true;
+    Stack stack = Stacks.configured(stats, disk);
+    try (Export export = stack.open(false, "")) {
+      assertThat(ZeroCopy.handedOver(export, 4096, 8192)).hasSize(8192);
+      disk.failCalls(1);
+      assertThatThrownBy(() -> export.readData(0, 512)).isInstanceOf(NbdException.class);
+      disk.disk.handsOver = false;
+      assertThat(export.readData(0, 1024)).isNull();
+      export.pread(ByteBuffer.allocate(1024), 0);
+    }
+    assertThat(stats.read.requests.sum()).isEqualTo(3);
+    assertThat(stats.read.bytes.sum()).isEqualTo(8192 + 512 + 1024);
+    assertThat(stats.read.errors.sum()).isEqualTo(1);
   }
 }

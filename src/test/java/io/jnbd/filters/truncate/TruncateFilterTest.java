@@ -9,11 +9,13 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
+import io.jnbd.api.ReadData;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
+import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -120,6 +122,21 @@ class TruncateFilterTest {
           """;
       String stdout = Tools.run(List.of("nbdsh", "-u", server.uri(), "-c", script), Map.of(), 60).assertSuccess().stdout();
       assertThat(stdout.trim()).isEqualTo("ENOSPC");
+    }
+  }
+
+  @Test
+  void readsInsideTheLayerBelowAreHandedOverFromItAndReadsPastItAsZeroes() throws Exception {
+    ArrayDisk disk = new ArrayDisk(1000);
+    Arrays.fill(disk.data, (byte) 7);
+    disk.handsOver = true;
+    try (Export export = Stacks.configured(new TruncateFilter(), disk, "truncate=3000").open(false, "")) {
+      assertThat(ZeroCopy.handedOver(export, 900, 100)).containsOnly(7);
+      try (ReadData past = export.readData(1000, 2000)) {
+        assertThat(past).isEqualTo(new ReadData.Zeroes(2000));
+      }
+      assertThat(export.readData(999, 2)).as("across the end: through pread").isNull();
+      assertThat(disk.viewsOut).hasValue(0);
     }
   }
 }
