@@ -37,9 +37,15 @@ final class ReplyWriter {
   private final DirectBufferPool pool;
   private final ReentrantLock lock = new ReentrantLock();
   private final ByteBuffer header = ByteBuffer.allocateDirect(Nbd.CHUNK_HEADER_SIZE + 12);
-  /** File regions sent, and how many of them sendfile left a part of to be copied; written under the lock. */
+  /**
+   * What sendfile leaves of a region is copied in pieces this large: a file region's reply then
+   * holds at most one piece of memory, and only while it is being written.
+   */
+  static final int COPY_PIECE = 64 * 1024;
+
+  /** File regions sent, and how many of them sendfile left parts of to be copied; written under the lock. */
   private volatile long regionsSent;
-  private volatile long regionsFinishedByCopy;
+  private volatile long regionsPartlyCopied;
 
   ReplyWriter(Wire wire, boolean structured, DirectBufferPool pool) {
     this.wire = wire;
@@ -92,15 +98,15 @@ final class ReplyWriter {
     }
   }
 
-  /** "sendfile: N replies, M finished by copying", or null when none went by sendfile. */
+  /** "sendfile: N replies, M partly copied", or null when none went by sendfile. */
   String sendFileSummary() {
     long sent = regionsSent;
-    return sent == 0 ? null : "sendfile: " + sent + " replies, " + regionsFinishedByCopy + " finished by copying";
+    return sent == 0 ? null : "sendfile: " + sent + " replies, " + regionsPartlyCopied + " partly copied";
   }
 
-  /** How many file regions sendfile left a part of, which was then copied. */
-  long regionsFinishedByCopy() {
-    return regionsFinishedByCopy;
+  /** How many file regions sendfile left parts of, which were then copied. */
+  long regionsPartlyCopied() {
+    return regionsPartlyCopied;
   }
 
   private void readBuffers(Request request, int length, ByteBuffer... data) throws IOException {
@@ -163,8 +169,9 @@ final class ReplyWriter {
 
   /**
    * Sends a file region by sendfile after the reply's header ({@link Wire#canSendFile} only).
-   * What sendfile leaves (a socket that is full and non-blocking makes it return early) is read
-   * into a pool buffer and written the ordinary way, which waits for the client.
+   * When sendfile sends nothing (a socket that is full and non-blocking makes it return at
+   * once), a piece of the region is read into a pool buffer and written the ordinary way, which
+   * waits for the client, and sendfile goes on with the rest.
    */
   private void readFileRegion(Request request, ReadData.FileRegion region) throws IOException {
     int length = region.length();
@@ -178,14 +185,18 @@ final class ReplyWriter {
         Replies.simpleReply(header, 0, request.cookie());
       }
       wire.write(header.flip());
-      long sent = 0;
-      for (long n; sent < length && (n = wire.sendFile(region.channel(), region.position() + sent, length - sent)) > 0; ) {
-        sent += n;
-      }
       regionsSent++;
-      if (sent < length) {
-        regionsFinishedByCopy++;
-        finishByCopy(region, (int) sent);
+      boolean copied = false;
+      for (long sent = 0; sent < length; ) {
+        long n = wire.sendFile(region.channel(), region.position() + sent, length - sent);
+        if (n == 0) {
+          if (!copied) {
+            copied = true;
+            regionsPartlyCopied++;
+          }
+          n = copyPiece(region, (int) sent);
+        }
+        sent += n;
       }
     } finally {
       lock.unlock();
@@ -193,23 +204,25 @@ final class ReplyWriter {
   }
 
   /**
-   * Writes the region from {@code from} on from a pool buffer. The header and part of the data
-   * are out already: if the file cannot give the rest, no error reply is possible any more, and
-   * the connection is closed rather than let the client take other bytes for this data.
+   * Writes up to {@link #COPY_PIECE} bytes of the region from {@code from} on from a pool
+   * buffer, and returns how many. The header and part of the data are out already: if the file
+   * cannot give them, no error reply is possible any more, and the connection is closed rather
+   * than let the client take other bytes for this data.
    */
-  private void finishByCopy(ReadData.FileRegion region, int from) throws IOException {
-    ByteBuffer rest = pool.take(region.length() - from);
+  private int copyPiece(ReadData.FileRegion region, int from) throws IOException {
+    ByteBuffer piece = pool.take(Math.min(COPY_PIECE, region.length() - from));
     try {
       try {
-        readRegion(region, rest, from);
+        readRegion(region, piece, from);
       } catch (IOException e) {
         log.warn("closing the connection: a READ reply is cut short: {}", e.getMessage());
         wire.close();
         throw e;
       }
-      wire.write(rest.flip());
+      wire.write(piece.flip());
+      return piece.limit();
     } finally {
-      pool.give(rest);
+      pool.give(piece);
     }
   }
 
