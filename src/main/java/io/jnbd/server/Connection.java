@@ -31,9 +31,8 @@ import org.slf4j.LoggerFactory;
  * requests (reading WRITE payloads off the wire); each valid request then runs on a virtual
  * thread of its own, at most {@link ServerConfig#maxRequestsPerConnection()} at once and within
  * the connection's share of the server's {@link MemoryBudget}, which the reader takes for a
- * request before it reads the payload (a READ answered without a buffer gives it back at once:
- * {@link Outcome#holdsNoMemory}). A client that sends faster than the export answers, or than
- * it reads its replies, is therefore slowed by TCP, not by the server's memory. A request
+ * request before it reads the payload. A client that sends faster than the export answers, or
+ * than it reads its replies, is therefore slowed by TCP, not by the server's memory. A request
  * that arrives alone at a quick export runs on the reader instead (see {@link
  * #INLINE_LIMIT_NANOS}). Replies go out in completion order.
  *
@@ -216,9 +215,8 @@ final class Connection {
           requestSlots.release();
           return false;
         }
-        HeldMemory held = new HeldMemory(bytes);
         Runnable release = () -> {
-          held.giveBack();
+          memory.give(bytes);
           requestSlots.release();
         };
         ByteBuffer payload;
@@ -234,7 +232,7 @@ final class Connection {
         }
         Runnable run = () -> {
           try {
-            process(request, payload, export, replies, requestLock, held);
+            process(request, payload, export, replies, requestLock);
           } finally {
             pool.give(payload);
             release.run();
@@ -255,24 +253,6 @@ final class Connection {
       if (sendFileSummary != null) {
         log.debug("{}: {}", peer, sendFileSummary);
       }
-    }
-  }
-
-  /**
-   * A request's bytes of the memory budget, taken by the reader before the request starts and
-   * given back once: when the request is done, or as soon as its reply turns out to need no
-   * buffer. Used by one thread at a time: the reader, then the request's.
-   */
-  private final class HeldMemory {
-    private long bytes;
-
-    HeldMemory(long bytes) {
-      this.bytes = bytes;
-    }
-
-    void giveBack() {
-      memory.give(bytes);
-      bytes = 0;
     }
   }
 
@@ -349,8 +329,7 @@ final class Connection {
   }
 
   /** Runs a request and answers it, whatever it throws. */
-  private void process(Request request, ByteBuffer payload, ServedExport export, ReplyWriter replies, Lock requestLock,
-      HeldMemory held) {
+  private void process(Request request, ByteBuffer payload, ServedExport export, ReplyWriter replies, Lock requestLock) {
     long started = System.nanoTime();
     Outcome outcome;
     try {
@@ -372,11 +351,6 @@ final class Connection {
     } catch (Throwable failure) {
       fail(request, failure, replies);
       return;
-    }
-    if (outcome.holdsNoMemory()) {
-      // Its reply may wait long for a client that reads slowly, holding nothing meanwhile: the
-      // budget it took would hold up this connection's next requests, and others', for nothing.
-      held.giveBack();
     }
     try {
       // Replying outside the lock: a client that is slow to read its replies must not hold up
@@ -460,17 +434,6 @@ final class Connection {
    */
   private record Outcome(ByteBuffer data, ReadData handedOver, Extents extents) {
     static final Outcome DONE = new Outcome(null, null, null);
-
-    /**
-     * Whether the reply needs no memory while it waits to go out: zeroes, and a file region that
-     * goes by sendfile (what sendfile leaves is copied a piece at a time, under the reply lock,
-     * so a connection holds at most one such piece). Not views, which pin the pages they show:
-     * a page that a trim or zero takes out of the store meanwhile is freed only once they are
-     * given back, so a client could pin any amount of freed pages with reads it does not take.
-     */
-    boolean holdsNoMemory() {
-      return handedOver instanceof ReadData.Zeroes || handedOver instanceof ReadData.FileRegion;
-    }
   }
 
   /** Runs one valid request against the export. */

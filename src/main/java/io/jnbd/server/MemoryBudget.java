@@ -8,9 +8,7 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * The memory that requests hold, over every connection of a server: a WRITE's payload from the
  * moment the connection's reader takes it off the wire until the export has it, a READ's data
- * until its reply has been written (or until a layer has handed over bytes that need no buffer,
- * zeroes or a file region for sendfile: see {@link Connection}), the scratch buffer of an
- * emulated CACHE. A connection's reader
+ * until its reply has been written, the scratch buffer of an emulated CACHE. A connection's reader
  * takes a request's bytes before it reads the payload or starts the request, and waits while they
  * are not to be had: meanwhile the connection is not read, so its client is held back by TCP, and
  * no request fails for want of memory.

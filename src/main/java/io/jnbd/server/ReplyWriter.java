@@ -37,15 +37,9 @@ final class ReplyWriter {
   private final DirectBufferPool pool;
   private final ReentrantLock lock = new ReentrantLock();
   private final ByteBuffer header = ByteBuffer.allocateDirect(Nbd.CHUNK_HEADER_SIZE + 12);
-  /**
-   * What sendfile leaves of a region is copied in pieces this large: a file region's reply then
-   * holds at most one piece of memory, and only while it is being written.
-   */
-  static final int COPY_PIECE = 64 * 1024;
-
-  /** File regions sent, and how many of them sendfile left parts of to be copied; written under the lock. */
+  /** File regions sent, and how many of them sendfile left a part of to be copied; written under the lock. */
   private volatile long regionsSent;
-  private volatile long regionsPartlyCopied;
+  private volatile long regionsFinishedByCopy;
 
   ReplyWriter(Wire wire, boolean structured, DirectBufferPool pool) {
     this.wire = wire;
@@ -98,15 +92,15 @@ final class ReplyWriter {
     }
   }
 
-  /** "sendfile: N replies, M partly copied", or null when none went by sendfile. */
+  /** "sendfile: N replies, M finished by copying", or null when none went by sendfile. */
   String sendFileSummary() {
     long sent = regionsSent;
-    return sent == 0 ? null : "sendfile: " + sent + " replies, " + regionsPartlyCopied + " partly copied";
+    return sent == 0 ? null : "sendfile: " + sent + " replies, " + regionsFinishedByCopy + " finished by copying";
   }
 
-  /** How many file regions sendfile left parts of, which were then copied. */
-  long regionsPartlyCopied() {
-    return regionsPartlyCopied;
+  /** How many file regions sendfile left a part of, which was then copied. */
+  long regionsFinishedByCopy() {
+    return regionsFinishedByCopy;
   }
 
   private void readBuffers(Request request, int length, ByteBuffer... data) throws IOException {
@@ -169,9 +163,8 @@ final class ReplyWriter {
 
   /**
    * Sends a file region by sendfile after the reply's header ({@link Wire#canSendFile} only).
-   * When sendfile sends nothing (a socket that is full and non-blocking makes it return at
-   * once), a piece of the region is read into a pool buffer and written the ordinary way, which
-   * waits for the client, and sendfile goes on with the rest.
+   * What sendfile leaves (a socket that is full and non-blocking makes it return early) is read
+   * into a pool buffer and written the ordinary way, which waits for the client.
    */
   private void readFileRegion(Request request, ReadData.FileRegion region) throws IOException {
     int length = region.length();
@@ -185,18 +178,14 @@ final class ReplyWriter {
         Replies.simpleReply(header, 0, request.cookie());
       }
       wire.write(header.flip());
-      regionsSent++;
-      boolean copied = false;
-      for (long sent = 0; sent < length; ) {
-        long n = wire.sendFile(region.channel(), region.position() + sent, length - sent);
-        if (n == 0) {
-          if (!copied) {
-            copied = true;
-            regionsPartlyCopied++;
-          }
-          n = copyPiece(region, (int) sent);
-        }
+      long sent = 0;
+      for (long n; sent < length && (n = wire.sendFile(region.channel(), region.position() + sent, length - sent)) > 0; ) {
         sent += n;
+      }
+      regionsSent++;
+      if (sent < length) {
+        regionsFinishedByCopy++;
+        finishByCopy(region, (int) sent);
       }
     } finally {
       lock.unlock();
@@ -204,25 +193,23 @@ final class ReplyWriter {
   }
 
   /**
-   * Writes up to {@link #COPY_PIECE} bytes of the region from {@code from} on from a pool
-   * buffer, and returns how many. The header and part of the data are out already: if the file
-   * cannot give them, no error reply is possible any more, and the connection is closed rather
-   * than let the client take other bytes for this data.
+   * Writes the region from {@code from} on from a pool buffer. The header and part of the data
+   * are out already: if the file cannot give the rest, no error reply is possible any more, and
+   * the connection is closed rather than let the client take other bytes for this data.
    */
-  private int copyPiece(ReadData.FileRegion region, int from) throws IOException {
-    ByteBuffer piece = pool.take(Math.min(COPY_PIECE, region.length() - from));
+  private void finishByCopy(ReadData.FileRegion region, int from) throws IOException {
+    ByteBuffer rest = pool.take(region.length() - from);
     try {
       try {
-        readRegion(region, piece, from);
+        readRegion(region, rest, from);
       } catch (IOException e) {
         log.warn("closing the connection: a READ reply is cut short: {}", e.getMessage());
         wire.close();
         throw e;
       }
-      wire.write(piece.flip());
-      return piece.limit();
+      wire.write(rest.flip());
     } finally {
-      pool.give(piece);
+      pool.give(rest);
     }
   }
 

@@ -128,24 +128,12 @@ final class RawClient implements AutoCloseable {
 
   /** Reads one structured chunk, which must be the data of a READ; returns the data. */
   ByteBuffer data(long cookie) throws IOException {
-    Data data = anyData();
-    if (data.cookie() != cookie) {
-      throw new IOException("expected data for " + cookie + ", got data for " + data.cookie());
-    }
-    return data.bytes();
-  }
-
-  /** The data chunk of one READ. */
-  record Data(long cookie, long offset, ByteBuffer bytes) {}
-
-  /** Reads one structured chunk, which must be the data of some READ, as replies come in any order. */
-  Data anyData() throws IOException {
     ChunkHeader header = chunkHeader();
-    if (header.type() != Nbd.Chunk.OFFSET_DATA) {
-      throw new IOException("expected data, got chunk type " + header.type() + " for " + header.cookie());
+    if (header.type() != Nbd.Chunk.OFFSET_DATA || header.cookie() != cookie) {
+      throw new IOException("expected data for " + cookie + ", got chunk type " + header.type() + " for " + header.cookie());
     }
-    long offset = read(8).getLong();
-    return new Data(header.cookie(), offset, read(header.length() - 8));
+    read(8); // the offset
+    return read(header.length() - 8);
   }
 
   private record ChunkHeader(int type, long cookie, int length) {}
