@@ -237,7 +237,7 @@ class ZeroCopyReadsTest {
       "rate rate=100G connection-rate=100G", "ip allow=anyunix", "limit limit=8", "noparallel", "exitwhen exit-when-file-created=DIR/never",
       "multi-conn multi-conn-mode=emulate", "retry", "retry-request", "error error-rate=0",
       "blocksize minblock=4k maxdata=1M", "blocksize-policy blocksize-preferred=64k", "truncate round-up=4k",
-      "count", "offset offset=4096"})
+      "count", "offset offset=4096", "cow cow-storage=memory"})
   void filtersThatLeaveReadsAloneHandTheFilesRegionsOn(String filterAndKeys) throws Exception {
     Tools.require("nbdcopy");
     Path file = dir.resolve("disk.img");

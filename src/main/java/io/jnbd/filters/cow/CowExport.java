@@ -5,6 +5,7 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.Flags;
+import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -40,6 +41,15 @@ final class CowExport extends FilterExport {
   @Override
   public void pread(ByteBuffer buffer, long offset) throws IOException {
     overlay.read(next, buffer, offset, copyOnRead.getAsBoolean());
+  }
+
+  /**
+   * A READ wholly outside the overlay passes on the layer below's answer without a copy, unless
+   * cow-on-read is to keep what it reads; one that touches the overlay comes through {@link #pread}.
+   */
+  @Override
+  public ReadData readData(long offset, int length) throws IOException {
+    return copyOnRead.getAsBoolean() ? null : overlay.readDataBelow(next, offset, length);
   }
 
   @Override

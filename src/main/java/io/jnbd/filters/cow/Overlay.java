@@ -7,6 +7,7 @@ import static io.jnbd.filters.cow.BlockStates.ZERO;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
+import io.jnbd.api.ReadData;
 import io.jnbd.util.DirectBufferPool;
 import io.jnbd.util.Emulation;
 import java.io.IOException;
@@ -91,6 +92,18 @@ final class Overlay implements AutoCloseable {
       at = to;
     }
     dst.position(dst.limit());
+  }
+
+  /**
+   * The layer below's answer to {@code readData} for a range that lies wholly in absent blocks;
+   * null for a range with blocks in the overlay, which {@link #read} copies. A block may leave
+   * the absent state meanwhile, as it may during {@link #read}: the layer below is never written,
+   * so such a read gives the bytes from before the write that raced it.
+   */
+  ReadData readDataBelow(Export below, long offset, int length) throws IOException {
+    long end = offset + length;
+    long first = offset >>> shift;
+    return states.get(first) == ABSENT && absentRunEnd(first, end) == end ? below.readData(offset, length) : null;
   }
 
   private void readPresent(long block, int at, ByteBuffer dst) throws IOException {

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.jnbd.api.BlockSize;
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
+import io.jnbd.api.Flags;
 import io.jnbd.api.Support;
 import io.jnbd.cli.Main;
 import io.jnbd.server.Catalog;
@@ -13,6 +14,7 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Layers;
 import io.jnbd.testing.SlowDisk;
+import io.jnbd.testing.ZeroCopy;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -176,5 +178,24 @@ class CowFilterTest {
           .containsExactly(BlockStates.ALLOCATED, BlockStates.ALLOCATED, BlockStates.ABSENT);
     }
     assertThat(disk.caches.get()).isEqualTo(1);
+  }
+
+  @Test
+  void readsWhollyOutsideTheOverlayAreHandedOverFromBelowUnlessCopiedOnRead() throws Exception {
+    ArrayDisk disk = new ArrayDisk(1 << 20);
+    Arrays.fill(disk.data, (byte) 5);
+    disk.handsOver = true;
+    Path flag = temp.resolve("convert");
+    try (Export export = stack(disk, "cow-storage=memory", "cow-on-read=" + flag).open(false, "")) {
+      export.pwrite(ByteBuffer.wrap(new byte[] {1}), 70_000, 0);
+      export.zero(200_000, 64 * 1024, Flags.MAY_TRIM);
+      assertThat(ZeroCopy.handedOver(export, 0, 64 * 1024)).containsOnly(5);
+      assertThat(ZeroCopy.handedOver(export, 131_072, 60_000)).containsOnly(5);
+      assertThat(export.readData(60_000, 20_000)).as("a written block").isNull();
+      assertThat(export.readData(180_000, 30_000)).as("a zeroed block").isNull();
+      Files.createFile(flag);
+      assertThat(export.readData(0, 4096)).as("copied on read").isNull();
+      assertThat(disk.viewsOut).hasValue(0);
+    }
   }
 }
