@@ -21,7 +21,8 @@ import org.slf4j.LoggerFactory;
  * The delay filter, nbdkit's: waits a fixed time before passing each request of a kind down, to
  * make a local plugin behave like a slow or remote one, or to widen a race window in a test.
  * Keys apply in command-line order, a later one overriding an earlier one ({@code wdelay} sets
- * write, zero and trim at once).
+ * write, zero and trim at once). A READ whose bytes the layer below hands over without a copy
+ * waits once they are handed over, before they are read and sent ({@link GatedExport#readData}).
  */
 public final class DelayFilter implements Filter {
   private static final Logger log = LoggerFactory.getLogger(DelayFilter.class);

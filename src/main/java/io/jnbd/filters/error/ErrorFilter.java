@@ -26,7 +26,9 @@ import org.slf4j.LoggerFactory;
  * The error filter, nbdkit's: fails a random share of requests with a chosen error before they
  * reach the layer below, to test how clients (and filters further out, such as retry) cope. Each
  * operation has its own error, rate and trigger file; the keys without an operation set all of
- * them, and a later key overrides an earlier one, as in nbdkit.
+ * them, and a later key overrides an earlier one, as in nbdkit. A READ whose bytes the layer
+ * below hands over without a copy is failed once they are handed over, and they are given back
+ * ({@link io.jnbd.filters.GatedExport#readData}).
  */
 public final class ErrorFilter implements Filter {
   private static final Logger log = LoggerFactory.getLogger(ErrorFilter.class);
