@@ -1,5 +1,6 @@
 package io.jnbd.filters.cow;
 
+import static io.jnbd.testing.Exports.read;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -75,12 +76,6 @@ class CowFilterTest {
     Stack stack = new Stack(List.of(Layers.filter("cow", keyValues)), disk);
     stack.configComplete();
     return stack;
-  }
-
-  private static byte[] read(Export export, long offset, int length) throws Exception {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    return buffer.array();
   }
 
   @Test

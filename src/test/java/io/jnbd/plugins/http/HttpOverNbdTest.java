@@ -3,7 +3,7 @@ package io.jnbd.plugins.http;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Plugin;
-import io.jnbd.server.Catalog;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.OriginGate;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.TestServer;
@@ -24,22 +24,12 @@ import org.junit.jupiter.api.io.TempDir;
 class HttpOverNbdTest {
   @TempDir Path dir;
 
-  /** The plugin as the command line would make it: found by name, configured key by key. */
-  private static Plugin configured(String name, String... keyValues) {
-    Plugin plugin = Catalog.plugin(name);
-    for (String keyValue : keyValues) {
-      int equals = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
-    }
-    return plugin;
-  }
-
   @Test
   void failedReadIsEioAndTheConnectionStaysUp() throws Exception {
     Tools.require("nbdsh");
     byte[] data = HttpPluginTest.randomBytes(256 * 1024, 7);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
-      try (TestServer server = servedAfterProbe(configured("curl", "url=" + origin.url()))) {
+      try (TestServer server = servedAfterProbe(Layers.plugin("curl", "url=" + origin.url()))) {
       origin.failNext(RangeOrigin.Fault.STATUS_500, 1);
       String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(java.util.Arrays.copyOf(data, 4096)));
       Tools.Result result = Tools.nbdsh(server.uri(), String.join("\n",
@@ -123,7 +113,7 @@ class HttpOverNbdTest {
       }
     }
     try (RangeOrigin origin = RangeOrigin.http(image);
-        TestServer server = new TestServer(configured("http", "url=" + origin.url(), "connections=4"))) {
+        TestServer server = new TestServer(Layers.plugin("http", "url=" + origin.url(), "connections=4"))) {
       Path byQemu = dir.resolve("qemu.raw");
       Tools.run(List.of("qemu-img", "convert", "-f", "raw", "-O", "raw", server.uri(), byQemu.toString()), Map.of(), 120)
           .assertSuccess();

@@ -3,7 +3,7 @@ package io.jnbd.plugins.ssh;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Plugin;
-import io.jnbd.server.Catalog;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.OpenSshServer;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
@@ -43,12 +43,7 @@ class SshOpenSshTest {
    * server completes the configuration).
    */
   static Plugin configured(List<String> keyValues) {
-    Plugin plugin = Catalog.plugin("ssh");
-    for (String keyValue : keyValues) {
-      int equals = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
-    }
-    return plugin;
+    return Layers.plugin("ssh", keyValues.toArray(String[]::new));
   }
 
   @Test
