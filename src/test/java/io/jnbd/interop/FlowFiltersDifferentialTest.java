@@ -9,7 +9,6 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,7 +20,10 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Filters compared with nbdkit 1.32's filters of the same name, over the memory plugin: the probe
@@ -32,6 +34,15 @@ import org.junit.jupiter.api.io.TempDir;
 @Tag("slow")
 class FlowFiltersDifferentialTest {
   private static final List<String> MEMORY = List.of("memory", "size=4M");
+
+  /** The start of the nbdsh scripts that open more than one connection: connect() opens one to URI. */
+  private static final String CONNECT = """
+      import nbd, time
+      def connect():
+          h = nbd.NBD()
+          h.connect_uri(URI)
+          return h
+      """;
 
   @BeforeAll
   static void toolsInstalled() {
@@ -87,11 +98,13 @@ class FlowFiltersDifferentialTest {
         .containsEntry("unaligned_write_readback", "\"000102030405066162630a0b0c0d0e0f\"");
   }
 
-  @Test
-  void multiConn() throws Exception {
-    compare(List.of("multi-conn"), List.of(), Probe.jnbdDifferences());
-    Map<String, String> disabled = compare(List.of("multi-conn"), List.of("multi-conn-mode=disable"), Probe.jnbdDifferences());
-    assertThat(disabled).containsEntry("can_multi_conn", "false");
+  /** Both filters change nothing by default, and take multi-conn away when told to. */
+  @ParameterizedTest
+  @CsvSource({"multi-conn, multi-conn-mode=disable", "noparallel, serialize=connections"})
+  void multiConnOff(String filter, String argument) throws Exception {
+    compare(List.of(filter), List.of(), Probe.jnbdDifferences());
+    Map<String, String> off = compare(List.of(filter), List.of(argument), Probe.jnbdDifferences());
+    assertThat(off).containsEntry("can_multi_conn", "false");
   }
 
   /** Only the pace of reads and writes may change, never what a client sees. */
@@ -100,22 +113,10 @@ class FlowFiltersDifferentialTest {
     compare(List.of("rate"), List.of("rate=10G", "connection-rate=8G"), Probe.jnbdDifferences());
   }
 
-  @Test
-  void noparallel() throws Exception {
-    compare(List.of("noparallel"), List.of(), Probe.jnbdDifferences());
-    Map<String, String> connections = compare(List.of("noparallel"), List.of("serialize=connections"), Probe.jnbdDifferences());
-    assertThat(connections).containsEntry("can_multi_conn", "false");
-  }
-
   /** The second client is refused while the first is connected; one is admitted once it leaves. */
   @Test
   void limit() throws Exception {
-    String script = """
-        import nbd, time
-        def connect():
-            h = nbd.NBD()
-            h.connect_uri(URI)
-            return h
+    String script = CONNECT + """
         first = connect()
         try:
             connect()
@@ -138,13 +139,8 @@ class FlowFiltersDifferentialTest {
 
   /** Both servers stay while a client remains, and exit once the last has gone. */
   @Test
-  void exitlast() throws Exception {
-    String script = """
-        import nbd
-        def connect():
-            h = nbd.NBD()
-            h.connect_uri(URI)
-            return h
+  void exitlast() throws Throwable {
+    String script = CONNECT + """
         first = connect()
         second = connect()
         first.shutdown()
@@ -153,15 +149,7 @@ class FlowFiltersDifferentialTest {
         second.shutdown()
         third.shutdown()
         """;
-    Stack stack = Stacks.configured(List.of(Catalog.filter("exitlast")), Catalog.plugin("memory"), "size=1M");
-    try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
-      assertThat(nbdsh(server.uri(), script)).containsExactly("still serving after the first left: 512");
-      awaitTermination(server);
-    }
-    try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exitlast", "memory", "size=1M"))) {
-      assertThat(nbdsh(nbdkit.uri(), script)).containsExactly("still serving after the first left: 512");
-      assertThat(nbdkit.exitsWithin(30)).as("nbdkit exited").isTrue();
-    }
+    printsThenExits("exitlast", List.of(), script, List.of("still serving after the first left: 512"), () -> {});
   }
 
   /**
@@ -169,14 +157,9 @@ class FlowFiltersDifferentialTest {
    * it leaves.
    */
   @Test
-  void exitwhen(@TempDir Path dir) throws Exception {
+  void exitwhen(@TempDir Path dir) throws Throwable {
     Path flag = dir.resolve("stop");
-    String script = """
-        import nbd
-        def connect():
-            h = nbd.NBD()
-            h.connect_uri(URI)
-            return h
+    String script = CONNECT + """
         first = connect()
         open(FLAG, "w").close()
         try:
@@ -187,14 +170,29 @@ class FlowFiltersDifferentialTest {
         print("the connected one is served:", len(first.pread(512, 0)))
         first.shutdown()
         """.replace("FLAG", "'" + flag + "'");
-    List<String> expected = List.of("new client refused", "the connected one is served: 512");
-    Stack stack = Stacks.configured(List.of(Catalog.filter("exitwhen")), Catalog.plugin("memory"), "size=1M", "exit-when-file-created=" + flag);
+    printsThenExits("exitwhen", List.of("exit-when-file-created=" + flag), script,
+        List.of("new client refused", "the connected one is served: 512"), () -> Files.delete(flag));
+  }
+
+  /**
+   * The nbdsh script against jnbd, then against nbdkit, each running the filter over a 1 MiB
+   * memory disk: each prints what is expected, and then exits. {@code beforeNbdkit} clears what
+   * the first run left behind.
+   */
+  private static void printsThenExits(String filter, List<String> arguments, String script, List<String> expected,
+      Executable beforeNbdkit) throws Throwable {
+    List<String> memory = new ArrayList<>(List.of("memory", "size=1M"));
+    memory.addAll(arguments);
+    Stack stack = Stacks.configured(List.of(Catalog.filter(filter)), Catalog.plugin("memory"),
+        memory.subList(1, memory.size()).toArray(String[]::new));
     try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
       assertThat(nbdsh(server.uri(), script)).isEqualTo(expected);
       awaitTermination(server);
     }
-    Files.delete(flag);
-    try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exitwhen", "memory", "size=1M", "exit-when-file-created=" + flag))) {
+    beforeNbdkit.execute();
+    List<String> command = new ArrayList<>(List.of("--filter=" + filter));
+    command.addAll(memory);
+    try (Nbdkit nbdkit = new Nbdkit(command)) {
       assertThat(nbdsh(nbdkit.uri(), script)).isEqualTo(expected);
       assertThat(nbdkit.exitsWithin(30)).as("nbdkit exited").isTrue();
     }
