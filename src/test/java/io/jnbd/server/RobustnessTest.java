@@ -17,6 +17,7 @@ import io.jnbd.protocol.Request;
 import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.AwaitableCount;
+import io.jnbd.testing.TestPlugin;
 import io.jnbd.testing.TestServer;
 import io.jnbd.util.DirectBufferPool;
 import java.io.ByteArrayOutputStream;
@@ -483,23 +484,12 @@ class RobustnessTest {
   }
 
   /** A 1 MiB export of 0x55 bytes whose reads from {@link #FAILING} on throw {@link #error}. */
-  private static final class ThrowingDisk implements Plugin {
+  private static final class ThrowingDisk extends TestPlugin {
     static final long FAILING = 512 * 1024;
     volatile Supplier<Error> error;
 
-    @Override
-    public String name() {
-      return "throwing";
-    }
-
-    @Override
-    public String description() {
-      return "test export whose reads of its second half throw";
-    }
-
-    @Override
-    public boolean config(String key, String value) {
-      return false;
+    ThrowingDisk() {
+      super("throwing", "test export whose reads of its second half throw");
     }
 
     @Override

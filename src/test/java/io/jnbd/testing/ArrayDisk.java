@@ -5,7 +5,6 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
-import io.jnbd.api.Plugin;
 import io.jnbd.api.Support;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -17,7 +16,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * honours and emulates capabilities as advertised. Extents report runs of zero bytes as holes
  * (and ignore REQ_ONE, as a layer may).
  */
-public final class ArrayDisk implements Plugin {
+public final class ArrayDisk extends TestPlugin {
   public final byte[] data;
   public boolean writable = true;
   public boolean flush = true;
@@ -37,22 +36,8 @@ public final class ArrayDisk implements Plugin {
   public volatile int lastZeroFlags = -1;
 
   public ArrayDisk(int size) {
+    super("arraydisk", "test disk in a byte array");
     data = new byte[size];
-  }
-
-  @Override
-  public String name() {
-    return "arraydisk";
-  }
-
-  @Override
-  public String description() {
-    return "test disk in a byte array";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    return false;
   }
 
   @Override

@@ -5,7 +5,6 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.NbdException;
-import io.jnbd.api.Plugin;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
@@ -21,7 +20,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * break every export by itself after a number of calls. A failing read scribbles on its buffer and failing extents
  * report an extent first, so a retry that does not start afresh is caught.
  */
-public final class FlakyDisk implements Plugin {
+public final class FlakyDisk extends TestPlugin {
   public final ArrayDisk disk;
   /** Data calls that fail with this errno. */
   public volatile Errno errno = Errno.EIO;
@@ -43,6 +42,7 @@ public final class FlakyDisk implements Plugin {
   private final Set<Flaky> open = ConcurrentHashMap.newKeySet();
 
   public FlakyDisk(int size) {
+    super("flakydisk", "a test disk that fails on demand");
     disk = new ArrayDisk(size);
   }
 
@@ -65,21 +65,6 @@ public final class FlakyDisk implements Plugin {
   /** How many failing calls are waiting at {@link #holdFailures}. */
   public int failuresWaiting() {
     return failuresWaiting.get();
-  }
-
-  @Override
-  public String name() {
-    return "flakydisk";
-  }
-
-  @Override
-  public String description() {
-    return "a test disk that fails on demand";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    return false;
   }
 
   @Override
