@@ -14,6 +14,7 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Layers;
 import io.jnbd.testing.SlowDisk;
+import io.jnbd.testing.Stacks;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -73,9 +74,7 @@ class CowFilterTest {
   }
 
   private static Stack stack(ArrayDisk disk, String... keyValues) {
-    Stack stack = new Stack(List.of(Layers.filter("cow", keyValues)), disk);
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(Layers.filter("cow", keyValues), disk);
   }
 
   @Test
@@ -134,8 +133,7 @@ class CowFilterTest {
   void copiesOnReadWhileThePathExists() throws Exception {
     SlowDisk disk = new SlowDisk(1 << 20, 0, 7);
     Path flag = temp.resolve("convert");
-    Stack stack = new Stack(List.of(Layers.filter("cow", "cow-on-read=" + flag, "cow-storage=memory")), disk);
-    stack.configComplete();
+    Stack stack = Stacks.configured(Layers.filter("cow", "cow-on-read=" + flag, "cow-storage=memory"), disk);
     try (Export export = stack.open(false, "")) {
       read(export, 0, 4096);
       read(export, 0, 4096);

@@ -310,9 +310,7 @@ class NbdPluginTest {
   }
 
   private static Stack completed(ArrayDisk disk) {
-    Stack stack = new Stack(List.of(), disk);
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(List.of(), disk);
   }
 
   @Test
