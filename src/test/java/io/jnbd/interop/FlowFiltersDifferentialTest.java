@@ -49,16 +49,6 @@ class FlowFiltersDifferentialTest {
     Probe.assumeAvailable();
   }
 
-  private static Map<String, String> compare(List<String> filters, List<String> arguments, Map<String, String> expected)
-      throws Exception {
-    List<String> pluginAndArgs = new ArrayList<>(MEMORY);
-    pluginAndArgs.addAll(arguments);
-    Map<String, String> jnbd = Probe.jnbd(filters, pluginAndArgs, ServerConfig.defaults(), true);
-    Map<String, String> nbdkit = Probe.nbdkit(filters, pluginAndArgs, false, true);
-    Probe.assertSameExcept(jnbd, nbdkit, expected);
-    return jnbd;
-  }
-
   /** What the nbdsh script prints against jnbd and against nbdkit, which must be the same; URI is the server's. */
   private static List<String> sameOutput(List<String> filters, List<String> arguments, String script) throws Exception {
     return sameOutput(false, filters, arguments, script);
@@ -93,7 +83,7 @@ class FlowFiltersDifferentialTest {
     Map<String, String> expected = Probe.jnbdDifferences();
     // Both advertise that any request is accepted, so nbdkit sends block sizes too.
     expected.remove("block_size");
-    Map<String, String> jnbd = compare(List.of("blocksize"), List.of("minblock=4096", "maxdata=64k", "maxlen=128k"), expected);
+    Map<String, String> jnbd = Probe.assertSameOverMemory(List.of("blocksize"), List.of("minblock=4096", "maxdata=64k", "maxlen=128k"), true, expected);
     assertThat(jnbd).containsEntry("block_size", "[1, 4096, 4294967295]")
         .containsEntry("unaligned_write_readback", "\"000102030405066162630a0b0c0d0e0f\"");
   }
@@ -102,15 +92,15 @@ class FlowFiltersDifferentialTest {
   @ParameterizedTest
   @CsvSource({"multi-conn, multi-conn-mode=disable", "noparallel, serialize=connections"})
   void multiConnOff(String filter, String argument) throws Exception {
-    compare(List.of(filter), List.of(), Probe.jnbdDifferences());
-    Map<String, String> off = compare(List.of(filter), List.of(argument), Probe.jnbdDifferences());
+    Probe.assertSameOverMemory(List.of(filter), List.of(), true, Probe.jnbdDifferences());
+    Map<String, String> off = Probe.assertSameOverMemory(List.of(filter), List.of(argument), true, Probe.jnbdDifferences());
     assertThat(off).containsEntry("can_multi_conn", "false");
   }
 
   /** Only the pace of reads and writes may change, never what a client sees. */
   @Test
   void rate() throws Exception {
-    compare(List.of("rate"), List.of("rate=10G", "connection-rate=8G"), Probe.jnbdDifferences());
+    Probe.assertSameOverMemory(List.of("rate"), List.of("rate=10G", "connection-rate=8G"), true, Probe.jnbdDifferences());
   }
 
   /** The second client is refused while the first is connected; one is admitted once it leaves. */
