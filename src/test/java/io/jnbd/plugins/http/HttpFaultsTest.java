@@ -1,6 +1,7 @@
 package io.jnbd.plugins.http;
 
 import static io.jnbd.testing.Exports.read;
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -42,8 +43,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 class HttpFaultsTest {
   private static final int SIZE = 1 << 20;
   private static final int CHUNK = 64 * 1024;
-  private static final byte[] DATA = HttpPluginTest.randomBytes(SIZE, 42);
-  private static final byte[] NEW_DATA = HttpPluginTest.randomBytes(SIZE, 43);
+  private static final byte[] DATA = randomBytes(SIZE, 42);
+  private static final byte[] NEW_DATA = randomBytes(SIZE, 43);
 
   @AutoClose private final CloseLater closeLater = new CloseLater();
   private final FakePacer pacer = new FakePacer();

@@ -1,5 +1,6 @@
 package io.jnbd.plugins.http;
 
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Plugin;
@@ -27,7 +28,7 @@ class HttpOverNbdTest {
   @Test
   void failedReadIsEioAndTheConnectionStaysUp() throws Exception {
     Tools.require("nbdsh");
-    byte[] data = HttpPluginTest.randomBytes(256 * 1024, 7);
+    byte[] data = randomBytes(256 * 1024, 7);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
       try (TestServer server = servedAfterProbe(Layers.plugin("curl", "url=" + origin.url()))) {
       origin.failNext(RangeOrigin.Fault.STATUS_500, 1);
@@ -71,7 +72,7 @@ class HttpOverNbdTest {
   @Test
   void nbdcopyMakesAnIdenticalCopyAcrossATwoSecondOutage() throws Exception {
     Tools.require("nbdcopy");
-    byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
+    byte[] data = randomBytes(4 << 20, 11);
     FakePacer pacer = new FakePacer();
     try (RangeOrigin origin = RangeOrigin.http(data); OriginGate gate = new OriginGate(origin.port());
         TestServer server = serverWithoutWaits(gate.url("/disk.img"), pacer)) {
@@ -87,11 +88,11 @@ class HttpOverNbdTest {
   @Test
   void nbdcopyFailsWhenTheImageChangesDuringTheCopy() throws Exception {
     Tools.require("nbdcopy");
-    byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
+    byte[] data = randomBytes(4 << 20, 11);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
       origin.change(data, "\"v1\"", null);
       try (TestServer server = serverWithoutWaits(origin.url(), new FakePacer())) {
-        origin.change(HttpPluginTest.randomBytes(4 << 20, 12), "\"v2\"", null);
+        origin.change(randomBytes(4 << 20, 12), "\"v2\"", null);
         Tools.Result result = Tools.run(List.of("nbdcopy", server.uri(), dir.resolve("copy.raw").toString()), Map.of(), 60);
         assertThat(result.exitCode()).isNotZero();
         assertThat(result.stderr()).contains("Input/output error");

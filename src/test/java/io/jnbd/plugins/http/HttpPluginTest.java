@@ -1,6 +1,7 @@
 package io.jnbd.plugins.http;
 
 import static io.jnbd.testing.Exports.read;
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -31,7 +32,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -558,9 +558,4 @@ class HttpPluginTest {
     assertReadsBack(curl.open(true, ""), 12345, 4096);
   }
 
-  static byte[] randomBytes(int size, long seed) {
-    byte[] bytes = new byte[size];
-    new Random(seed).nextBytes(bytes);
-    return bytes;
-  }
 }

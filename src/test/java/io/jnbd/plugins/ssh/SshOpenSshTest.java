@@ -1,5 +1,6 @@
 package io.jnbd.plugins.ssh;
 
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Plugin;
@@ -11,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -30,12 +30,6 @@ class SshOpenSshTest {
   @AfterAll
   static void stopSshd() {
     sshd.close();
-  }
-
-  static byte[] randomBytes(int size, long seed) {
-    byte[] data = new byte[size];
-    new Random(seed).nextBytes(data);
-    return data;
   }
 
   /**
