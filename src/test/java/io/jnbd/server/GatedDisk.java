@@ -5,6 +5,8 @@ import io.jnbd.api.ThreadModel;
 import io.jnbd.testing.AwaitableCount;
 import io.jnbd.testing.TestPlugin;
 import java.nio.ByteBuffer;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 
 /**
@@ -20,6 +22,8 @@ final class GatedDisk extends TestPlugin {
   final AwaitableCount left = new AwaitableCount();
   /** The thread that ran the latest read or write. */
   volatile Thread lastCaller;
+  /** Every thread that ran a read or write, in order. */
+  final Queue<Thread> callers = new ConcurrentLinkedQueue<>();
   private final ThreadModel threadModel;
 
   GatedDisk(ThreadModel threadModel) {
@@ -67,6 +71,7 @@ final class GatedDisk extends TestPlugin {
 
   private void pass() {
     lastCaller = Thread.currentThread();
+    callers.add(lastCaller);
     entered.incrementAndGet();
     try {
       gate.await();

@@ -27,8 +27,6 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -148,9 +146,12 @@ class RobustnessTest {
           assertThat(client.chunk()[0]).isEqualTo(Chunk.OFFSET_DATA);
         }
       });
-      // No hand-off when inline: the thread that read the request ran it.
-      assertThat(disk.lastCaller.isVirtual()).isEqualTo(!onTheReader);
-      assertThat(disk.lastCaller.getName().startsWith("nbd-conn-")).isEqualTo(onTheReader);
+      // No hand-off when inline: the thread that read the request ran it. Not every request: on
+      // a loaded machine the last request's thread may not have let go of its slot yet when the
+      // client's next request arrives, and the reader then hands that one over.
+      boolean anyOnTheReader = disk.callers.stream()
+          .anyMatch(thread -> !thread.isVirtual() && thread.getName().startsWith("nbd-conn-"));
+      assertThat(anyOnTheReader).isEqualTo(onTheReader);
     }
   }
 
