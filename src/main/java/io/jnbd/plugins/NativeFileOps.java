@@ -177,19 +177,19 @@ final class NativeFileOps {
     /** pread(2) into a direct buffer's remaining bytes; advances its position by the count read. */
     Result pread(ByteBuffer direct, long offset) {
       MemorySegment into = MemorySegment.ofBuffer(direct);
-      Result result = withErrno(state -> (long) Io.PREAD.invokeExact(state, fd, into, into.byteSize(), offset));
-      if (result.value() > 0) {
-        direct.position(direct.position() + (int) result.value());
-      }
-      return result;
+      return advancing(direct, withErrno(state -> (long) Io.PREAD.invokeExact(state, fd, into, into.byteSize(), offset)));
     }
 
     /** pwrite(2) of a direct buffer's remaining bytes; advances its position by the count written. */
     Result pwrite(ByteBuffer direct, long offset) {
       MemorySegment from = MemorySegment.ofBuffer(direct);
-      Result result = withErrno(state -> (long) Io.PWRITE.invokeExact(state, fd, from, from.byteSize(), offset));
+      return advancing(direct, withErrno(state -> (long) Io.PWRITE.invokeExact(state, fd, from, from.byteSize(), offset)));
+    }
+
+    /** The result of a read or write of the buffer, whose position it moves past the bytes moved. */
+    private static Result advancing(ByteBuffer buffer, Result result) {
       if (result.value() > 0) {
-        direct.position(direct.position() + (int) result.value());
+        buffer.position(buffer.position() + (int) result.value());
       }
       return result;
     }

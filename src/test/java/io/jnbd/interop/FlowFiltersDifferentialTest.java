@@ -9,7 +9,6 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,7 +20,10 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Filters compared with nbdkit 1.32's filters of the same name, over the memory plugin: the probe
@@ -33,19 +35,18 @@ import org.junit.jupiter.api.io.TempDir;
 class FlowFiltersDifferentialTest {
   private static final List<String> MEMORY = List.of("memory", "size=4M");
 
+  /** The start of the nbdsh scripts that open more than one connection: connect() opens one to URI. */
+  private static final String CONNECT = """
+      import nbd, time
+      def connect():
+          h = nbd.NBD()
+          h.connect_uri(URI)
+          return h
+      """;
+
   @BeforeAll
   static void toolsInstalled() {
     Probe.assumeAvailable();
-  }
-
-  private static Map<String, String> compare(List<String> filters, List<String> arguments, Map<String, String> expected)
-      throws Exception {
-    List<String> pluginAndArgs = new ArrayList<>(MEMORY);
-    pluginAndArgs.addAll(arguments);
-    Map<String, String> jnbd = Probe.jnbd(filters, pluginAndArgs, ServerConfig.defaults(), true);
-    Map<String, String> nbdkit = Probe.nbdkit(filters, pluginAndArgs, false, true);
-    Probe.assertSameExcept(jnbd, nbdkit, expected);
-    return jnbd;
   }
 
   /** What the nbdsh script prints against jnbd and against nbdkit, which must be the same; URI is the server's. */
@@ -82,40 +83,30 @@ class FlowFiltersDifferentialTest {
     Map<String, String> expected = Probe.jnbdDifferences();
     // Both advertise that any request is accepted, so nbdkit sends block sizes too.
     expected.remove("block_size");
-    Map<String, String> jnbd = compare(List.of("blocksize"), List.of("minblock=4096", "maxdata=64k", "maxlen=128k"), expected);
+    Map<String, String> jnbd = Probe.assertSameOverMemory(List.of("blocksize"), List.of("minblock=4096", "maxdata=64k", "maxlen=128k"), true, expected);
     assertThat(jnbd).containsEntry("block_size", "[1, 4096, 4294967295]")
         .containsEntry("unaligned_write_readback", "\"000102030405066162630a0b0c0d0e0f\"");
   }
 
-  @Test
-  void multiConn() throws Exception {
-    compare(List.of("multi-conn"), List.of(), Probe.jnbdDifferences());
-    Map<String, String> disabled = compare(List.of("multi-conn"), List.of("multi-conn-mode=disable"), Probe.jnbdDifferences());
-    assertThat(disabled).containsEntry("can_multi_conn", "false");
+  /** Both filters change nothing by default, and take multi-conn away when told to. */
+  @ParameterizedTest
+  @CsvSource({"multi-conn, multi-conn-mode=disable", "noparallel, serialize=connections"})
+  void multiConnOff(String filter, String argument) throws Exception {
+    Probe.assertSameOverMemory(List.of(filter), List.of(), true, Probe.jnbdDifferences());
+    Map<String, String> off = Probe.assertSameOverMemory(List.of(filter), List.of(argument), true, Probe.jnbdDifferences());
+    assertThat(off).containsEntry("can_multi_conn", "false");
   }
 
   /** Only the pace of reads and writes may change, never what a client sees. */
   @Test
   void rate() throws Exception {
-    compare(List.of("rate"), List.of("rate=10G", "connection-rate=8G"), Probe.jnbdDifferences());
-  }
-
-  @Test
-  void noparallel() throws Exception {
-    compare(List.of("noparallel"), List.of(), Probe.jnbdDifferences());
-    Map<String, String> connections = compare(List.of("noparallel"), List.of("serialize=connections"), Probe.jnbdDifferences());
-    assertThat(connections).containsEntry("can_multi_conn", "false");
+    Probe.assertSameOverMemory(List.of("rate"), List.of("rate=10G", "connection-rate=8G"), true, Probe.jnbdDifferences());
   }
 
   /** The second client is refused while the first is connected; one is admitted once it leaves. */
   @Test
   void limit() throws Exception {
-    String script = """
-        import nbd, time
-        def connect():
-            h = nbd.NBD()
-            h.connect_uri(URI)
-            return h
+    String script = CONNECT + """
         first = connect()
         try:
             connect()
@@ -138,13 +129,8 @@ class FlowFiltersDifferentialTest {
 
   /** Both servers stay while a client remains, and exit once the last has gone. */
   @Test
-  void exitlast() throws Exception {
-    String script = """
-        import nbd
-        def connect():
-            h = nbd.NBD()
-            h.connect_uri(URI)
-            return h
+  void exitlast() throws Throwable {
+    String script = CONNECT + """
         first = connect()
         second = connect()
         first.shutdown()
@@ -153,15 +139,7 @@ class FlowFiltersDifferentialTest {
         second.shutdown()
         third.shutdown()
         """;
-    Stack stack = Stacks.configured(List.of(Catalog.filter("exitlast")), Catalog.plugin("memory"), "size=1M");
-    try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
-      assertThat(nbdsh(server.uri(), script)).containsExactly("still serving after the first left: 512");
-      awaitTermination(server);
-    }
-    try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exitlast", "memory", "size=1M"))) {
-      assertThat(nbdsh(nbdkit.uri(), script)).containsExactly("still serving after the first left: 512");
-      assertThat(nbdkit.exitsWithin(30)).as("nbdkit exited").isTrue();
-    }
+    printsThenExits("exitlast", List.of(), script, List.of("still serving after the first left: 512"), () -> {});
   }
 
   /**
@@ -169,14 +147,9 @@ class FlowFiltersDifferentialTest {
    * it leaves.
    */
   @Test
-  void exitwhen(@TempDir Path dir) throws Exception {
+  void exitwhen(@TempDir Path dir) throws Throwable {
     Path flag = dir.resolve("stop");
-    String script = """
-        import nbd
-        def connect():
-            h = nbd.NBD()
-            h.connect_uri(URI)
-            return h
+    String script = CONNECT + """
         first = connect()
         open(FLAG, "w").close()
         try:
@@ -187,14 +160,29 @@ class FlowFiltersDifferentialTest {
         print("the connected one is served:", len(first.pread(512, 0)))
         first.shutdown()
         """.replace("FLAG", "'" + flag + "'");
-    List<String> expected = List.of("new client refused", "the connected one is served: 512");
-    Stack stack = Stacks.configured(List.of(Catalog.filter("exitwhen")), Catalog.plugin("memory"), "size=1M", "exit-when-file-created=" + flag);
+    printsThenExits("exitwhen", List.of("exit-when-file-created=" + flag), script,
+        List.of("new client refused", "the connected one is served: 512"), () -> Files.delete(flag));
+  }
+
+  /**
+   * The nbdsh script against jnbd, then against nbdkit, each running the filter over a 1 MiB
+   * memory disk: each prints what is expected, and then exits. {@code beforeNbdkit} clears what
+   * the first run left behind.
+   */
+  private static void printsThenExits(String filter, List<String> arguments, String script, List<String> expected,
+      Executable beforeNbdkit) throws Throwable {
+    List<String> memory = new ArrayList<>(List.of("memory", "size=1M"));
+    memory.addAll(arguments);
+    Stack stack = Stacks.configured(List.of(Catalog.filter(filter)), Catalog.plugin("memory"),
+        memory.subList(1, memory.size()).toArray(String[]::new));
     try (TestServer server = new TestServer(stack, ServerConfig.defaults())) {
       assertThat(nbdsh(server.uri(), script)).isEqualTo(expected);
       awaitTermination(server);
     }
-    Files.delete(flag);
-    try (Nbdkit nbdkit = new Nbdkit(List.of("--filter=exitwhen", "memory", "size=1M", "exit-when-file-created=" + flag))) {
+    beforeNbdkit.execute();
+    List<String> command = new ArrayList<>(List.of("--filter=" + filter));
+    command.addAll(memory);
+    try (Nbdkit nbdkit = new Nbdkit(command)) {
       assertThat(nbdsh(nbdkit.uri(), script)).isEqualTo(expected);
       assertThat(nbdkit.exitsWithin(30)).as("nbdkit exited").isTrue();
     }

@@ -74,6 +74,20 @@ final class Probe {
     }
   }
 
+  /**
+   * Probes jnbd, then nbdkit, each serving the filters over a 4 MiB memory disk with the
+   * arguments: both must show a client the same, except for the keys in {@code expected}, where
+   * jnbd must show the value given there. Returns what jnbd showed.
+   */
+  static Map<String, String> assertSameOverMemory(List<String> filterNames, List<String> arguments, boolean writable,
+      Map<String, String> expected) throws Exception {
+    List<String> pluginAndArgs = new ArrayList<>(List.of("memory", "size=4M"));
+    pluginAndArgs.addAll(arguments);
+    Map<String, String> jnbd = jnbd(filterNames, pluginAndArgs, ServerConfig.defaults(), writable);
+    assertSameExcept(jnbd, nbdkit(filterNames, pluginAndArgs, false, writable), expected);
+    return jnbd;
+  }
+
   /** Where jnbd answers differently from nbdkit whatever the filters, as a map to add to. */
   static Map<String, String> jnbdDifferences() {
     return new TreeMap<>(DifferentialTest.JNBD_DIFFERENCES);

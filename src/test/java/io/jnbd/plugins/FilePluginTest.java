@@ -2,8 +2,9 @@ package io.jnbd.plugins;
 
 import static io.jnbd.plugins.Plugins.configured;
 import static io.jnbd.plugins.Plugins.map;
-import static io.jnbd.plugins.Plugins.read;
 import static io.jnbd.plugins.Plugins.write;
+import static io.jnbd.testing.Exports.read;
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -385,12 +386,6 @@ class FilePluginTest {
       }
     }
     return modes;
-  }
-
-  private static byte[] randomBytes(int size, long seed) {
-    byte[] bytes = new byte[size];
-    new Random(seed).nextBytes(bytes);
-    return bytes;
   }
 
   /** The bytes of the file in the page cache, as fincore(1) counts them. */

@@ -2,8 +2,8 @@ package io.jnbd.plugins;
 
 import static io.jnbd.plugins.Plugins.configured;
 import static io.jnbd.plugins.Plugins.map;
-import static io.jnbd.plugins.Plugins.read;
 import static io.jnbd.plugins.Plugins.write;
+import static io.jnbd.testing.Exports.read;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

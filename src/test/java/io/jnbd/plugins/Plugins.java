@@ -3,29 +3,19 @@ package io.jnbd.plugins;
 import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Plugin;
-import io.jnbd.server.Catalog;
+import io.jnbd.testing.Layers;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
-/** Test helpers: configure a plugin from key=value strings and read through an export. */
+/** Test helpers: configure a plugin from key=value strings, and write and map through an export. */
 final class Plugins {
   private Plugins() {}
 
   /** Looks the plugin up by name as the command line does, then configures and completes it. */
   static Plugin configured(String name, String... keyValues) {
-    Plugin plugin = Catalog.plugin(name);
-    for (String keyValue : keyValues) {
-      int eq = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, eq), keyValue.substring(eq + 1));
-    }
+    Plugin plugin = Layers.plugin(name, keyValues);
     plugin.configComplete();
     return plugin;
-  }
-
-  static byte[] read(Export export, long offset, int length) throws IOException {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    return buffer.array();
   }
 
   static void write(Export export, long offset, byte[] bytes) throws IOException {

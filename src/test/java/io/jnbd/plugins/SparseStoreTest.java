@@ -1,6 +1,6 @@
 package io.jnbd.plugins;
 
-import static io.jnbd.testing.ZeroCopy.bytesOf;
+import static io.jnbd.testing.Exports.bytesOf;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Extents;

@@ -1,17 +1,19 @@
 package io.jnbd.server;
 
 import io.jnbd.api.Export;
-import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.testing.AwaitableCount;
+import io.jnbd.testing.TestPlugin;
 import java.nio.ByteBuffer;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 
 /**
  * A writable 1 MiB export of 0x55 bytes whose reads and writes wait at a gate until the test opens it, and
  * which counts the calls that entered and left, so tests can see what the server lets through.
  */
-final class GatedDisk implements Plugin {
+final class GatedDisk extends TestPlugin {
   static final int SIZE = 1 << 20;
 
   /** Opened by counting down; {@link #closeGate} puts a new, closed one in its place. */
@@ -20,25 +22,13 @@ final class GatedDisk implements Plugin {
   final AwaitableCount left = new AwaitableCount();
   /** The thread that ran the latest read or write. */
   volatile Thread lastCaller;
+  /** Every thread that ran a read or write, in order. */
+  final Queue<Thread> callers = new ConcurrentLinkedQueue<>();
   private final ThreadModel threadModel;
 
   GatedDisk(ThreadModel threadModel) {
+    super("gated", "test export that waits at a gate");
     this.threadModel = threadModel;
-  }
-
-  @Override
-  public String name() {
-    return "gated";
-  }
-
-  @Override
-  public String description() {
-    return "test export that waits at a gate";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    return false;
   }
 
   @Override
@@ -81,6 +71,7 @@ final class GatedDisk implements Plugin {
 
   private void pass() {
     lastCaller = Thread.currentThread();
+    callers.add(lastCaller);
     entered.incrementAndGet();
     try {
       gate.await();

@@ -13,6 +13,7 @@ import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.filters.readahead.ReadaheadFilter;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Stacks;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -93,9 +94,7 @@ class LinkTest {
   }
 
   private static Export open(Filter filter, Plugin plugin) throws IOException {
-    Stack stack = new Stack(List.of(filter), plugin);
-    stack.configComplete();
-    return stack.open(true, "");
+    return Stacks.configured(filter, plugin).open(true, "");
   }
 
   /** A filter that reads below from eight threads of its own for every read, as prefetchers do. */
@@ -228,8 +227,7 @@ class LinkTest {
   @Test
   void underReadaheadASerializeAllRequestsPluginNeverSeesTwoCallsAtOnce() throws Exception {
     WatchedPlugin plugin = new WatchedPlugin(ThreadModel.SERIALIZE_ALL_REQUESTS);
-    Stack stack = new Stack(List.of(new ReadaheadFilter()), plugin);
-    stack.configComplete();
+    Stack stack = Stacks.configured(new ReadaheadFilter(), plugin);
     ExecutorService clients = Executors.newFixedThreadPool(4);
     try {
       List<Future<Void>> reads = new ArrayList<>();

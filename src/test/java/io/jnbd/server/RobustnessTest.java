@@ -17,6 +17,7 @@ import io.jnbd.protocol.Request;
 import io.jnbd.protocol.Nbd.Rep;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.AwaitableCount;
+import io.jnbd.testing.TestPlugin;
 import io.jnbd.testing.TestServer;
 import io.jnbd.util.DirectBufferPool;
 import java.io.ByteArrayOutputStream;
@@ -26,8 +27,6 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -147,9 +146,12 @@ class RobustnessTest {
           assertThat(client.chunk()[0]).isEqualTo(Chunk.OFFSET_DATA);
         }
       });
-      // No hand-off when inline: the thread that read the request ran it.
-      assertThat(disk.lastCaller.isVirtual()).isEqualTo(!onTheReader);
-      assertThat(disk.lastCaller.getName().startsWith("nbd-conn-")).isEqualTo(onTheReader);
+      // No hand-off when inline: the thread that read the request ran it. Not every request: on
+      // a loaded machine the last request's thread may not have let go of its slot yet when the
+      // client's next request arrives, and the reader then hands that one over.
+      boolean anyOnTheReader = disk.callers.stream()
+          .anyMatch(thread -> !thread.isVirtual() && thread.getName().startsWith("nbd-conn-"));
+      assertThat(anyOnTheReader).isEqualTo(onTheReader);
     }
   }
 
@@ -483,23 +485,12 @@ class RobustnessTest {
   }
 
   /** A 1 MiB export of 0x55 bytes whose reads from {@link #FAILING} on throw {@link #error}. */
-  private static final class ThrowingDisk implements Plugin {
+  private static final class ThrowingDisk extends TestPlugin {
     static final long FAILING = 512 * 1024;
     volatile Supplier<Error> error;
 
-    @Override
-    public String name() {
-      return "throwing";
-    }
-
-    @Override
-    public String description() {
-      return "test export whose reads of its second half throw";
-    }
-
-    @Override
-    public boolean config(String key, String value) {
-      return false;
+    ThrowingDisk() {
+      super("throwing", "test export whose reads of its second half throw");
     }
 
     @Override

@@ -3,6 +3,7 @@ package io.jnbd.server;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Stacks;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -18,9 +19,7 @@ class UnixSocketPathTest {
   @TempDir Path dir;
 
   private static NbdServer newServer() {
-    Stack stack = new Stack(List.of(), new ArrayDisk(4096));
-    stack.configComplete();
-    return new NbdServer(stack, ServerConfig.defaults());
+    return new NbdServer(Stacks.configured(List.of(), new ArrayDisk(4096)), ServerConfig.defaults());
   }
 
   /** What a server killed with SIGKILL leaves behind: a socket file that nobody accepts on. */

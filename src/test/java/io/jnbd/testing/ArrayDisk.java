@@ -5,7 +5,6 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
-import io.jnbd.api.Plugin;
 import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import java.nio.ByteBuffer;
@@ -19,7 +18,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * (and ignore REQ_ONE, as a layer may). With {@link #handsOver}, READs may skip the copy: it
  * lends read-only views of the array ({@link Export#readData}), and counts those still out.
  */
-public final class ArrayDisk implements Plugin {
+public final class ArrayDisk extends TestPlugin {
   public final byte[] data;
   public boolean writable = true;
   public boolean flush = true;
@@ -43,22 +42,8 @@ public final class ArrayDisk implements Plugin {
   public final AtomicInteger viewsOut = new AtomicInteger();
 
   public ArrayDisk(int size) {
+    super("arraydisk", "test disk in a byte array");
     data = new byte[size];
-  }
-
-  @Override
-  public String name() {
-    return "arraydisk";
-  }
-
-  @Override
-  public String description() {
-    return "test disk in a byte array";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    return false;
   }
 
   @Override

@@ -5,7 +5,6 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.NbdException;
-import io.jnbd.api.Plugin;
 import io.jnbd.api.ReadData;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -23,7 +22,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * report an extent first, so a retry that does not start afresh is caught. A readData call is a
  * data call too; it hands over what the disk does ({@link ArrayDisk#handsOver}).
  */
-public final class FlakyDisk implements Plugin {
+public final class FlakyDisk extends TestPlugin {
   public final ArrayDisk disk;
   /** Data calls that fail with this errno. */
   public volatile Errno errno = Errno.EIO;
@@ -45,6 +44,7 @@ public final class FlakyDisk implements Plugin {
   private final Set<Flaky> open = ConcurrentHashMap.newKeySet();
 
   public FlakyDisk(int size) {
+    super("flakydisk", "a test disk that fails on demand");
     disk = new ArrayDisk(size);
   }
 
@@ -67,21 +67,6 @@ public final class FlakyDisk implements Plugin {
   /** How many failing calls are waiting at {@link #holdFailures}. */
   public int failuresWaiting() {
     return failuresWaiting.get();
-  }
-
-  @Override
-  public String name() {
-    return "flakydisk";
-  }
-
-  @Override
-  public String description() {
-    return "a test disk that fails on demand";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    return false;
   }
 
   @Override

@@ -19,7 +19,8 @@ public final class Layers {
     return configure(Catalog.filter(name), keyValues);
   }
 
-  private static <T extends Configurable> T configure(T layer, String... keyValues) {
+  /** The layer given each key=value in turn, as the command line would; a key it does not take fails the test. */
+  public static <T extends Configurable> T configure(T layer, String... keyValues) {
     for (String keyValue : keyValues) {
       int eq = keyValue.indexOf('=');
       if (!layer.config(keyValue.substring(0, eq), keyValue.substring(eq + 1))) {

@@ -160,17 +160,8 @@ public final class OriginGate implements AutoCloseable {
   }
 
   private void pump(SocketChannel from, SocketChannel to) {
-    ByteBuffer buffer = ByteBuffer.allocate(64 * 1024);
-    try (from; to) {
-      while (from.read(buffer) >= 0) {
-        buffer.flip();
-        while (buffer.hasRemaining()) {
-          to.write(buffer);
-        }
-        buffer.clear();
-      }
-    } catch (IOException e) {
-      // Either side closed, or the gate cut the connection: the relay ends.
+    try {
+      Relay.pump(from, to);
     } finally {
       relayed.remove(from);
       relayed.remove(to);

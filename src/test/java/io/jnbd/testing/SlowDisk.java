@@ -3,7 +3,6 @@ package io.jnbd.testing;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.NbdException;
-import io.jnbd.api.Plugin;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.Random;
@@ -23,7 +22,7 @@ import java.util.function.BiPredicate;
  * byte at or past its start ({@link #readerAt}), so prefetched data arrives only once it is
  * needed, and the reader waits for every prefetch it uses.
  */
-public final class SlowDisk implements Plugin {
+public final class SlowDisk extends TestPlugin {
   public final byte[] data;
   private final long delayNanos;
   public final AtomicLong preads = new AtomicLong();
@@ -38,6 +37,7 @@ public final class SlowDisk implements Plugin {
   private long readerEnd;
 
   public SlowDisk(int size, long delayMillis, long seed) {
+    super("slowdisk", "read-only random bytes with a fixed delay per read");
     this.data = new byte[size];
     new Random(seed).nextBytes(data);
     this.delayNanos = delayMillis * 1_000_000;
@@ -79,21 +79,6 @@ public final class SlowDisk implements Plugin {
     } finally {
       readerLock.unlock();
     }
-  }
-
-  @Override
-  public String name() {
-    return "slowdisk";
-  }
-
-  @Override
-  public String description() {
-    return "read-only random bytes with a fixed delay per read";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    return false;
   }
 
   @Override

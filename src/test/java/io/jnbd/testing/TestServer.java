@@ -26,7 +26,7 @@ public final class TestServer implements AutoCloseable {
   }
 
   public TestServer(List<Filter> filters, Plugin plugin, ServerConfig config) {
-    this(completed(new Stack(filters, plugin)), config);
+    this(Stacks.configured(filters, plugin), config);
   }
 
   /** Serves a stack whose configuration is complete (see {@link Stacks#configured}). */
@@ -49,11 +49,6 @@ public final class TestServer implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-  }
-
-  private static Stack completed(Stack stack) {
-    stack.configComplete();
-    return stack;
   }
 
   /** Also listens on a free loopback TCP port. */

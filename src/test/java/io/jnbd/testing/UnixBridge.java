@@ -6,7 +6,6 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
@@ -30,28 +29,13 @@ public final class UnixBridge implements AutoCloseable {
         try {
           SocketChannel client = listener.accept();
           SocketChannel upstream = SocketChannel.open(new InetSocketAddress(InetAddress.getLoopbackAddress(), tcpPort));
-          Thread.ofVirtual().start(() -> pump(client, upstream));
-          Thread.ofVirtual().start(() -> pump(upstream, client));
+          Thread.ofVirtual().start(() -> Relay.pump(client, upstream));
+          Thread.ofVirtual().start(() -> Relay.pump(upstream, client));
         } catch (IOException e) {
           return;
         }
       }
     });
-  }
-
-  private static void pump(SocketChannel from, SocketChannel to) {
-    ByteBuffer buffer = ByteBuffer.allocate(64 * 1024);
-    try (from; to) {
-      while (from.read(buffer) >= 0) {
-        buffer.flip();
-        while (buffer.hasRemaining()) {
-          to.write(buffer);
-        }
-        buffer.clear();
-      }
-    } catch (IOException e) {
-      // Either side closed: the relay ends.
-    }
   }
 
   public Path path() {

@@ -120,16 +120,7 @@ final class BlocksizeExport extends FilterExport {
     if (!limits.aligned(at) && at < end) {
       at = modifyBlock(at, end - at, null, rmwFlags);
     }
-    while (end - at >= limits.block()) {
-      long piece = bodyLength(end - at, limits.length());
-      RangeLocks.Range range = lockShared(at, piece);
-      try {
-        next.zero(at, piece, fua.pieceFlags());
-      } finally {
-        unlock(range);
-      }
-      at += piece;
-    }
+    at = inAlignedPieces(at, end, (pieceAt, piece) -> next.zero(pieceAt, piece, fua.pieceFlags()));
     if (at < end) {
       modifyBlock(at, end - at, null, rmwFlags);
     }
@@ -167,19 +158,9 @@ final class BlocksizeExport extends FilterExport {
   @Override
   public void trim(long offset, long length, int flags) throws IOException {
     // The unaligned head and tail are dropped: a trim is only a hint.
-    long start = limits.alignUp(offset);
-    long end = limits.alignDown(offset + length);
     FuaPlan fua = fuaPlan(flags);
-    for (long at = start; at < end; ) {
-      long piece = Math.min(end - at, limits.length());
-      RangeLocks.Range range = lockShared(at, piece);
-      try {
-        next.trim(at, piece, fua.pieceFlags());
-      } finally {
-        unlock(range);
-      }
-      at += piece;
-    }
+    inAlignedPieces(limits.alignUp(offset), limits.alignDown(offset + length),
+        (at, piece) -> next.trim(at, piece, fua.pieceFlags()));
     finish(fua);
   }
 
@@ -205,6 +186,29 @@ final class BlocksizeExport extends FilterExport {
       extents.add(at, aligned.length(i), aligned.type(i));
       at += aligned.length(i);
     }
+  }
+
+  /** A trim or zero of an aligned piece below. */
+  private interface PieceCommand {
+    void send(long offset, long length) throws IOException;
+  }
+
+  /**
+   * Sends the whole blocks from {@code at} (aligned) towards {@code end} below, in pieces of at
+   * most maxlen, each under its range's shared lock; returns where the whole blocks end.
+   */
+  private long inAlignedPieces(long at, long end, PieceCommand command) throws IOException {
+    while (end - at >= limits.block()) {
+      long piece = bodyLength(end - at, limits.length());
+      RangeLocks.Range range = lockShared(at, piece);
+      try {
+        command.send(at, piece);
+      } finally {
+        unlock(range);
+      }
+      at += piece;
+    }
+    return at;
   }
 
   /** The aligned part of what remains, at most {@code limit} (a multiple of the block). */

@@ -48,24 +48,13 @@ final class UpstreamExport implements Export {
 
   @Override
   public void pread(ByteBuffer buffer, long offset) throws IOException {
-    long at = offset;
-    while (buffer.hasRemaining()) {
-      int n = Math.min(buffer.remaining(), maxPayload);
-      client.read(buffer.slice(buffer.position(), n), at);
-      buffer.position(buffer.position() + n);
-      at += n;
-    }
+    inSlices(buffer, offset, client::read);
   }
 
   @Override
   public void pwrite(ByteBuffer buffer, long offset, int flags) throws IOException {
-    long at = offset;
-    while (buffer.hasRemaining()) {
-      int n = Math.min(buffer.remaining(), maxPayload);
-      client.write(buffer.slice(buffer.position(), n), at, fua(flags));
-      buffer.position(buffer.position() + n);
-      at += n;
-    }
+    int commandFlags = fua(flags);
+    inSlices(buffer, offset, (slice, at) -> client.write(slice, at, commandFlags));
   }
 
   @Override
@@ -104,6 +93,22 @@ final class UpstreamExport implements Export {
         at += reply[i];
       }
     } while (!reqOne && !extents.isFull());
+  }
+
+  /** A read or write of a slice short enough for one command upstream. */
+  private interface SliceCommand {
+    void send(ByteBuffer slice, long offset) throws IOException;
+  }
+
+  /** The buffer's bytes in slices of at most the upstream's maximum payload, one command each, in order. */
+  private void inSlices(ByteBuffer buffer, long offset, SliceCommand command) throws IOException {
+    long at = offset;
+    while (buffer.hasRemaining()) {
+      int n = Math.min(buffer.remaining(), maxPayload);
+      command.send(buffer.slice(buffer.position(), n), at);
+      buffer.position(buffer.position() + n);
+      at += n;
+    }
   }
 
   private void inPieces(int command, long offset, long length, int commandFlags) throws IOException {

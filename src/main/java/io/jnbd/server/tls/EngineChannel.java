@@ -113,13 +113,7 @@ final class EngineChannel implements TlsChannel {
    */
   private int unwrapInto(ByteBuffer target) throws IOException {
     while (true) {
-      SSLEngineResult result;
-      try {
-        result = engine.unwrap(networkIn, target);
-      } catch (SSLException e) {
-        sendAlertAfter(e);
-        throw e;
-      }
+      SSLEngineResult result = unwrap(target);
       switch (result.getStatus()) {
         case OK -> {
           answerHandshake(result.getHandshakeStatus());
@@ -136,6 +130,16 @@ final class EngineChannel implements TlsChannel {
           return -1;
         }
       }
+    }
+  }
+
+  /** Unwraps what {@link #networkIn} holds into target; a record that fails sends the client the engine's alert. */
+  private SSLEngineResult unwrap(ByteBuffer target) throws SSLException {
+    try {
+      return engine.unwrap(networkIn, target);
+    } catch (SSLException e) {
+      sendAlertAfter(e);
+      throw e;
     }
   }
 
@@ -237,13 +241,7 @@ final class EngineChannel implements TlsChannel {
 
   /** Unwraps a record already read in, without reading more; 0 when none is complete. */
   private int unwrapAvailable(ByteBuffer target) throws IOException {
-    SSLEngineResult result;
-    try {
-      result = engine.unwrap(networkIn, target);
-    } catch (SSLException e) {
-      sendAlertAfter(e);
-      throw e;
-    }
+    SSLEngineResult result = unwrap(target);
     if (result.getStatus() != SSLEngineResult.Status.OK) {
       return 0;
     }

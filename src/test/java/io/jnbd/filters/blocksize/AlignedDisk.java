@@ -6,8 +6,8 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.FilterExport;
 import io.jnbd.api.NbdException;
-import io.jnbd.api.Plugin;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.TestPlugin;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -19,7 +19,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * and the largest of each, and it yields between a read and whatever comes next, so that a
  * read-modify-write done without a lock would lose concurrent writes readily.
  */
-final class AlignedDisk implements Plugin {
+final class AlignedDisk extends TestPlugin {
   final ArrayDisk disk;
   private final int block;
   final AtomicInteger preads = new AtomicInteger();
@@ -29,23 +29,9 @@ final class AlignedDisk implements Plugin {
   final AtomicLong largestOther = new AtomicLong();
 
   AlignedDisk(int size, int block) {
+    super("aligned", "an array disk that refuses unaligned requests");
     this.disk = new ArrayDisk(size);
     this.block = block;
-  }
-
-  @Override
-  public String name() {
-    return "aligned";
-  }
-
-  @Override
-  public String description() {
-    return "an array disk that refuses unaligned requests";
-  }
-
-  @Override
-  public boolean config(String key, String value) {
-    return false;
   }
 
   @Override

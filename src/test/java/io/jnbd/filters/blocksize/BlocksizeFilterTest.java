@@ -14,10 +14,10 @@ import io.jnbd.api.Support;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -240,7 +240,7 @@ class BlocksizeFilterTest {
     disk.handsOver = true;
     Stack stack = Stacks.configured(List.of(new BlocksizeFilter()), disk, "minblock=4k", "maxdata=64k");
     try (Export export = stack.open(false, "")) {
-      assertThat(ZeroCopy.handedOver(export, BLOCK, 16 * 1024)).isEqualTo(Arrays.copyOfRange(disk.data, BLOCK, BLOCK + 16 * 1024));
+      assertThat(Exports.handedOver(export, BLOCK, 16 * 1024)).isEqualTo(Arrays.copyOfRange(disk.data, BLOCK, BLOCK + 16 * 1024));
       assertThat(export.readData(BLOCK + 512, BLOCK)).as("unaligned").isNull();
       assertThat(export.readData(0, 1000)).as("widened").isNull();
       assertThat(export.readData(0, 128 * 1024)).as("split").isNull();

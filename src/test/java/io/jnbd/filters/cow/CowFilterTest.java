@@ -1,5 +1,6 @@
 package io.jnbd.filters.cow;
 
+import static io.jnbd.testing.Exports.read;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -12,9 +13,10 @@ import io.jnbd.cli.Main;
 import io.jnbd.server.Catalog;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.Layers;
 import io.jnbd.testing.SlowDisk;
-import io.jnbd.testing.ZeroCopy;
+import io.jnbd.testing.Stacks;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -74,15 +76,7 @@ class CowFilterTest {
   }
 
   private static Stack stack(ArrayDisk disk, String... keyValues) {
-    Stack stack = new Stack(List.of(Layers.filter("cow", keyValues)), disk);
-    stack.configComplete();
-    return stack;
-  }
-
-  private static byte[] read(Export export, long offset, int length) throws Exception {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    return buffer.array();
+    return Stacks.configured(Layers.filter("cow", keyValues), disk);
   }
 
   @Test
@@ -141,8 +135,7 @@ class CowFilterTest {
   void copiesOnReadWhileThePathExists() throws Exception {
     SlowDisk disk = new SlowDisk(1 << 20, 0, 7);
     Path flag = temp.resolve("convert");
-    Stack stack = new Stack(List.of(Layers.filter("cow", "cow-on-read=" + flag, "cow-storage=memory")), disk);
-    stack.configComplete();
+    Stack stack = Stacks.configured(Layers.filter("cow", "cow-on-read=" + flag, "cow-storage=memory"), disk);
     try (Export export = stack.open(false, "")) {
       read(export, 0, 4096);
       read(export, 0, 4096);
@@ -189,8 +182,8 @@ class CowFilterTest {
     try (Export export = stack(disk, "cow-storage=memory", "cow-on-read=" + flag).open(false, "")) {
       export.pwrite(ByteBuffer.wrap(new byte[] {1}), 70_000, 0);
       export.zero(200_000, 64 * 1024, Flags.MAY_TRIM);
-      assertThat(ZeroCopy.handedOver(export, 0, 64 * 1024)).containsOnly(5);
-      assertThat(ZeroCopy.handedOver(export, 131_072, 60_000)).containsOnly(5);
+      assertThat(Exports.handedOver(export, 0, 64 * 1024)).containsOnly(5);
+      assertThat(Exports.handedOver(export, 131_072, 60_000)).containsOnly(5);
       assertThat(export.readData(60_000, 20_000)).as("a written block").isNull();
       assertThat(export.readData(180_000, 30_000)).as("a zeroed block").isNull();
       Files.createFile(flag);

@@ -11,9 +11,9 @@ import io.jnbd.api.Flags;
 import io.jnbd.api.NbdException;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.RecordingSleeper;
 import io.jnbd.testing.Stacks;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
@@ -124,7 +124,7 @@ class DelayFilterTest {
     disk.data[100] = 7;
     disk.handsOver = true;
     try (Export export = stack("rdelay=5ms").open(false, "")) {
-      assertThat(ZeroCopy.handedOver(export, 0, 512)[100]).isEqualTo((byte) 7);
+      assertThat(Exports.handedOver(export, 0, 512)[100]).isEqualTo((byte) 7);
       assertThat(sleeper.waits).containsExactly(ms(5));
       disk.handsOver = false;
       assertThat(export.readData(0, 512)).isNull();

@@ -9,8 +9,8 @@ import io.jnbd.api.Export;
 import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.Stacks;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -136,7 +136,7 @@ class ErrorFilterTest {
       assertThat(disk.viewsOut.get()).isZero();
     }
     try (Export passing = open("error-pread-rate=40%")) {
-      assertThat(ZeroCopy.handedOver(passing, 0, 512)).hasSize(512);
+      assertThat(Exports.handedOver(passing, 0, 512)).hasSize(512);
     }
   }
 }

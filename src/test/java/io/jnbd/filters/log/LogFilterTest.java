@@ -13,9 +13,9 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.Support;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.Stacks;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -173,7 +173,7 @@ class LogFilterTest {
     Path log = dir.resolve("log");
     disk.handsOver = true;
     try (Export export = stack("logfile=" + log).open(false, "")) {
-      assertThat(ZeroCopy.handedOver(export, 0x200, 0x100)).hasSize(0x100);
+      assertThat(Exports.handedOver(export, 0x200, 0x100)).hasSize(0x100);
       disk.handsOver = false;
       assertThat(export.readData(0, 0x100)).isNull();
       export.pread(ByteBuffer.allocate(0x100), 0);

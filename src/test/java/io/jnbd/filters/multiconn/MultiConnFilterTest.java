@@ -12,10 +12,10 @@ import io.jnbd.api.ThreadModel;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -216,7 +216,7 @@ class MultiConnFilterTest {
     disk.handsOver = true;
     Stack stack = stack(disk);
     try (Export a = stack.open(false, ""); Export b = stack.open(false, ""); Export c = stack.open(false, "")) {
-      assertThat(ZeroCopy.handedOver(a, 0, 512)).hasSize(512);
+      assertThat(Exports.handedOver(a, 0, 512)).hasSize(512);
       write(b);
       c.flush();
       assertThat(disk.flushes.get()).as("b wrote, and a may hold what it read").isEqualTo(2);

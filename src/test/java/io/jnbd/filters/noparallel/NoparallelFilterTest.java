@@ -5,9 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.jnbd.api.ConfigException;
 import io.jnbd.api.Export;
-import io.jnbd.api.Plugin;
 import io.jnbd.api.ThreadModel;
 import io.jnbd.server.ServerConfig;
+import io.jnbd.testing.TestPlugin;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.io.IOException;
@@ -38,23 +38,12 @@ class NoparallelFilterTest {
   }
 
   /** A disk whose reads take a few milliseconds and record how many ran at once. */
-  private static final class OverlapDisk implements Plugin {
+  private static final class OverlapDisk extends TestPlugin {
     final AtomicInteger inFlight = new AtomicInteger();
     final AtomicInteger mostAtOnce = new AtomicInteger();
 
-    @Override
-    public String name() {
-      return "overlap";
-    }
-
-    @Override
-    public String description() {
-      return "records overlapping reads";
-    }
-
-    @Override
-    public boolean config(String key, String value) {
-      return false;
+    OverlapDisk() {
+      super("overlap", "records overlapping reads");
     }
 
     @Override

@@ -10,10 +10,10 @@ import io.jnbd.api.NbdException;
 import io.jnbd.filters.protect.ProtectedRanges.Range;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -123,7 +123,7 @@ class ProtectFilterTest {
     disk.data[100] = 3;
     disk.handsOver = true;
     try (Export export = Stacks.configured(new ProtectFilter(), disk, "protect=0-4095").open(false, "")) {
-      assertThat(ZeroCopy.handedOver(export, 0, 4096)[100]).isEqualTo((byte) 3);
+      assertThat(Exports.handedOver(export, 0, 4096)[100]).isEqualTo((byte) 3);
       assertRefused(() -> export.pwrite(ByteBuffer.wrap(new byte[] {4}), 100, 0));
       assertThat(disk.data[100]).isEqualTo((byte) 3);
     }

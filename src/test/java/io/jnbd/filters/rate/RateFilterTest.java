@@ -8,10 +8,10 @@ import io.jnbd.api.Export;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -185,9 +185,9 @@ class RateFilterTest {
     disk.handsOver = true;
     Stack stack = Stacks.configured(List.of(filter()), disk, "rate=512k", "burstiness=1");
     try (Export export = stack.open(false, "")) {
-      assertThat(ZeroCopy.handedOver(export, 0, 64 * 1024)).hasSize(64 * 1024);
+      assertThat(Exports.handedOver(export, 0, 64 * 1024)).hasSize(64 * 1024);
       assertThat(time.sleeps).isEmpty();
-      assertThat(ZeroCopy.handedOver(export, 0, 32 * 1024)).hasSize(32 * 1024);
+      assertThat(Exports.handedOver(export, 0, 32 * 1024)).hasSize(32 * 1024);
       assertThat(time.sleeps).containsExactly(SECOND / 2);
       disk.handsOver = false;
       assertThat(export.readData(0, 32 * 1024)).isNull();

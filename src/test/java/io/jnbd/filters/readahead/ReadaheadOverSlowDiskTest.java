@@ -7,6 +7,7 @@ import io.jnbd.api.Filter;
 import io.jnbd.filters.cache.CacheFilter;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.SlowDisk;
+import io.jnbd.testing.Stacks;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -51,13 +52,7 @@ class ReadaheadOverSlowDiskTest {
     if (withCacheFilter) {
       filters.add(new CacheFilter());
     }
-    Stack stack = new Stack(filters, disk);
-    for (String kv : cacheConfig) {
-      String[] parts = kv.split("=", 2);
-      stack.config(parts[0], parts[1]);
-    }
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(filters, disk, cacheConfig);
   }
 
   @ParameterizedTest

@@ -12,10 +12,10 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.ReadData;
 import io.jnbd.api.Support;
 import io.jnbd.server.Stack;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.RecordingSleeper;
 import io.jnbd.testing.Stacks;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -223,7 +223,7 @@ class RetryFilterTest {
     flaky.disk.handsOver = true;
     try (Export export = open()) {
       flaky.failCalls(2);
-      assertThat(ZeroCopy.handedOver(export, 4096, 8192)).isEqualTo(expected(4096, 8192));
+      assertThat(Exports.handedOver(export, 4096, 8192)).isEqualTo(expected(4096, 8192));
       assertThat(sleeper.waits).isEqualTo(seconds(2, 4));
       assertThat(flaky.opens).hasValue(3);
     }
@@ -238,7 +238,7 @@ class RetryFilterTest {
       assertThat(read(export, 0, 4096)).isEqualTo(expected(0, 4096));
       assertThat(flaky.opens).hasValue(2);
       assertThat(flaky.closes).as("closed while a read it handed over is out").hasValue(0);
-      assertThat(ZeroCopy.bytesOf(held)).isEqualTo(expected(0, 4096));
+      assertThat(Exports.bytesOf(held)).isEqualTo(expected(0, 4096));
       held.close();
       assertThat(flaky.closes).hasValue(1);
       assertThat(flaky.disk.viewsOut).hasValue(0);

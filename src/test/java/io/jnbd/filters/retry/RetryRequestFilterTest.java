@@ -9,10 +9,10 @@ import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.NbdException;
 import io.jnbd.server.Stack;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.RecordingSleeper;
 import io.jnbd.testing.Stacks;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
@@ -92,7 +92,7 @@ class RetryRequestFilterTest {
     flaky.disk.handsOver = true;
     try (Export export = stack().open(false, "")) {
       flaky.failCalls(1);
-      assertThat(ZeroCopy.handedOver(export, 0, 512)[10]).isEqualTo((byte) 5);
+      assertThat(Exports.handedOver(export, 0, 512)[10]).isEqualTo((byte) 5);
       assertThat(sleeper.waits).containsExactly(Duration.ofSeconds(2));
       assertThat(flaky.opens).hasValue(1);
     }

@@ -9,9 +9,9 @@ import io.jnbd.api.Extents;
 import io.jnbd.api.NbdException;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.FlakyDisk;
 import io.jnbd.testing.Stacks;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -142,7 +142,7 @@ class StatsFilterTest {
     disk.disk.handsOver = true;
     Stack stack = Stacks.configured(stats, disk);
     try (Export export = stack.open(false, "")) {
-      assertThat(ZeroCopy.handedOver(export, 4096, 8192)).hasSize(8192);
+      assertThat(Exports.handedOver(export, 4096, 8192)).hasSize(8192);
       disk.failCalls(1);
       assertThatThrownBy(() -> export.readData(0, 512)).isInstanceOf(NbdException.class);
       disk.disk.handsOver = false;

@@ -1,5 +1,6 @@
 package io.jnbd.filters.swab;
 
+import static io.jnbd.testing.Exports.read;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -35,12 +36,6 @@ class SwabFilterTest {
     return disk;
   }
 
-  private static byte[] read(Export export, int length, long offset) throws Exception {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    return buffer.array();
-  }
-
   @Test
   void swapsEachWordOnReadAndWrite() throws Exception {
     Object[][] cases = {
@@ -51,7 +46,7 @@ class SwabFilterTest {
     for (Object[] c : cases) {
       ArrayDisk disk = counting(1003);
       try (Export export = Stacks.configured(new SwabFilter(), disk, "swab-bits=" + c[0]).open(false, "")) {
-        assertThat(read(export, 8, 0)).as("swab-bits=" + c[0]).containsExactly((byte[]) c[1]);
+        assertThat(read(export, 0, 8)).as("swab-bits=" + c[0]).containsExactly((byte[]) c[1]);
         export.pwrite(ByteBuffer.wrap(new byte[] {0, 1, 2, 3, 4, 5, 6, 7}), 8, 0);
         assertThat(Arrays.copyOfRange(disk.data, 8, 16)).containsExactly((byte[]) c[1]);
         assertThat(read(export, 8, 8)).containsExactly(0, 1, 2, 3, 4, 5, 6, 7);

@@ -12,10 +12,10 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.ReadData;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Exports;
 import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
-import io.jnbd.testing.ZeroCopy;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -131,7 +131,7 @@ class TruncateFilterTest {
     Arrays.fill(disk.data, (byte) 7);
     disk.handsOver = true;
     try (Export export = Stacks.configured(new TruncateFilter(), disk, "truncate=3000").open(false, "")) {
-      assertThat(ZeroCopy.handedOver(export, 900, 100)).containsOnly(7);
+      assertThat(Exports.handedOver(export, 900, 100)).containsOnly(7);
       try (ReadData past = export.readData(1000, 2000)) {
         assertThat(past).isEqualTo(new ReadData.Zeroes(2000));
       }

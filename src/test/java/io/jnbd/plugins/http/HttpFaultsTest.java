@@ -1,5 +1,7 @@
 package io.jnbd.plugins.http;
 
+import static io.jnbd.testing.Exports.read;
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -7,11 +9,12 @@ import com.sun.net.httpserver.Headers;
 import io.jnbd.api.Errno;
 import io.jnbd.api.Export;
 import io.jnbd.api.NbdException;
+import io.jnbd.testing.CloseLater;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.OriginGate;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.RangeOrigin.Fault;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -25,7 +28,7 @@ import java.util.function.Consumer;
 import java.util.random.RandomGenerator;
 import java.util.stream.Stream;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -40,49 +43,27 @@ import org.junit.jupiter.params.provider.MethodSource;
 class HttpFaultsTest {
   private static final int SIZE = 1 << 20;
   private static final int CHUNK = 64 * 1024;
-  private static final byte[] DATA = HttpPluginTest.randomBytes(SIZE, 42);
-  private static final byte[] NEW_DATA = HttpPluginTest.randomBytes(SIZE, 43);
+  private static final byte[] DATA = randomBytes(SIZE, 42);
+  private static final byte[] NEW_DATA = randomBytes(SIZE, 43);
 
-  private final List<AutoCloseable> closeLater = new ArrayList<>();
+  @AutoClose private final CloseLater closeLater = new CloseLater();
   private final FakePacer pacer = new FakePacer();
   private RandomGenerator random = new Random(1);
 
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = closeLater.size() - 1; i >= 0; i--) {
-      closeLater.get(i).close();
-    }
-  }
-
   private RangeOrigin origin() {
-    RangeOrigin origin = RangeOrigin.http(DATA);
-    closeLater.add(origin);
-    return origin;
+    return closeLater.add(RangeOrigin.http(DATA));
   }
 
   private OriginGate gate(RangeOrigin origin) {
-    OriginGate gate = new OriginGate(origin.port());
-    closeLater.add(gate);
-    return gate;
+    return closeLater.add(new OriginGate(origin.port()));
   }
 
   /** An export of a plugin whose retries run on {@link #pacer}; each argument is one key=value. */
   private Export open(String... keyValues) throws IOException {
     HttpPlugin plugin = new HttpPlugin(pacer, random);
     closeLater.add(plugin::unload);
-    for (String keyValue : keyValues) {
-      int equals = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
-    }
-    plugin.configComplete();
+    Layers.configure(plugin, keyValues).configComplete();
     return plugin.open(true, "");
-  }
-
-  private static byte[] read(Export export, long offset, int length) throws IOException {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    assertThat(buffer.hasRemaining()).isFalse();
-    return buffer.array();
   }
 
   private static void assertReadsBack(Export export, long offset, int length) throws IOException {

@@ -1,9 +1,10 @@
 package io.jnbd.plugins.http;
 
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Plugin;
-import io.jnbd.server.Catalog;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.OriginGate;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.TestServer;
@@ -24,22 +25,12 @@ import org.junit.jupiter.api.io.TempDir;
 class HttpOverNbdTest {
   @TempDir Path dir;
 
-  /** The plugin as the command line would make it: found by name, configured key by key. */
-  private static Plugin configured(String name, String... keyValues) {
-    Plugin plugin = Catalog.plugin(name);
-    for (String keyValue : keyValues) {
-      int equals = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
-    }
-    return plugin;
-  }
-
   @Test
   void failedReadIsEioAndTheConnectionStaysUp() throws Exception {
     Tools.require("nbdsh");
-    byte[] data = HttpPluginTest.randomBytes(256 * 1024, 7);
+    byte[] data = randomBytes(256 * 1024, 7);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
-      try (TestServer server = servedAfterProbe(configured("curl", "url=" + origin.url()))) {
+      try (TestServer server = servedAfterProbe(Layers.plugin("curl", "url=" + origin.url()))) {
       origin.failNext(RangeOrigin.Fault.STATUS_500, 1);
       String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(java.util.Arrays.copyOf(data, 4096)));
       Tools.Result result = Tools.nbdsh(server.uri(), String.join("\n",
@@ -81,7 +72,7 @@ class HttpOverNbdTest {
   @Test
   void nbdcopyMakesAnIdenticalCopyAcrossATwoSecondOutage() throws Exception {
     Tools.require("nbdcopy");
-    byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
+    byte[] data = randomBytes(4 << 20, 11);
     FakePacer pacer = new FakePacer();
     try (RangeOrigin origin = RangeOrigin.http(data); OriginGate gate = new OriginGate(origin.port());
         TestServer server = serverWithoutWaits(gate.url("/disk.img"), pacer)) {
@@ -97,11 +88,11 @@ class HttpOverNbdTest {
   @Test
   void nbdcopyFailsWhenTheImageChangesDuringTheCopy() throws Exception {
     Tools.require("nbdcopy");
-    byte[] data = HttpPluginTest.randomBytes(4 << 20, 11);
+    byte[] data = randomBytes(4 << 20, 11);
     try (RangeOrigin origin = RangeOrigin.http(data)) {
       origin.change(data, "\"v1\"", null);
       try (TestServer server = serverWithoutWaits(origin.url(), new FakePacer())) {
-        origin.change(HttpPluginTest.randomBytes(4 << 20, 12), "\"v2\"", null);
+        origin.change(randomBytes(4 << 20, 12), "\"v2\"", null);
         Tools.Result result = Tools.run(List.of("nbdcopy", server.uri(), dir.resolve("copy.raw").toString()), Map.of(), 60);
         assertThat(result.exitCode()).isNotZero();
         assertThat(result.stderr()).contains("Input/output error");
@@ -123,7 +114,7 @@ class HttpOverNbdTest {
       }
     }
     try (RangeOrigin origin = RangeOrigin.http(image);
-        TestServer server = new TestServer(configured("http", "url=" + origin.url(), "connections=4"))) {
+        TestServer server = new TestServer(Layers.plugin("http", "url=" + origin.url(), "connections=4"))) {
       Path byQemu = dir.resolve("qemu.raw");
       Tools.run(List.of("qemu-img", "convert", "-f", "raw", "-O", "raw", server.uri(), byQemu.toString()), Map.of(), 120)
           .assertSuccess();

@@ -1,5 +1,7 @@
 package io.jnbd.plugins.http;
 
+import static io.jnbd.testing.Exports.read;
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -12,7 +14,9 @@ import io.jnbd.api.NbdException;
 import io.jnbd.api.Plugin;
 import io.jnbd.api.Support;
 import io.jnbd.server.Catalog;
+import io.jnbd.testing.CloseLater;
 import io.jnbd.testing.ForwardingProxy;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.RangeOrigin;
 import io.jnbd.testing.RangeOrigin.Fault;
 import io.jnbd.testing.SelfSignedTls;
@@ -28,13 +32,12 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -46,28 +49,15 @@ class HttpPluginTest {
   private static final byte[] DATA = randomBytes(SIZE, 42);
 
   @TempDir Path dir;
-  private final List<AutoCloseable> closeLater = new ArrayList<>();
-
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = closeLater.size() - 1; i >= 0; i--) {
-      closeLater.get(i).close();
-    }
-  }
+  @AutoClose private final CloseLater closeLater = new CloseLater();
 
   private RangeOrigin origin() {
-    RangeOrigin origin = RangeOrigin.http(DATA);
-    closeLater.add(origin);
-    return origin;
+    return closeLater.add(RangeOrigin.http(DATA));
   }
 
   /** A configured plugin (unloaded after the test); each argument is one key=value. */
   private HttpPlugin plugin(String... keyValues) {
-    HttpPlugin plugin = new HttpPlugin();
-    for (String keyValue : keyValues) {
-      int equals = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
-    }
+    HttpPlugin plugin = Layers.configure(new HttpPlugin(), keyValues);
     plugin.configComplete();
     closeLater.add(plugin::unload);
     return plugin;
@@ -75,13 +65,6 @@ class HttpPluginTest {
 
   private Export open(String... keyValues) throws IOException {
     return plugin(keyValues).open(true, "");
-  }
-
-  private static byte[] read(Export export, long offset, int length) throws IOException {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    assertThat(buffer.hasRemaining()).isFalse();
-    return buffer.array();
   }
 
   private static void assertReadsBack(Export export, long offset, int length) throws IOException {
@@ -392,10 +375,7 @@ class HttpPluginTest {
     Files.writeString(file, "# Netscape HTTP Cookie File\n\n#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t0\tfrom_file\tyes\n"
         + "other.example\tFALSE\t/\tFALSE\t0\telsewhere\tno\n");
     Path jar = dir.resolve("jar.txt");
-    HttpPlugin plugin = new HttpPlugin();
-    for (String keyValue : List.of("url=" + origin.url(), "cookiefile=" + file, "cookiejar=" + jar)) {
-      plugin.config(keyValue.substring(0, keyValue.indexOf('=')), keyValue.substring(keyValue.indexOf('=') + 1));
-    }
+    HttpPlugin plugin = Layers.configure(new HttpPlugin(), "url=" + origin.url(), "cookiefile=" + file, "cookiejar=" + jar);
     plugin.configComplete();
     try {
       assertReadsBack(plugin.open(true, ""), 0, 100);
@@ -578,9 +558,4 @@ class HttpPluginTest {
     assertReadsBack(curl.open(true, ""), 12345, 4096);
   }
 
-  static byte[] randomBytes(int size, long seed) {
-    byte[] bytes = new byte[size];
-    new Random(seed).nextBytes(bytes);
-    return bytes;
-  }
 }

@@ -1,5 +1,6 @@
 package io.jnbd.plugins.nbd;
 
+import static io.jnbd.testing.Exports.read;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -50,24 +51,13 @@ class NbdPluginTest {
   @TempDir Path dir;
 
   static NbdPlugin configured(Sleeper sleeper, String... keyValues) {
-    NbdPlugin plugin = new NbdPlugin(sleeper);
-    for (String keyValue : keyValues) {
-      int eq = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, eq), keyValue.substring(eq + 1));
-    }
+    NbdPlugin plugin = Layers.configure(new NbdPlugin(sleeper), keyValues);
     plugin.configComplete();
     return plugin;
   }
 
   static NbdPlugin configured(String... keyValues) {
     return configured(new RecordingSleeper(), keyValues);
-  }
-
-  private static byte[] read(Export export, long offset, int length) throws IOException {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    assertThat(buffer.hasRemaining()).isFalse();
-    return buffer.array();
   }
 
   @Test
@@ -320,9 +310,7 @@ class NbdPluginTest {
   }
 
   private static Stack completed(ArrayDisk disk) {
-    Stack stack = new Stack(List.of(), disk);
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(List.of(), disk);
   }
 
   @Test

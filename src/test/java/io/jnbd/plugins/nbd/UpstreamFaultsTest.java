@@ -2,6 +2,7 @@ package io.jnbd.plugins.nbd;
 
 import static io.jnbd.plugins.nbd.ScriptedUpstream.chunk;
 import static io.jnbd.plugins.nbd.ScriptedUpstream.simple;
+import static io.jnbd.testing.Exports.read;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -61,12 +62,6 @@ class UpstreamFaultsTest {
 
   private static void assertErrno(Errno errno, ThrowingCallable call) {
     assertThatThrownBy(call).isInstanceOfSatisfying(NbdException.class, e -> assertThat(e.errno()).isEqualTo(errno));
-  }
-
-  private static byte[] read(Export export, long offset, int length) throws IOException {
-    ByteBuffer buffer = ByteBuffer.allocate(length);
-    export.pread(buffer, offset);
-    return buffer.array();
   }
 
   /** Each read's first reply is what {@code badReply} writes; later requests get good replies. */

@@ -1,5 +1,6 @@
 package io.jnbd.plugins.ssh;
 
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -65,7 +66,7 @@ class SshFaultsTest {
 
   private Path remoteImage(int size, long seed) throws Exception {
     Path remote = dir.resolve("remote-" + seed + ".img");
-    Files.write(remote, SshOpenSshTest.randomBytes(size, seed));
+    Files.write(remote, randomBytes(size, seed));
     return remote;
   }
 

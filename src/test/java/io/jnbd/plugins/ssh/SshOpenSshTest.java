@@ -1,9 +1,10 @@
 package io.jnbd.plugins.ssh;
 
+import static io.jnbd.testing.TestData.randomBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.api.Plugin;
-import io.jnbd.server.Catalog;
+import io.jnbd.testing.Layers;
 import io.jnbd.testing.OpenSshServer;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
@@ -11,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -32,23 +32,12 @@ class SshOpenSshTest {
     sshd.close();
   }
 
-  static byte[] randomBytes(int size, long seed) {
-    byte[] data = new byte[size];
-    new Random(seed).nextBytes(data);
-    return data;
-  }
-
   /**
    * The plugin as the command line would make it: found by name, configured key by key (the
    * server completes the configuration).
    */
   static Plugin configured(List<String> keyValues) {
-    Plugin plugin = Catalog.plugin("ssh");
-    for (String keyValue : keyValues) {
-      int equals = keyValue.indexOf('=');
-      plugin.config(keyValue.substring(0, equals), keyValue.substring(equals + 1));
-    }
-    return plugin;
+    return Layers.plugin("ssh", keyValues.toArray(String[]::new));
   }
 
   @Test

@@ -7,9 +7,20 @@ import io.jnbd.api.ReadData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
-/** READs through {@link Export#readData}, for tests of layers that pass zero-copy reads on. */
-public final class ZeroCopy {
-  private ZeroCopy() {}
+/**
+ * Reading an export directly, as the server would, in tests that need no connection: by {@code
+ * pread}, or by {@code readData} for layers that pass zero-copy reads on.
+ */
+public final class Exports {
+  private Exports() {}
+
+  /** The {@code length} bytes at {@code offset}; a pread that leaves the buffer short fails the test. */
+  public static byte[] read(Export export, long offset, int length) throws IOException {
+    ByteBuffer buffer = ByteBuffer.allocate(length);
+    export.pread(buffer, offset);
+    assertThat(buffer.hasRemaining()).as("bytes left unread by pread").isFalse();
+    return buffer.array();
+  }
 
   /**
    * The {@code length} bytes at {@code offset}, which {@code export} must hand over without a
