@@ -9,6 +9,7 @@ import io.jnbd.server.Catalog;
 import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
+import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.nio.ByteBuffer;
@@ -29,9 +30,7 @@ class CacheextentsFilterTest {
   }
 
   private static Stack stack(ArrayDisk disk) {
-    Stack stack = new Stack(List.of(Catalog.filter("cacheextents")), disk);
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(Catalog.filter("cacheextents"), disk);
   }
 
   private static String extents(Export export, long offset, long length, int flags) throws Exception {

@@ -12,6 +12,7 @@ import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Layers;
+import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.nio.ByteBuffer;
@@ -31,9 +32,7 @@ class FuaFilterTest {
   }
 
   private static Stack stack(ArrayDisk disk, String mode) {
-    Stack stack = new Stack(List.of(Layers.filter("fua", "fuamode=" + mode)), disk);
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(Layers.filter("fua", "fuamode=" + mode), disk);
   }
 
   @Test

@@ -11,6 +11,7 @@ import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Layers;
 import io.jnbd.testing.SlowDisk;
+import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.util.List;
@@ -32,8 +33,7 @@ class NocacheFilterTest {
   @Test
   void emulatesCacheForTheLayerAbove() throws Exception {
     SlowDisk disk = new SlowDisk(4 << 20, 0, 1);
-    Stack stack = new Stack(List.of(Layers.filter("nocache", "cachemode=emulate")), disk);
-    stack.configComplete();
+    Stack stack = Stacks.configured(Layers.filter("nocache", "cachemode=emulate"), disk);
     try (Export export = stack.open(false, "")) {
       assertThat(export.canCache()).isEqualTo(Support.EMULATE);
       export.cache(0, 3 << 20);

@@ -13,6 +13,7 @@ import io.jnbd.server.ServerConfig;
 import io.jnbd.server.Stack;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.Layers;
+import io.jnbd.testing.Stacks;
 import io.jnbd.testing.TestServer;
 import io.jnbd.testing.Tools;
 import java.util.Arrays;
@@ -34,9 +35,7 @@ class NozeroFilterTest {
   }
 
   private static Stack stack(ArrayDisk disk, String... keyValues) {
-    Stack stack = new Stack(List.of(Layers.filter("nozero", keyValues)), disk);
-    stack.configComplete();
-    return stack;
+    return Stacks.configured(Layers.filter("nozero", keyValues), disk);
   }
 
   @Test
