@@ -389,6 +389,8 @@ def suite_core(args):
     cases = [
         ("file", ["-r", "file", f"file={image}"], None),
         ("memory", ["memory", f"size={size}"], fill),
+        # Filters that leave READs alone, as in virt-v2v's stacks: zero-copy must pass them.
+        ("file+cacheextents+noextents", ["-r", "--filter=cacheextents", "--filter=noextents", "file", f"file={image}"], None),
     ]
     readers = [("nbdcopy --no-extents", ["--no-extents"]),
                ("nbdcopy --no-extents -R1 -C1", ["--no-extents", "--requests=1", "--connections=1"])]
