@@ -47,24 +47,9 @@
 #                            compiles into the next copies: at 5, first copy 0.40 -> 0.41 s of
 #                            CPU over plain HTTP, 1.12 -> 1.08 over HTTPS, each later copy
 #                            0.19 -> 0.23 and 0.40 -> 0.44 s; at 8 (7 runs, load 5-7) 0.46 ->
-#                            0.39 and 0.19 -> 0.26. Nor the report interval, OSR or compiler
-#                            threads: docs/plugins/http.md, *JIT options for the http plugin
-#                            alone*; its C1 inlining limits are below.
-#  -XX:C1MaxInlineSize=15 -XX:C1MaxInlineLevel=3 -XX:C1InlineStackLimit=3  for the http plugin
-#                            (named http or curl, or an http:// or https:// URL given): C1 inlines
-#                            callees of up to 15 bytecodes instead of 35, 3 calls deep instead of
-#                            9. A fresh http server compiles ~970 methods during its first copy;
-#                            smaller inlining trees compile faster, and that code is no slower
-#                            where it matters, as the time goes into the kernel's copies. 256
-#                            MiB from a local nginx, A/B in one invocation, alternated, the
-#                            median of 7-9 runs, in five invocations (2026-11-30, load 2-7): the
-#                            compiler threads' CPU during a first copy over plain HTTP 0.12-0.14
-#                            -> 0.09-0.10 s every time, the first copy's server CPU 0.46 -> 0.42,
-#                            0.39 -> 0.38, 0.40 -> 0.39, 0.46 -> 0.42, 0.42 -> 0.40 s (the last
-#                            with Tier0ProfileDelayFactor=1 too), later copies within the noise
-#                            (0.18-0.21 -> 0.175-0.215 s), over HTTPS the same (first copy
-#                            1.12 -> 1.12, 1.16 -> 1.15 s), through readahead+cache 0.54 ->
-#                            0.52 s. Not for the other plugins, not measured there.
+#                            0.39 and 0.19 -> 0.26. Nor C1's inlining limits, the report
+#                            interval, OSR or compiler threads: docs/plugins/http.md, *JIT
+#                            options for the http plugin alone*.
 #  -XX:TieredStopAtLevel=1   C1 only. A server's Java code is a thin layer over copies the kernel
 #                            does; C2 reaches the same steady speed but spends the first seconds
 #                            compiling on cores the copies need (measured on 2 cores, 1 GiB read
@@ -113,10 +98,8 @@ for jnbd_class in 'GaloisCounterMode*' GCTR GHASH CounterMode 'ChaCha20Cipher*' 
   jnbd_crypto_early="$jnbd_crypto_early -XX:CompileCommand=CompileThresholdScaling,com.sun.crypto.provider.$jnbd_class::*,0.01"
 done
 jnbd_tls=
-jnbd_http=
 jnbd_previous=
 for jnbd_arg in "$@"; do
-  case $jnbd_arg in http|curl|http://*|https://*|url=http://*|url=https://*) jnbd_http=1 ;; esac
   case "$jnbd_previous $jnbd_arg" in
     "--tls off"|"--tls no"|"--tls n"|"--tls false"|"--tls f"|"--tls 0") ;;
     *" --tls") ;;  # decided by the next word
@@ -136,6 +119,3 @@ if [ -n "$jnbd_tls" ] && [ "$jnbd_jit" = -XX:TieredStopAtLevel=1 ]; then
   fi
 fi
 jnbd_jvm_options="$jnbd_jvm_options $jnbd_jit"
-if [ -n "$jnbd_http" ]; then
-  jnbd_jvm_options="$jnbd_jvm_options -XX:C1MaxInlineSize=15 -XX:C1MaxInlineLevel=3 -XX:C1InlineStackLimit=3"
-fi
