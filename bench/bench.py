@@ -12,7 +12,9 @@ prints a table with the ratio of jnbd to the reference measured in the same run.
              must be identical) and when its image changes mid-copy (the copy must fail); and
              virt-v2v's line (retry, cacheextents, cow over http) across the outage
   jit        jnbd under JIT settings (--jit: the launcher's, tiered, ...) reading file, http and https
-             (local nginx) by nbdcopy, speed and server CPU, nbdkit beside it for http and https
+             (local nginx) by nbdcopy, speed and server CPU, nbdkit beside it for http and https; with
+             --jit-edit LABEL='-XX:...', the launcher's own options edited, a server's first copy and
+             its --later-copies, with the JIT compiler threads' CPU
   v2v        virt-v2v's remote-input line, jnbd vs nbdkit, copied by nbdcopy --requests=64 --flush
              over a delayed origin (--delays); the issue asks for at least 4x nbdkit at 20 ms
   memory     jnbd's resident memory reading 1 GiB through readahead+cache with cache-max-size=64M
@@ -490,13 +492,15 @@ def cpu_rows(title, cases, runs, sha, size):
 
 
 def nginx_cases(nginx, jnbd_variants):
-    """nbdkit curl and jnbd's http plugin (one entry per JAVA_OPTS variant) over HTTP and HTTPS."""
+    """nbdkit curl and jnbd's http plugin (one entry per JAVA_OPTS variant) over HTTP and HTTPS. A
+    variant's environment may be a function of jnbd's command line."""
     cases = []
     for scheme in ("http", "https"):
         url = nginx.urls[scheme]
         tls = ["sslverify=false"] if scheme == "https" else []
         servers = [("nbdkit curl", ["nbdkit", "-r", "curl", f"url={url}", *tls], None)]
-        servers += [(label, ["jnbd", "-r", "http", f"url={url}", *tls], env) for label, env in jnbd_variants]
+        jnbd = ["jnbd", "-r", "http", f"url={url}", *tls]
+        servers += [(label, jnbd, env(jnbd) if callable(env) else env) for label, env in jnbd_variants]
         cases.append((f"nginx {scheme}", servers, None))
     return cases
 
@@ -548,10 +552,82 @@ def jit_variants(names):
              else {"JAVA_OPTS": f"{base} {JIT_VARIANTS[name]}".strip()}) for name in names]
 
 
+def launcher_options(argv):
+    """The JVM options ./jnbd chooses for this command line (bin/jvm-options.sh), as a list."""
+    script = f'jnbd_options_dir="{ROOT}/bin"; . "$jnbd_options_dir/jvm-options.sh"; printf %s "$jnbd_jvm_options"'
+    return subprocess.run(["sh", "-c", script, "jnbd", *argv], capture_output=True, text=True, check=True).stdout.split()
+
+
+def edited_options(options, edits):
+    """OPTIONS with EDITS (words) applied: -XX:+F, -XX:-F and -XX:F=V replace the option of that name
+    or are added, !-XX:F drops it; -XX:CompileCommand=... adds one; -XX:+Unlock... goes first."""
+    options = list(options)
+    for edit in edits.split():
+        drop = edit.startswith("!")
+        edit = edit.lstrip("!")
+        name = re.sub(r"^-XX:[+-]", "-XX:", edit).split("=")[0]
+        if edit.startswith("-XX:+Unlock"):
+            if edit not in options:
+                options.insert(0, edit)
+            continue
+        if name != "-XX:CompileCommand":
+            options = [o for o in options if re.sub(r"^-XX:[+-]", "-XX:", o).split("=")[0] != name]
+        if not drop:
+            options.append(edit)
+    return options
+
+
+def first_and_later_copies(label, argv, env, later):
+    """A fresh server's CPU to start, then for its first copy and each of LATER more (nbdcopy to
+    null:): seconds, server CPU and the JIT compiler threads' CPU."""
+    def compiler_cpu(pid):
+        ticks = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                if "Compiler" in (task / "comm").read_text():
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    ticks += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass  # a thread that ended meanwhile
+        return ticks / os.sysconf("SC_CLK_TCK")
+    with Server(label, argv, env) as server:
+        start = server.cpu_seconds()
+        copies = []
+        for _ in range(1 + later):
+            cpu, jit = server.cpu_seconds(), compiler_cpu(server.proc.pid)
+            seconds = timed(["nbdcopy", server.uri, "null:"])
+            copies.append((seconds, server.cpu_seconds() - cpu, compiler_cpu(server.proc.pid) - jit))
+    return start, copies
+
+
+def later_copy_rows(title, cases, runs, later):
+    """cases as for cpu_rows, each server kept for 1 + LATER copies; servers alternate run by run."""
+    rows = []
+    for case_label, servers, _ in cases:
+        results = {label: [] for label, _, _ in servers}
+        for _ in range(runs):
+            for label, argv, env in servers:
+                results[label].append(first_and_later_copies(label, argv, env, later))
+        for label, _, _ in servers:
+            firsts = [copies[0] for _, copies in results[label]]
+            laters = [copy for _, copies in results[label] for copy in copies[1:]]
+            cell = lambda values: f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+            rows.append([case_label, label, f"{statistics.median(start for start, _ in results[label]):.2f}",
+                         f"{statistics.median(c[0] for c in firsts):.2f}", cell([c[1] for c in firsts]),
+                         f"{statistics.median(c[2] for c in firsts):.2f}",
+                         f"{statistics.median(c[0] for c in laters):.2f}", cell([c[1] for c in laters]),
+                         f"{statistics.median(c[2] for c in laters):.2f}"])
+            log(rows[-1])
+    return fmt_table(title, ["origin", "server", "CPU start s", "1st copy s", "1st copy CPU s", "1st JIT s",
+                             "later s", "later CPU s", "later JIT s"], rows)
+
+
 def suite_jit(args):
     """The JIT settings of the launcher across the plugins: file and memory (the memory plugin
     filled first) and http/https from a local nginx, read by nbdcopy from a fresh server, speed and
-    server CPU side by side."""
+    server CPU side by side. With --jit-edit instead: http and https only, the launcher against each
+    edit of its own options, each server kept for --later-copies more copies (the JIT's work moves
+    between a first copy and the next ones)."""
     size = args.size_mib * MiB
     image = make_image(f"http-{args.size_mib}M.img", size, holes=True)
     sha = sha256(image)
@@ -559,6 +635,18 @@ def suite_jit(args):
     variants = jit_variants(args.jit)
     nginx = Nginx(image)
     try:
+        if args.jit_edit:
+            edits = [edit.split("=", 1) for edit in args.jit_edit]
+            variants = [("jnbd launcher", None)] + [
+                (f"jnbd {label}", lambda argv, words=words: {"JAVA_OPTS": " ".join(edited_options(launcher_options(argv[1:]), words))})
+                for label, words in edits]
+            print(later_copy_rows(f"jit: {args.size_mib} MiB, nbdcopy defaults to null:, a fresh server per run kept for "
+                                  f"{1 + args.later_copies} copies, median of {args.runs} runs (later: over all its later "
+                                  f"copies); JIT: the compiler threads' CPU; edits of the launcher's options: "
+                                  + "; ".join(f"{label} = {words}" for label, words in edits)
+                                  + f"; load average {os.getloadavg()[0]:.1f} at the end",
+                                  nginx_cases(nginx, variants), args.runs, args.later_copies))
+            return
         cases = [("file", [(label, ["jnbd", "-r", "file", f"file={image}"], env) for label, env in variants], None),
                  ("memory", [(label, ["jnbd", "memory", f"size={size}"], env) for label, env in variants],
                   f"nbdcopy {image} \"$uri\"")]
@@ -1695,6 +1783,11 @@ def main():
     parser.add_argument("--random-reads", type=int, default=2000)
     parser.add_argument("--jit", nargs="+", default=["launcher", "tiered"], choices=list(JIT_VARIANTS),
                         help="jit: the JAVA_OPTS variants of jnbd to compare (default: launcher tiered)")
+    parser.add_argument("--jit-edit", action="append", default=[], metavar="LABEL=OPTIONS",
+                        help="jit: compare instead, over http and https, the launcher's own options for that command "
+                             "line with OPTIONS (words) applied: -XX:F=V, -XX:+F, -XX:-F replace or add, !-XX:F drops")
+    parser.add_argument("--later-copies", type=int, default=2,
+                        help="jit, with --jit-edit: copies from each server after its first (default 2)")
     parser.add_argument("--soak-seconds", type=int, default=120, help="soak: load time per server and target")
     parser.add_argument("--soak-rss-limit", type=int, default=10240,
                         help="soak: MiB of server RSS at which the server is killed to protect the machine "

@@ -38,7 +38,18 @@
 #                            copies) within the noise. 5 saved a little more at start (0.24 s, and
 #                            idle RSS 72 -> 64 MiB) but cost those 1 GiB copies 2-10% in two A/B
 #                            runs; 10 and 20 gained nothing more. docs/plugins/http.md, *Where a
-#                            fresh server's first copy spends its CPU*.
+#                            fresh server's first copy spends its CPU*. Not raised for the http
+#                            plugin alone either (2026-11-30, 9 runs alternated, load 2-4): most
+#                            of a first copy's compiles are of methods the AOT cache's training
+#                            compiled, which the JIT takes at the interpreter's first report of
+#                            their count, every 256 calls at 3; this scaling stretches that
+#                            interval too (512 at 5, 1024 at 8), so a higher value moves those
+#                            compiles into the next copies: at 5, first copy 0.40 -> 0.41 s of
+#                            CPU over plain HTTP, 1.12 -> 1.08 over HTTPS, each later copy
+#                            0.19 -> 0.23 and 0.40 -> 0.44 s; at 8 (7 runs, load 5-7) 0.46 ->
+#                            0.39 and 0.19 -> 0.26. Nor C1's inlining limits, the report
+#                            interval, OSR or compiler threads: docs/plugins/http.md, *JIT
+#                            options for the http plugin alone*.
 #  -XX:TieredStopAtLevel=1   C1 only. A server's Java code is a thin layer over copies the kernel
 #                            does; C2 reaches the same steady speed but spends the first seconds
 #                            compiling on cores the copies need (measured on 2 cores, 1 GiB read
