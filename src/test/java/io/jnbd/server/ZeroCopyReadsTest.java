@@ -235,7 +235,7 @@ class ZeroCopyReadsTest {
   @ValueSource(strings = {"noextents", "nozero", "fua fuamode=pass", "nocache cachemode=emulate", "cacheextents",
       "protect protect=0-65535", "log logfile=DIR/log", "stats statsfile=DIR/stats", "delay rdelay=1ms",
       "rate rate=100G connection-rate=100G", "ip allow=anyunix", "limit limit=8", "noparallel", "exitwhen exit-when-file-created=DIR/never",
-      "multi-conn multi-conn-mode=emulate", "retry", "retry-request", "error error-rate=0",
+      "multi-conn multi-conn-mode=emulate", "error error-rate=0",
       "blocksize minblock=4k maxdata=1M", "blocksize-policy blocksize-preferred=64k", "truncate round-up=4k",
       "count", "offset offset=4096", "cow cow-storage=memory"})
   void filtersThatLeaveReadsAloneHandTheFilesRegionsOn(String filterAndKeys) throws Exception {
@@ -256,6 +256,29 @@ class ZeroCopyReadsTest {
     assertThat(Files.readAllBytes(copy)).isEqualTo(expected);
     assertThat(handOvers.regions.get()).isPositive();
     assertThat(handOvers.preads.get()).isZero();
+  }
+
+  /**
+   * A file region is read only as its reply goes out, after the retry filters are done with the
+   * READ: through them the file is read the ordinary way, where a failed read is retried.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"retry", "retry-request"})
+  void retryFiltersReadFilesTheOrdinaryWaySoThatAFailedReadIsRetried(String filterName) throws Exception {
+    Tools.require("nbdcopy");
+    Path file = dir.resolve("disk.img");
+    byte[] bytes = sparseFile(file);
+    HandOvers handOvers = new HandOvers();
+    Plugin plugin = Layers.plugin("file", "file=" + file);
+    Path copy = dir.resolve("copy.img");
+    try (TestServer server = new TestServer(List.of(Layers.filter(filterName), handOvers.counter()), plugin,
+        ServerConfig.defaults())) {
+      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
+    } finally {
+      plugin.unload();
+    }
+    assertThat(Files.readAllBytes(copy)).isEqualTo(bytes);
+    assertThat(handOvers.preads.get()).isPositive();
   }
 
   @Test

@@ -148,20 +148,16 @@ final class ReopeningExport extends RetryingExport {
       this.export = export;
     }
 
-    /** {@code handedOver}, counted until its close; zeroes hold nothing of the export. */
+    /**
+     * {@code handedOver}, its views counted until their close; zeroes hold nothing of the export
+     * (and file regions do not come this far: {@link RetryingExport#readData}).
+     */
     ReadData track(ReadData handedOver) {
-      return switch (handedOver) {
-        case null -> null;
-        case ReadData.Zeroes zeroes -> zeroes;
-        case ReadData.FileRegion region -> {
-          lend();
-          yield new ReadData.FileRegion(region.channel(), region.position(), region.length(), () -> giveBack(region));
-        }
-        case ReadData.Views views -> {
-          lend();
-          yield new ReadData.Views(views.buffers(), views.length(), () -> giveBack(views));
-        }
-      };
+      if (!(handedOver instanceof ReadData.Views views)) {
+        return handedOver;
+      }
+      lend();
+      return new ReadData.Views(views.buffers(), views.length(), () -> giveBack(views));
     }
 
     private synchronized void lend() {

@@ -94,14 +94,25 @@ abstract class RetryingExport implements Export {
 
   /**
    * Retried as {@link #pread} is: a readData that fails is asked again. An attempt that answers
-   * null leaves the READ to {@code pread}, which retries in its turn.
+   * null leaves the READ to {@code pread}, which retries in its turn. So does a file region: the
+   * file is read only as the reply goes out, after the retries are over, where a failed read
+   * could no longer be retried.
    */
   @Override
   public ReadData readData(long offset, int length) throws IOException {
     ReadData[] handedOver = new ReadData[1];
     retrying(new Request(Operation.PREAD, offset, length, 0),
-        below -> handedOver[0] = keepingBelow(below.readData(offset, length)));
+        below -> handedOver[0] = keepingBelow(alreadyRead(below.readData(offset, length))));
     return handedOver[0];
+  }
+
+  /** {@code handedOver} unless it is a file region, which is given back: null then. */
+  private static ReadData alreadyRead(ReadData handedOver) {
+    if (handedOver instanceof ReadData.FileRegion region) {
+      region.close();
+      return null;
+    }
+    return handedOver;
   }
 
   /**
