@@ -239,21 +239,13 @@ class ZeroCopyReadsTest {
       "blocksize minblock=4k maxdata=1M", "blocksize-policy blocksize-preferred=64k", "truncate round-up=4k",
       "count", "offset offset=4096", "cow cow-storage=memory"})
   void filtersThatLeaveReadsAloneHandTheFilesRegionsOn(String filterAndKeys) throws Exception {
-    Tools.require("nbdcopy");
-    Path file = dir.resolve("disk.img");
-    byte[] bytes = sparseFile(file);
     String[] words = filterAndKeys.replace("DIR", dir.toString()).split(" ");
     Filter filter = Layers.filter(words[0], java.util.Arrays.copyOfRange(words, 1, words.length));
     HandOvers handOvers = new HandOvers();
-    Plugin plugin = Layers.plugin("file", "file=" + file);
-    Path copy = dir.resolve("copy.img");
-    try (TestServer server = new TestServer(List.of(filter, handOvers.counter()), plugin, ServerConfig.defaults())) {
-      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
-    } finally {
-      plugin.unload();
-    }
+    byte[] bytes = sparseFile(dir.resolve("disk.img"));
+    byte[] copied = copiedThrough(filter, handOvers);
     byte[] expected = words[0].equals("offset") ? java.util.Arrays.copyOfRange(bytes, 4096, bytes.length) : bytes;
-    assertThat(Files.readAllBytes(copy)).isEqualTo(expected);
+    assertThat(copied).isEqualTo(expected);
     assertThat(handOvers.regions.get()).isPositive();
     assertThat(handOvers.preads.get()).isZero();
   }
@@ -265,20 +257,23 @@ class ZeroCopyReadsTest {
   @ParameterizedTest
   @ValueSource(strings = {"retry", "retry-request"})
   void retryFiltersReadFilesTheOrdinaryWaySoThatAFailedReadIsRetried(String filterName) throws Exception {
-    Tools.require("nbdcopy");
-    Path file = dir.resolve("disk.img");
-    byte[] bytes = sparseFile(file);
     HandOvers handOvers = new HandOvers();
-    Plugin plugin = Layers.plugin("file", "file=" + file);
+    byte[] bytes = sparseFile(dir.resolve("disk.img"));
+    assertThat(copiedThrough(Layers.filter(filterName), handOvers)).isEqualTo(bytes);
+    assertThat(handOvers.preads.get()).isPositive();
+  }
+
+  /** What nbdcopy gets from the file plugin serving the test's disk.img through filter and the counter. */
+  private byte[] copiedThrough(Filter filter, HandOvers handOvers) throws Exception {
+    Tools.require("nbdcopy");
+    Plugin plugin = Layers.plugin("file", "file=" + dir.resolve("disk.img"));
     Path copy = dir.resolve("copy.img");
-    try (TestServer server = new TestServer(List.of(Layers.filter(filterName), handOvers.counter()), plugin,
-        ServerConfig.defaults())) {
+    try (TestServer server = new TestServer(List.of(filter, handOvers.counter()), plugin, ServerConfig.defaults())) {
       Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
     } finally {
       plugin.unload();
     }
-    assertThat(Files.readAllBytes(copy)).isEqualTo(bytes);
-    assertThat(handOvers.preads.get()).isPositive();
+    return Files.readAllBytes(copy);
   }
 
   @Test
