@@ -122,10 +122,7 @@ class ZeroCopyReadsTest {
     HandOvers handOvers = new HandOvers();
     Plugin plugin = Layers.plugin("file", "file=" + file);
     try (TestServer server = new TestServer(List.of(handOvers.counter()), plugin, ServerConfig.defaults())) {
-      Path copy = dir.resolve("copy.img");
-      // --no-extents: the hole is read too, as zeroes handed over (a hole chunk on the wire).
-      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
-      assertThat(Files.readAllBytes(copy)).isEqualTo(bytes);
+      assertThat(nbdcopied(server.uri())).isEqualTo(bytes);
       assertThat(sha256WithSimpleReplies(server.uri())).isEqualTo(sha256(bytes));
     } finally {
       plugin.unload();
@@ -182,7 +179,6 @@ class ZeroCopyReadsTest {
 
   @Test
   void aFilterThatChangesTheBytesIsNeverBypassed() throws Exception {
-    Tools.require("nbdcopy");
     Path file = dir.resolve("disk.img");
     byte[] bytes = sparseFile(file);
     byte[] swapped = new byte[bytes.length];
@@ -191,37 +187,20 @@ class ZeroCopyReadsTest {
       swapped[i + 1] = bytes[i];
     }
     HandOvers handOvers = new HandOvers();
-    Plugin plugin = Layers.plugin("file", "file=" + file);
-    List<Filter> filters = List.of(Layers.filter("swab"), handOvers.counter());
-    try (TestServer server = new TestServer(filters, plugin, ServerConfig.defaults())) {
-      Path copy = dir.resolve("copy.img");
-      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
-      assertThat(Files.readAllBytes(copy)).isEqualTo(swapped);
-    } finally {
-      plugin.unload();
-    }
+    assertThat(copiedThrough(List.of(Layers.filter("swab")), handOvers)).isEqualTo(swapped);
     assertThat(handOvers.preads.get()).isPositive();
     assertThat(handOvers.regions.get() + handOvers.views.get() + handOvers.zeroes.get()).isZero();
   }
 
   @Test
   void filtersThatLeaveTheBytesAloneHandOverWithTheirOffsetsMapped() throws Exception {
-    Tools.require("nbdcopy");
     Path file = dir.resolve("disk.img");
     byte[] bytes = sparseFile(file);
     HandOvers handOvers = new HandOvers();
-    Plugin plugin = Layers.plugin("file", "file=" + file);
     int start = MIB + 4096;
     int range = 5 * MIB;
-    List<Filter> filters = List.of(Layers.filter("count"), Layers.filter("offset", "offset=" + start, "range=" + range),
-        handOvers.counter());
-    try (TestServer server = new TestServer(filters, plugin, ServerConfig.defaults())) {
-      Path copy = dir.resolve("copy.img");
-      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
-      assertThat(Files.readAllBytes(copy)).isEqualTo(java.util.Arrays.copyOfRange(bytes, start, start + range));
-    } finally {
-      plugin.unload();
-    }
+    List<Filter> filters = List.of(Layers.filter("count"), Layers.filter("offset", "offset=" + start, "range=" + range));
+    assertThat(copiedThrough(filters, handOvers)).isEqualTo(java.util.Arrays.copyOfRange(bytes, start, start + range));
     assertThat(handOvers.regions.get()).isPositive();
     assertThat(handOvers.preads.get()).isZero();
   }
@@ -243,7 +222,7 @@ class ZeroCopyReadsTest {
     Filter filter = Layers.filter(words[0], java.util.Arrays.copyOfRange(words, 1, words.length));
     HandOvers handOvers = new HandOvers();
     byte[] bytes = sparseFile(dir.resolve("disk.img"));
-    byte[] copied = copiedThrough(filter, handOvers);
+    byte[] copied = copiedThrough(List.of(filter), handOvers);
     byte[] expected = words[0].equals("offset") ? java.util.Arrays.copyOfRange(bytes, 4096, bytes.length) : bytes;
     assertThat(copied).isEqualTo(expected);
     assertThat(handOvers.regions.get()).isPositive();
@@ -259,20 +238,27 @@ class ZeroCopyReadsTest {
   void retryFiltersReadFilesTheOrdinaryWaySoThatAFailedReadIsRetried(String filterName) throws Exception {
     HandOvers handOvers = new HandOvers();
     byte[] bytes = sparseFile(dir.resolve("disk.img"));
-    assertThat(copiedThrough(Layers.filter(filterName), handOvers)).isEqualTo(bytes);
+    assertThat(copiedThrough(List.of(Layers.filter(filterName)), handOvers)).isEqualTo(bytes);
     assertThat(handOvers.preads.get()).isPositive();
   }
 
-  /** What nbdcopy gets from the file plugin serving the test's disk.img through filter and the counter. */
-  private byte[] copiedThrough(Filter filter, HandOvers handOvers) throws Exception {
-    Tools.require("nbdcopy");
+  /** What nbdcopy gets from the file plugin serving the test's disk.img through filters and then the counter. */
+  private byte[] copiedThrough(List<Filter> filters, HandOvers handOvers) throws Exception {
     Plugin plugin = Layers.plugin("file", "file=" + dir.resolve("disk.img"));
-    Path copy = dir.resolve("copy.img");
-    try (TestServer server = new TestServer(List.of(filter, handOvers.counter()), plugin, ServerConfig.defaults())) {
-      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
+    List<Filter> stack = new java.util.ArrayList<>(filters);
+    stack.add(handOvers.counter());
+    try (TestServer server = new TestServer(stack, plugin, ServerConfig.defaults())) {
+      return nbdcopied(server.uri());
     } finally {
       plugin.unload();
     }
+  }
+
+  /** What nbdcopy reads from uri; with --no-extents holes are read too, as zeroes handed over (a hole chunk on the wire). */
+  private byte[] nbdcopied(String uri) throws Exception {
+    Tools.require("nbdcopy");
+    Path copy = dir.resolve("copy.img");
+    Tools.run("nbdcopy", "--no-extents", uri, copy.toString()).assertSuccess();
     return Files.readAllBytes(copy);
   }
 
@@ -286,9 +272,7 @@ class ZeroCopyReadsTest {
     try (TestServer server = new TestServer(List.of(handOvers.counter()), plugin, ServerConfig.defaults())) {
       Tools.run("nbdcopy", source.toString(), server.uri()).assertSuccess();
       byte[] expected = java.util.Arrays.copyOf(bytes, 12 * MIB);
-      Path copy = dir.resolve("copy.img");
-      Tools.run("nbdcopy", "--no-extents", server.uri(), copy.toString()).assertSuccess();
-      assertThat(Files.readAllBytes(copy)).isEqualTo(expected);
+      assertThat(nbdcopied(server.uri())).isEqualTo(expected);
       assertThat(sha256WithSimpleReplies(server.uri())).isEqualTo(sha256(expected));
     }
     assertThat(handOvers.views.get()).isPositive();
