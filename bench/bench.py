@@ -1808,6 +1808,16 @@ def main():
     parser.add_argument("--fuzz-cases", type=int, default=50000, help="random sessions for the fuzz suite")
     parser.add_argument("--fuzz-seed", type=int, default=None, help="replay a fuzz run (default: a new seed)")
     args = parser.parse_args()
+    # A copy is 256 MiB to 1 GiB of RAM under /dev/shm: it must go however the run ends (a failed
+    # check, ^C, a kill by timeout), not only when its row finishes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        run_suites(args)
+    finally:
+        OUT.unlink(missing_ok=True)
+
+
+def run_suites(args):
     for suite in args.suite:
         suite_args = argparse.Namespace(**vars(args))
         if suite_args.size_mib is None:
