@@ -90,6 +90,14 @@ public final class Wire implements AutoCloseable {
     }
   }
 
+  /**
+   * Whether the connection is encrypted: then its replies are encrypted one after the other
+   * however many threads write them, each in one TLS engine under the write lock.
+   */
+  boolean isTls() {
+    return tls != null;
+  }
+
   /** Whether bytes the client sent are already read in and waiting here. */
   boolean hasBufferedInput() {
     return readBuffer.hasRemaining() || (tls != null && tls.hasBufferedInput());

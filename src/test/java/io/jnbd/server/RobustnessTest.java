@@ -15,10 +15,16 @@ import io.jnbd.protocol.Nbd.Cmd;
 import io.jnbd.protocol.Nbd.Opt;
 import io.jnbd.protocol.Request;
 import io.jnbd.protocol.Nbd.Rep;
+import io.jnbd.server.tls.TlsMode;
+import io.jnbd.server.tls.TlsPolicy;
+import io.jnbd.server.tls.TlsSettings;
 import io.jnbd.testing.ArrayDisk;
 import io.jnbd.testing.AwaitableCount;
+import io.jnbd.testing.Stacks;
+import io.jnbd.testing.TestPki;
 import io.jnbd.testing.TestPlugin;
 import io.jnbd.testing.TestServer;
+import io.jnbd.testing.Tools;
 import io.jnbd.util.DirectBufferPool;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
@@ -27,6 +33,7 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -38,6 +45,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Clients that flood, vanish, stall or send odd handshakes: the server stays bounded, cleans up
@@ -183,6 +191,25 @@ class RobustnessTest {
           assertThat(Set.of(client.chunk()[1], client.chunk()[1])).containsExactlyInAnyOrder(100L, 101L);
         });
       }
+    }
+  }
+
+  @Test
+  void requestsSentTogetherOverTlsRunOnTheReaderWhenTheExportIsQuick(@TempDir Path dir) throws Exception {
+    Path pki = TestPki.certificates(dir.resolve("pki"), "inline test CA");
+    TlsPolicy tls = TlsPolicy.load(new TlsSettings(TlsMode.REQUIRE, pki, null, false, false));
+    GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
+    disk.gate.countDown();
+    try (TestServer server = new TestServer(Stacks.configured(List.of(), disk), ServerConfig.defaults(), tls)) {
+      server.server().inlineLimit(EVERY_EXPORT_IS_FAST);
+      // 256 reads, 64 in flight: the reader nearly always has more requests waiting.
+      Tools.run("nbdcopy", "--connections=1", "--requests=64", "--request-size=4096", "--no-extents",
+          "nbds+unix:///?socket=" + server.socket() + "&tls-certificates=" + pki, "null:").assertSuccess();
+      assertThat(disk.callers).hasSize(GatedDisk.SIZE / 4096);
+      // Until the connection's first request is timed, the reader hands requests over; it can
+      // start no more than the connection's request limit before one has finished.
+      long handedOver = disk.callers.stream().filter(thread -> !thread.getName().startsWith("nbd-conn-")).count();
+      assertThat(handedOver).isLessThanOrEqualTo(ServerConfig.DEFAULT_MAX_REQUESTS);
     }
   }
 
