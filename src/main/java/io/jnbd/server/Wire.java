@@ -5,6 +5,7 @@ import io.jnbd.server.tls.TlsPolicy;
 import java.io.EOFException;
 import java.io.IOException;
 import java.net.StandardSocketOptions;
+import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.GatheringByteChannel;
@@ -24,13 +25,14 @@ import java.nio.channels.WritableByteChannel;
 public final class Wire implements AutoCloseable {
   private static final int READ_BUFFER = 64 * 1024;
   /**
-   * The socket send buffer a server's TLS connection gets (the kernel doubles it), in place of
-   * the 4 MiB that a plain connection asks for ({@code NbdServer.SEND_BUFFER_BYTES}). Up to 8 MiB
-   * queued per connection let encrypted records leave the CPU's caches before the client reads
-   * them: nbdcopy spent ~0.1 s more in the kernel per GiB (its copy out of the socket three times
-   * as costly, by perf) than against nbdkit. TLS replies are mostly written by the connection's
-   * reader, which waits for room in the kernel rather than park; plain replies are not, and
-   * there the deep buffer still pays.
+   * The socket send buffer of a server's TLS connection over a Unix socket (the kernel doubles
+   * it), in place of the 4 MiB a plain connection asks for ({@code NbdServer.SEND_BUFFER_BYTES}).
+   * With up to 8 MiB queued per connection the encrypted records left the CPU's caches before the
+   * client read them: nbdcopy spent ~0.1 s more in the kernel per GiB than against nbdkit, its
+   * copy out of the socket three times as costly (perf). TLS replies are mostly written by the
+   * connection's reader, which waits in the kernel for room; plain replies are written by request
+   * threads that park on a full socket, and there the deep buffer still pays. Over TCP the buffer
+   * must also hold what is on its way (1.25 MB on a 10 ms path at 1 Gbit/s): TCP keeps 4 MiB.
    */
   private static final int TLS_SEND_BUFFER_BYTES = 256 * 1024;
 
@@ -58,7 +60,7 @@ public final class Wire implements AutoCloseable {
    */
   TlsChannel startTls(TlsPolicy policy, String peer) throws IOException {
     TlsChannel channel = startTls((in, out, early) -> policy.upgrade(in, out, early, peer));
-    if (rawOut instanceof SocketChannel socket) {
+    if (rawOut instanceof SocketChannel socket && socket.getLocalAddress() instanceof UnixDomainSocketAddress) {
       try {
         socket.setOption(StandardSocketOptions.SO_SNDBUF, TLS_SEND_BUFFER_BYTES);
       } catch (IOException e) {
