@@ -18,7 +18,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Vector;
 import javax.net.ssl.KeyManager;
-import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLParameters;
@@ -51,7 +50,6 @@ public final class ClientTls {
   public static final ClientTls OFF = new ClientTls(TlsMode.OFF, null, null, null, null);
   static final String CLIENT_CERTIFICATE = "client-cert.pem";
   static final String CLIENT_KEY = "client-key.pem";
-  private static final char[] IN_MEMORY_PASSWORD = new char[0];
 
   private final TlsMode mode;
   /** For X.509; null with PSK. */
@@ -140,13 +138,8 @@ public final class ClientTls {
         Path certificate = directory.resolve(CLIENT_CERTIFICATE);
         Path key = directory.resolve(CLIENT_KEY);
         if (Files.isRegularFile(certificate) && Files.isRegularFile(key)) {
-          KeyStore keys = KeyStore.getInstance("PKCS12");
-          keys.load(null, null);
-          keys.setKeyEntry("client", X509Handshaker.privateKey(key, setting), IN_MEMORY_PASSWORD,
-              X509Handshaker.certificates(certificate, setting).toArray(Certificate[]::new));
-          KeyManagerFactory factory = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-          factory.init(keys, IN_MEMORY_PASSWORD);
-          keyManagers = factory.getKeyManagers();
+          keyManagers = X509Handshaker.keyManagers(X509Handshaker.privateKey(key, setting),
+              X509Handshaker.certificates(certificate, setting));
         }
         Path ca = directory.resolve(X509Handshaker.CA_CERTIFICATE);
         if (verify && Files.isRegularFile(ca)) {
