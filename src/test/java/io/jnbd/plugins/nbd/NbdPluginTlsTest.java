@@ -77,6 +77,16 @@ class NbdPluginTlsTest {
   }
 
   @Test
+  void x509PresentsTheClientCertificateToAnUpstreamThatVerifiesPeers() throws Exception {
+    Path disk = disk();
+    Path pki = TestPki.certificates(dir.resolve("pki"), "test CA");
+    try (TestServer upstream = upstream(disk, new TlsSettings(TlsMode.REQUIRE, pki, null, true, false))) {
+      assertThat(copyThroughProxy("socket=" + upstream.socket(), "tls=require", "tls-certificates=" + pki))
+          .isEqualTo(Files.readAllBytes(disk));
+    }
+  }
+
+  @Test
   void x509RefusesAServerItCannotVerifyOrOfAnotherName() throws Exception {
     Path disk = disk();
     Path pki = TestPki.certificates(dir.resolve("pki"), "test CA");
