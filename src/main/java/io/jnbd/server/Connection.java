@@ -50,6 +50,8 @@ final class Connection {
    * its next request is read.
    */
   static final long INLINE_LIMIT_NANOS = 500_000;
+  /** How many times the inline limit the slowest recent request may have taken ({@link #runsOnTheReader}). */
+  private static final long PEAK_FACTOR = 4;
 
   private final Wire wire;
   private final Stack stack;
@@ -73,6 +75,12 @@ final class Connection {
   private volatile boolean clientGone;
   /** A moving average of how long requests take; negative until one has been timed. */
   private volatile long recentServiceNanos = -1;
+  /**
+   * The slowest recent request: each new one replaces it when slower, and else it falls by a
+   * sixteenth, so that a request ten times over the inline limit is forgotten after ~36 more and
+   * one a hundred times over after ~71. Updated by request threads without a lock, as the average.
+   */
+  private volatile long recentPeakNanos;
   private final AtomicInteger unexpectedFailures = new AtomicInteger();
 
   Connection(Wire wire, Stack stack, ServerConfig config, DirectBufferPool pool, MemoryBudget memoryBudget,
@@ -260,17 +268,25 @@ final class Connection {
    * only when the export has lately answered within {@link #INLINE_LIMIT_NANOS}. On a plain
    * connection, also only when nothing else is in flight ({@code idle}) and the client has sent
    * nothing more yet, so that requests sent together run together. On a TLS connection, whatever
-   * else is waiting: its replies are encrypted one at a time anyway, so a thread of its own
-   * would win a waiting request only the export's own short time, and each hand-off costs
-   * wake-ups on both sides. Measured over a Unix socket, 1 GiB from memory by nbdcopy with its
-   * 4 connections of 64 requests: ~3000 context switches instead of ~400, and 12-15% more server CPU.
+   * else is waiting, as long as the slowest recent request ({@link #recentPeakNanos}) took less
+   * than {@link #PEAK_FACTOR} times the limit: its replies are encrypted one at a time anyway, so
+   * a thread of its own would win a waiting request only the export's own short time, and each
+   * hand-off costs wake-ups on both sides (over a Unix socket, 1 GiB from memory by nbdcopy: ~3000
+   * context switches instead of ~400, and 12-15% more server CPU). The average alone would let
+   * an export that is mostly quick but now and then slow (a cache in front of a remote plugin)
+   * have the requests waiting behind a slow one wait for it. Not the limit itself for the slowest:
+   * a cold JVM's first requests and a garbage collection pause go over it, and the hand-offs
+   * that followed cost 5-10% of the server's CPU in the read above.
    */
   private boolean runsOnTheReader(boolean idle) {
     long recent = recentServiceNanos;
     if (recent < 0 || recent >= inlineLimitNanos) {
       return false;
     }
-    return wire.isTls() || (idle && !wire.hasBufferedInput());
+    if (idle && !wire.hasBufferedInput()) {
+      return true;
+    }
+    return wire.isTls() && recentPeakNanos / PEAK_FACTOR < inlineLimitNanos;
   }
 
   /**
@@ -411,6 +427,8 @@ final class Connection {
     long serviceNanos = System.nanoTime() - started;
     long recent = recentServiceNanos;
     recentServiceNanos = recent < 0 ? serviceNanos : recent + (serviceNanos - recent) / 4;
+    long peak = recentPeakNanos;
+    recentPeakNanos = Math.max(serviceNanos, peak - peak / 16);
     return serviceNanos;
   }
 

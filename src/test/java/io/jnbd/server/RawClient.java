@@ -2,6 +2,9 @@ package io.jnbd.server;
 
 import io.jnbd.protocol.Nbd;
 import io.jnbd.protocol.Request;
+import io.jnbd.server.tls.ClientTls;
+import io.jnbd.server.tls.TlsChannel;
+import io.jnbd.server.tls.TlsMode;
 import java.io.EOFException;
 import java.io.IOException;
 import java.net.SocketException;
@@ -28,6 +31,8 @@ final class RawClient implements AutoCloseable {
   private static final int SEND_SLICE = 256 * 1024;
 
   private final SocketChannel channel;
+  /** The connection once TLS is on: blocking, so its reads wait without this client's timeout. */
+  private TlsChannel tls;
   private final Selector readable;
   private final Selector writable;
   private final long timeoutNanos;
@@ -86,6 +91,24 @@ final class RawClient implements AutoCloseable {
   }
 
   /** GO for the default export with structured replies; returns after the final ACK. */
+  /**
+   * STARTTLS, then the client's side of the TLS handshake (trusting any certificate); from then
+   * on every read and write goes through TLS.
+   */
+  RawClient startTls() throws IOException {
+    option(Nbd.Opt.STARTTLS, new byte[0]);
+    expect(Nbd.Rep.ACK);
+    // A channel in blocking mode must be registered with no selector.
+    channel.keyFor(readable).cancel();
+    channel.keyFor(writable).cancel();
+    readable.selectNow();
+    writable.selectNow();
+    channel.configureBlocking(true);
+    tls = ClientTls.configure(TlsMode.REQUIRE, null, false, null, null)
+        .handshake(channel, channel, ByteBuffer.allocate(0), null, 0);
+    return this;
+  }
+
   void goStructured() throws IOException {
     option(Nbd.Opt.STRUCTURED_REPLY, new byte[0]);
     expect(Nbd.Rep.ACK);
@@ -151,6 +174,9 @@ final class RawClient implements AutoCloseable {
   void send(ByteBuffer... buffers) throws IOException {
     long deadline = System.nanoTime() + timeoutNanos;
     for (ByteBuffer buffer : buffers) {
+      while (tls != null && buffer.hasRemaining()) {
+        tls.write(buffer);
+      }
       while (buffer.hasRemaining()) {
         // A heap buffer is copied whole into a temporary direct one on every write, however
         // little the socket then takes: slices keep sending megabytes linear in time.
@@ -194,7 +220,7 @@ final class RawClient implements AutoCloseable {
   private void fill(ByteBuffer buffer) throws IOException {
     long deadline = System.nanoTime() + timeoutNanos;
     while (buffer.hasRemaining()) {
-      int got = channel.read(buffer);
+      int got = tls != null ? tls.read(buffer) : channel.read(buffer);
       if (got < 0) {
         throw new EOFException("server closed the connection");
       }

@@ -194,13 +194,19 @@ class RobustnessTest {
     }
   }
 
-  @Test
-  void requestsSentTogetherOverTlsRunOnTheReaderWhenTheExportIsQuick(@TempDir Path dir) throws Exception {
+  /** Serves {@code disk} with TLS required, certificates made in {@code dir}. */
+  private static TestServer overTls(Path dir, GatedDisk disk) {
     Path pki = TestPki.certificates(dir.resolve("pki"), "inline test CA");
     TlsPolicy tls = TlsPolicy.load(new TlsSettings(TlsMode.REQUIRE, pki, null, false, false));
+    return new TestServer(Stacks.configured(List.of(), disk), ServerConfig.defaults(), tls);
+  }
+
+  @Test
+  void requestsSentTogetherOverTlsRunOnTheReaderWhenTheExportIsQuick(@TempDir Path dir) throws Exception {
     GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
     disk.gate.countDown();
-    try (TestServer server = new TestServer(Stacks.configured(List.of(), disk), ServerConfig.defaults(), tls)) {
+    Path pki = dir.resolve("pki");
+    try (TestServer server = overTls(dir, disk)) {
       server.server().inlineLimit(EVERY_EXPORT_IS_FAST);
       // 256 reads, 64 in flight: the reader nearly always has more requests waiting.
       Tools.run("nbdcopy", "--connections=1", "--requests=64", "--request-size=4096", "--no-extents",
@@ -211,6 +217,59 @@ class RobustnessTest {
       long handedOver = disk.callers.stream().filter(thread -> !thread.getName().startsWith("nbd-conn-")).count();
       assertThat(handedOver).isLessThanOrEqualTo(ServerConfig.DEFAULT_MAX_REQUESTS);
     }
+  }
+
+  @Test
+  void overTlsOneSlowAnswerStopsTheReaderFromRunningRequestsThatOthersWaitBehind(@TempDir Path dir) throws Exception {
+    GatedDisk disk = new GatedDisk(ThreadModel.PARALLEL);
+    disk.gate.countDown();
+    try (TestServer server = overTls(dir, disk)) {
+      // Set before the client connects: a connection takes the limit it finds. Loose enough for a
+      // cold JVM's first requests to count as quick.
+      server.server().inlineLimit(Duration.ofMillis(20));
+      try (RawClient client = new RawClient(server.socket()).greet(3).startTls()) {
+        manyQuickOneSlowThenTwoTogether(client, disk);
+      }
+    }
+  }
+
+  /**
+   * Over a TLS connection: many quick reads, one slow one, ten quick ones, then two sent together
+   * while the export waits at its gate; both must start.
+   */
+  private static void manyQuickOneSlowThenTwoTogether(RawClient client, GatedDisk disk) throws Exception {
+    client.goStructured();
+    int quick = 2 * ServerConfig.DEFAULT_MAX_REQUESTS;
+    assertTimeoutPreemptively(HANG_GUARD, () -> {
+      for (int i = 0; i < quick; i++) {
+        client.request(0, Cmd.READ, i, 0, 4096);
+        client.chunk();
+      }
+      // One slow answer: it waits at the gate for 15 times the inline limit.
+      disk.closeGate();
+      client.request(0, Cmd.READ, quick, 0, 4096);
+      awaitCount(disk.entered, quick + 1);
+      Thread.sleep(300);
+      disk.gate.countDown();
+      client.chunk();
+      // Quick again, so that on average the export looks quick once more; the slow one, after
+      // ten more, still counts for more than 4 times the limit.
+      for (int i = 1; i <= 10; i++) {
+        client.request(0, Cmd.READ, quick + i, 0, 4096);
+        client.chunk();
+      }
+    });
+    disk.closeGate();
+    ByteBuffer both = ByteBuffer.allocate(2 * Nbd.REQUEST_SIZE);
+    new Request(0, Cmd.READ, 100, 0, 4096).encode(both);
+    new Request(0, Cmd.READ, 101, 4096, 4096).encode(both);
+    client.send(both.flip());
+    // Were the first run on the reader, it would wait at the gate and the second never start.
+    awaitCount(disk.entered, quick + 13);
+    disk.gate.countDown();
+    assertTimeoutPreemptively(HANG_GUARD, () -> {
+      assertThat(Set.of(client.chunk()[1], client.chunk()[1])).containsExactlyInAnyOrder(100L, 101L);
+    });
   }
 
   @Test
