@@ -90,7 +90,6 @@ final class RawClient implements AutoCloseable {
     return type;
   }
 
-  /** GO for the default export with structured replies; returns after the final ACK. */
   /**
    * STARTTLS, then the client's side of the TLS handshake (trusting any certificate); from then
    * on every read and write goes through TLS.
@@ -109,6 +108,7 @@ final class RawClient implements AutoCloseable {
     return this;
   }
 
+  /** GO for the default export with structured replies; returns after the final ACK. */
   void goStructured() throws IOException {
     option(Nbd.Opt.STRUCTURED_REPLY, new byte[0]);
     expect(Nbd.Rep.ACK);
