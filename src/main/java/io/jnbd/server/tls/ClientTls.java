@@ -9,9 +9,7 @@ import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
-import java.security.KeyStore;
 import java.security.SecureRandom;
-import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
@@ -143,14 +141,8 @@ public final class ClientTls {
         }
         Path ca = directory.resolve(X509Handshaker.CA_CERTIFICATE);
         if (verify && Files.isRegularFile(ca)) {
-          KeyStore trusted = KeyStore.getInstance("PKCS12");
-          trusted.load(null, null);
-          int i = 0;
-          for (Certificate caCertificate : X509Handshaker.certificates(ca, setting)) {
-            trusted.setCertificateEntry("ca" + i++, caCertificate);
-          }
           TrustManagerFactory factory = TrustManagerFactory.getInstance("PKIX");
-          factory.init(trusted);
+          factory.init(X509Handshaker.trustStore(X509Handshaker.certificates(ca, setting)));
           trustManagers = factory.getTrustManagers();
         }
       }

@@ -134,17 +134,23 @@ final class X509Handshaker implements Handshaker {
     return factory.getKeyManagers();
   }
 
+  /** An in-memory key store that trusts these CA certificates, for a PKIX trust manager. */
+  static KeyStore trustStore(List<? extends Certificate> cas) throws IOException, GeneralSecurityException {
+    KeyStore trusted = KeyStore.getInstance("PKCS12");
+    trusted.load(null, null);
+    int i = 0;
+    for (Certificate certificate : cas) {
+      trusted.setCertificateEntry("ca" + i++, certificate);
+    }
+    return trusted;
+  }
+
   private static TrustManagerFactory trustManagers(Path directory) throws IOException, GeneralSecurityException {
     Path caFile = directory.resolve(CA_CERTIFICATE);
     if (!Files.isRegularFile(caFile)) {
       throw new ConfigException("--tls-verify-peer: " + caFile + " is missing: it names the CA that signs client certificates");
     }
-    KeyStore trusted = KeyStore.getInstance("PKCS12");
-    trusted.load(null, null);
-    int i = 0;
-    for (Certificate certificate : certificates(caFile)) {
-      trusted.setCertificateEntry("ca" + i++, certificate);
-    }
+    KeyStore trusted = trustStore(certificates(caFile));
     TrustManagerFactory factory = TrustManagerFactory.getInstance("PKIX");
     Path crlFile = directory.resolve(CA_CRL);
     if (Files.isRegularFile(crlFile)) {
