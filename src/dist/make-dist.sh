@@ -4,7 +4,8 @@
 #   bin/jnbd              the installed launcher (src/dist/jnbd)
 #   nbdkit-shim/nbdkit    runs jnbd as nbdkit, for PATH (src/dist/nbdkit)
 #   lib/jnbd.jar          the shaded jar
-#   lib/jnbd.aot          the AOT cache, trained here with lib/runtime, in place
+#   lib/jnbd.aot          the AOT caches, trained here with lib/runtime, in place: the whole one
+#   lib/jnbd-local.aot    and the one for servers that reach no other host (lib/jvm-options.sh)
 #   lib/jvm-options.sh    the JVM options (bin/jvm-options.sh)
 #   lib/c2-crypto.json    the JIT directives those options name for TLS (bin/c2-crypto.json)
 #   lib/runtime/          a Java runtime made by jlink with the modules jdeps finds in the jar
@@ -30,5 +31,6 @@ cp "$root/README.md" "$home/share/doc/jnbd/"
 cp -R "$root/docs" "$home/share/doc/jnbd/"
 "$home/lib/runtime/bin/java" -cp "$home/lib/jnbd.jar" io.jnbd.cli.ManPages "$home/share/man/man1"
 "$root/bin/aot-train.sh" "$home/lib/runtime/bin/java" "$home/lib/jnbd.jar" "$home/lib/jnbd.aot"
-rm -f "$home/lib/jnbd.aot.log"
+"$root/bin/aot-train.sh" "$home/lib/runtime/bin/java" "$home/lib/jnbd.jar" "$home/lib/jnbd-local.aot" local
+rm -f "$home/lib/jnbd.aot.log" "$home/lib/jnbd-local.aot.log"
 tar -C "$work" -czf "$target/$name-linux-x64.tar.gz" "$name"

@@ -36,6 +36,10 @@ import java.util.regex.Pattern;
  * the http plugin against a local origin, under the filters that virt-v2v and remote reading use,
  * each read and written by an NBD client over a Unix socket. Any failure fails the build: a
  * cache trained on an error path would speed up the wrong code.
+ *
+ * <p>With the argument {@code local} it trains the cache for servers that reach no other host
+ * and speak no TLS (bin/jvm-options.sh chooses): the same minus the http plugin and the https
+ * starts, whose classes the JVM would otherwise load at every start of those servers.
  */
 public final class AotTraining {
   private static final int IMAGE_SIZE = 4 << 20;
@@ -46,9 +50,14 @@ public final class AotTraining {
   private AotTraining() {}
 
   public static void main(String[] args) throws Exception {
+    boolean local = switch (String.join(" ", args)) {
+      case "local" -> true;
+      case "" -> false;
+      default -> throw new IllegalArgumentException("usage: AotTraining [local]");
+    };
     Path directory = Files.createTempDirectory("jnbd-training");
     try {
-      train(directory);
+      train(directory, local);
     } finally {
       try (var files = Files.walk(directory)) {
         for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
@@ -58,17 +67,20 @@ public final class AotTraining {
     }
   }
 
-  private static void train(Path directory) throws Exception {
+  private static void train(Path directory, boolean local) throws Exception {
     PrintStream discard = new PrintStream(OutputStream.nullOutputStream());
-    for (List<String> command : List.of(
+    List<List<String>> commands = new ArrayList<>(List.of(
         List.of("--version"), List.of("--dump-config"), List.of("--help"),
         List.of("memory", "--help"), List.of("null", "--filter=cow", "--filter=retry", "--help"),
         List.of("file", "--dump-plugin"), List.of("--run", "true", "memory", "1G"),
-        // An https URL's TLS set-up at start (trust store, hostname verifier), which http:// URLs
-        // no longer make; not a TLS transfer, which would train the ciphers at C1 (docs/plugins/http.md).
-        List.of("--run", "true", "http", "url=https://127.0.0.1:9/disk.img"),
-        List.of("--run", "true", "http", "url=https://127.0.0.1:9/disk.img", "sslverify=false"),
-        List.of("-f", "--no-such-option", "memory", "1G"))) {
+        List.of("-f", "--no-such-option", "memory", "1G")));
+    if (!local) {
+      // An https URL's TLS set-up at start (trust store, hostname verifier), which http:// URLs
+      // no longer make; not a TLS transfer, which would train the ciphers at C1 (docs/plugins/http.md).
+      commands.add(List.of("--run", "true", "http", "url=https://127.0.0.1:9/disk.img"));
+      commands.add(List.of("--run", "true", "http", "url=https://127.0.0.1:9/disk.img", "sslverify=false"));
+    }
+    for (List<String> command : commands) {
       int status = Main.run(command.toArray(String[]::new), discard, discard);
       // A bad option too: the cache holds only classes the training linked, and picocli's
       // exceptions are linked only when thrown.
@@ -85,6 +97,9 @@ public final class AotTraining {
     Path socket = directory.resolve("nbd.sock");
     serve(socket, true, "memory", "64M");
     serve(socket, true, "--filter=cache", "--filter=offset", "file", file.toString(), "offset=4096");
+    if (local) {
+      return;
+    }
     HttpServer origin = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
     origin.createContext("/disk.img", exchange -> serveRange(exchange, image));
     origin.start();

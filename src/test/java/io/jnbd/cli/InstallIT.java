@@ -70,7 +70,8 @@ class InstallIT {
   /**
    * A round trip through the installed server: nbdcopy writes a file into the memory plugin and
    * reads it back; the server is the bundled runtime's java, and it mapped the bundled AOT cache
-   * (the JVM unmaps a cache it rejects, so a cache that does not fit its runtime fails this).
+   * for local servers (the JVM unmaps a cache it rejects, so a cache that does not fit its runtime
+   * fails this).
    */
   @Test
   void nbdcopyRoundTripThroughTheInstalledServerOnItsRuntimeAndCache() throws Exception {
@@ -85,7 +86,19 @@ class InstallIT {
         + " && readlink /proc/$PPID/exe > " + exe + " && cat /proc/$PPID/maps > " + maps + "'").assertSuccess();
     assertThat(Files.mismatch(in, out)).isEqualTo(-1);
     assertThat(Path.of(Files.readString(exe).strip())).isEqualTo(home.resolve("lib/runtime/bin/java").toRealPath());
-    assertThat(Files.readString(maps)).contains(home.resolve("lib/jnbd.aot").toRealPath().toString());
+    assertThat(Files.readString(maps)).contains(home.resolve("lib/jnbd-local.aot").toRealPath().toString())
+        .doesNotContain(home.resolve("lib/jnbd.aot").toRealPath().toString());
+  }
+
+  /** A server that speaks TLS maps the whole cache, whose training covers more than local servers. */
+  @Test
+  void aServerThatSpeaksTlsMapsTheWholeCache() throws Exception {
+    Path keys = Files.writeString(root.resolve("keys.psk"), "alice:0123456789abcdef0123456789abcdef\n");
+    Path maps = root.resolve("tls-server-maps");
+    sh("jnbd -U - --tls=on --tls-psk=" + keys + " memory 8M --run 'cat /proc/$PPID/maps > " + maps + "'")
+        .assertSuccess();
+    assertThat(Files.readString(maps)).contains(home.resolve("lib/jnbd.aot").toRealPath().toString())
+        .doesNotContain(home.resolve("lib/jnbd-local.aot").toRealPath().toString());
   }
 
   @Test
