@@ -8,13 +8,15 @@
 # the release tarball (with its bundled runtime, in place). Its output goes to CACHE.log, shown
 # only when training fails.
 set -eu
-java=$1 jar=$2 cache=$3
-shift 3
+java=$1 jar=$2 cache=$3 training=${4:-}
+# Trained under the options of the servers that will use the cache (their collector among them),
+# so that what the training records is what those servers run.
+if [ "$training" = local ]; then set -- memory; else set -- http; fi
 . "$(dirname "$0")/jvm-options.sh"
 rm -f "$cache"
 # shellcheck disable=SC2086 # the options are words
 if ! "$java" $jnbd_jvm_options -XX:AOTCacheOutput="$cache" -Xlog:aot=error \
-    -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$jar" io.jnbd.cli.AotTraining "$@" >"$cache.log" 2>&1 \
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$jar" io.jnbd.cli.AotTraining $training >"$cache.log" 2>&1 \
     || [ ! -s "$cache" ]; then
   cat "$cache.log" >&2
   echo "aot-train.sh: training failed; see above" >&2

@@ -10,14 +10,9 @@
 #                            measured in the soak benchmark: http target 625 -> 526 MiB peak.
 #                            No MaxRAMPercentage: the memory and data plugins' pages are off the
 #                            heap, so the JVM's default ceiling (a quarter of RAM) is plenty.
-#                            The serial collector was tried (idle RSS -8 MiB, memory plugin's
-#                            longest pause 1.7 ms against G1's 12 ms) but in the 20 s http soak it
-#                            peaked at 1263 MiB against G1's 798 (same machine, same hour).
-#                            An AOT cache serves only the collector it was trained with (a G1
-#                            cache is not mapped under -XX:+UseSerialGC), so a collector chosen
-#                            by plugin needs a cache per collector; each with its own cache,
-#                            serial saved ~2 MiB idle and ~9 MiB holding 1 GiB in the memory
-#                            plugin, and 5 threads (2026-11-29). Also measured, no gain beyond
+#                            The serial collector (below, for local servers only) was tried
+#                            for all: in the 20 s http soak it peaked at 1263 MiB against G1's
+#                            798 (same machine, same hour). Also measured, no gain beyond
 #                            the +-5 MiB noise of idle RSS: -Xms8m, -Xms4m, ParallelGCThreads=1,
 #                            -XX:+UseCompactObjectHeaders (its cache is 1.5 MiB larger). Where the
 #                            idle RSS goes: docs/install.md, *Idle memory*.
@@ -120,6 +115,17 @@
 #                            66.2 -> 62.7 MiB (with the local cache; 2 runs each). Not for the
 #                            http plugin and TLS, which allocate per request (HttpClient's objects,
 #                            TLS records on the heap) and were not measured with it.
+#  -XX:+UseSerialGC          for the local servers too: their heap holds little (the memory and
+#                            data plugins' pages are off it), so one thread collecting a 4 MiB
+#                            young generation pauses less than G1 does, and the JVM runs 6 fewer
+#                            threads and smaller tables. memory 1G, 1 GiB written and read back
+#                            by nbdcopy, 3 runs each, alternated, without the caches (2026-11-30):
+#                            longest pause 4.5-6.3 -> 2.3-2.6 ms, peak 1103-1105 -> 1094 MiB,
+#                            idle 55.4 -> 51.6 MiB, 22 -> 16 threads, the same seconds. G1 stays
+#                            for the others: the http soak peaked at 1263 MiB with serial against
+#                            G1's 798. bin/aot-train.sh trains each cache under its servers'
+#                            options, this collector among them (JDK 25.0.3 also uses a cache
+#                            trained under the other collector).
 jnbd_jvm_options='--enable-native-access=ALL-UNNAMED -Xms16m -XX:TrimNativeHeapInterval=2000 -XX:CompileThresholdScaling=3'
 jnbd_jvm_options="$jnbd_jvm_options -XX:CompileCommand=quiet -XX:CompileCommand=exclude,java.lang.classfile.*::*"
 jnbd_jvm_options="$jnbd_jvm_options -XX:CompileCommand=exclude,jdk.internal.classfile.*::*"
@@ -157,5 +163,5 @@ if [ -n "$jnbd_remote$jnbd_tls" ]; then
   jnbd_aot_cache=jnbd.aot
 else
   jnbd_aot_cache=jnbd-local.aot
-  jnbd_jvm_options="$jnbd_jvm_options -Xmn4m"
+  jnbd_jvm_options="$jnbd_jvm_options -Xmn4m -XX:+UseSerialGC"
 fi

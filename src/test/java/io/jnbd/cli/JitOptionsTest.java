@@ -52,20 +52,20 @@ class JitOptionsTest {
     assertThat(result.stdout()).as("stdout may belong to a script").isEmpty();
   }
 
-  /** The smaller cache (and young generation) only where no other host and no TLS is involved. */
+  /** The smaller cache, young generation and collector only where no other host and no TLS is involved. */
   @Test
   void serversThatReachNoOtherHostGetTheLocalCache() {
     for (List<String> local : List.of(List.of("memory", "1G"), List.of("-r", "file", "disk.img"),
         List.of("--tls", "off", "null"), List.of("--version"), List.of("-U", "http.sock", "pattern", "1G"))) {
       assertThat(sourced("jnbd_aot_cache", local)).as("%s", local).isEqualTo("jnbd-local.aot");
-      assertThat(sourced("jnbd_jvm_options", local)).as("%s", local).contains("-Xmn4m");
+      assertThat(sourced("jnbd_jvm_options", local)).as("%s", local).contains("-Xmn4m", "-XX:+UseSerialGC");
     }
     for (List<String> remote : List.of(List.of("-r", "http", "url=http://example.com/disk.img"),
         List.of("curl", "https://example.com/disk.img"), List.of("nbd", "socket=/run/up.sock"),
         List.of("ssh", "host=example.com", "path=/disk"), List.of("--tls=require", "memory", "1G"),
         List.of("--tls", "on", "file", "disk.img"))) {
       assertThat(sourced("jnbd_aot_cache", remote)).as("%s", remote).isEqualTo("jnbd.aot");
-      assertThat(sourced("jnbd_jvm_options", remote)).as("%s", remote).doesNotContain("-Xmn");
+      assertThat(sourced("jnbd_jvm_options", remote)).as("%s", remote).doesNotContain("-Xmn", "SerialGC");
     }
   }
 

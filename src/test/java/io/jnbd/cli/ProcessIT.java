@@ -437,23 +437,53 @@ class ProcessIT {
 
   @Test
   void launcherRunsTheJarFromAnyDirectory() throws Exception {
-    String jar = System.getProperty("jnbd.jar");
-    assertThat(jar).as("the packaged jar (run under mvn verify)").isNotNull().satisfies(j -> assertThat(Path.of(j)).exists());
-    Path root = Path.of(jar).toAbsolutePath().getParent().getParent();
-    Path launcher = root.resolve("jnbd");
-    // A stale jar would make the launcher run Maven inside this very build: leave that alone.
-    long built = Files.getLastModifiedTime(Path.of(jar)).toMillis();
-    try (var files = Files.walk(root.resolve("src"))) {
-      assertThat(files.allMatch(f -> modified(f) <= built) && modified(root.resolve("pom.xml")) <= built)
-          .as("sources changed during the build; the launcher would rebuild the jar").isTrue();
-    }
-    Process process = new ProcessBuilder(launcher.toString(), "--version")
+    Process process = new ProcessBuilder(checkoutLauncher().toString(), "--version")
         .directory(dir.toFile())
         .redirectError(ProcessBuilder.Redirect.DISCARD)
         .start();
     String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertThat(process.waitFor()).isZero();
     assertThat(out).matches("jnbd \\S+ \\(nbdkit \\d+\\.\\d+\\.\\d+ compatible\\)\\n");
+  }
+
+  /**
+   * The build makes both AOT caches, and the launcher starts each kind of server on its own one,
+   * which the JVM keeps mapped (it unmaps, silently under the launcher's options, a cache that
+   * does not fit it).
+   */
+  @Test
+  void launcherMapsTheLocalCacheForAMemoryServerAndTheWholeOneForTls() throws Exception {
+    Path launcher = checkoutLauncher();
+    Path target = launcher.resolveSibling("target");
+    Path keys = Files.writeString(dir.resolve("keys.psk"), "alice:0123456789abcdef0123456789abcdef\n");
+    Map<String, List<String>> servers = Map.of(
+        "jnbd-local.aot", List.of("memory", "8M"),
+        "jnbd.aot", List.of("--tls=on", "--tls-psk=" + keys, "memory", "8M"));
+    for (var server : servers.entrySet()) {
+      Path maps = dir.resolve("maps-" + server.getKey());
+      List<String> command = new ArrayList<>(List.of(launcher.toString(), "-U", "-"));
+      command.addAll(server.getValue());
+      command.addAll(List.of("--run", "cat /proc/$PPID/maps > " + maps));
+      Tools.run(command, Map.of(), 60).assertSuccess();
+      String other = server.getKey().equals("jnbd.aot") ? "jnbd-local.aot" : "jnbd.aot";
+      assertThat(Files.readString(maps)).as("%s", server.getValue())
+          .contains(target.resolve(server.getKey()).toRealPath().toString())
+          .doesNotContain(target.resolve(other).toRealPath().toString());
+    }
+  }
+
+  /** The checkout's ./jnbd, after checking that it will not rebuild the jar. */
+  private static Path checkoutLauncher() throws IOException {
+    String jar = System.getProperty("jnbd.jar");
+    assertThat(jar).as("the packaged jar (run under mvn verify)").isNotNull().satisfies(j -> assertThat(Path.of(j)).exists());
+    Path root = Path.of(jar).toAbsolutePath().getParent().getParent();
+    // A stale jar would make the launcher run Maven inside this very build: leave that alone.
+    long built = Files.getLastModifiedTime(Path.of(jar)).toMillis();
+    try (var files = Files.walk(root.resolve("src"))) {
+      assertThat(files.allMatch(f -> modified(f) <= built) && modified(root.resolve("pom.xml")) <= built)
+          .as("sources changed during the build; the launcher would rebuild the jar").isTrue();
+    }
+    return root.resolve("jnbd");
   }
 
   private static long modified(Path file) {
