@@ -460,6 +460,7 @@ class ProcessIT {
         "jnbd-local.aot", List.of("memory", "8M"),
         "jnbd.aot", List.of("--tls=on", "--tls-psk=" + keys, "memory", "8M"));
     for (var server : servers.entrySet()) {
+      assertThat(target.resolve(server.getKey())).as("the build's AOT cache").exists();
       Path maps = dir.resolve("maps-" + server.getKey());
       List<String> command = new ArrayList<>(List.of(launcher.toString(), "-U", "-"));
       command.addAll(server.getValue());
