@@ -139,6 +139,7 @@ jnbd_tls=
 jnbd_remote=
 jnbd_previous=
 for jnbd_arg in "$@"; do
+  # The built-in plugins that reach another host: a new one belongs here too.
   case $jnbd_arg in http|curl|nbd|ssh) jnbd_remote=1 ;; esac
   case "$jnbd_previous $jnbd_arg" in
     "--tls off"|"--tls no"|"--tls n"|"--tls false"|"--tls f"|"--tls 0") ;;

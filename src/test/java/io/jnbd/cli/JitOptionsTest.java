@@ -3,6 +3,7 @@ package io.jnbd.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.jnbd.testing.Tools;
+import io.jnbd.util.NativeMemory;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -77,8 +78,8 @@ class JitOptionsTest {
   @Test
   void theClassFileApiThatGeneratesCallStubsIsNotCompiled() {
     String options = options("memory", "1G");
-    String unexcluded = Arrays.stream(options.split(" ")).filter(o -> !o.contains("classfile"))
-        .collect(java.util.stream.Collectors.joining(" "));
+    String unexcluded = String.join(" ",
+        Arrays.stream(options.split(" ")).filter(option -> !option.contains("classfile")).toList());
     assertThat(classFileApiCompiles(unexcluded)).isPositive();
     assertThat(classFileApiCompiles(options)).isZero();
   }
@@ -96,8 +97,8 @@ class JitOptionsTest {
   /** Links and calls the buffer pool's C library functions, as a server's first connection does. */
   public static final class LinksCallStubs {
     public static void main(String[] args) {
-      io.jnbd.util.NativeMemory.free(io.jnbd.util.NativeMemory.aligned(4096, 4096));
-      io.jnbd.util.NativeMemory.free(io.jnbd.util.NativeMemory.calloc(4096));
+      NativeMemory.free(NativeMemory.aligned(4096, 4096));
+      NativeMemory.free(NativeMemory.calloc(4096));
     }
   }
 
